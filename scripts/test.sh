@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of wire-academy, installing first what the tests need.
+#
+#   bash scripts/test.sh
+#
+# The tests use real peers and tools we did not write (curl, and more as transports
+# arrive). On a machine where we are root with apt, they are installed here; elsewhere
+# the missing ones are named, and a test that needs one says so loudly. Under CI
+# (CI=true) a missing tool fails the run instead of being skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: command -> package.
+declare -A APT=( [curl]=curl [nc]=netcat-openbsd )
+
+missing=()
+for tool in "${!APT[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${APT[$tool]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "scripts/test.sh: MISSING: ${missing[*]} (install with: sudo apt-get install ${missing[*]})" >&2
+    [ "${CI:-}" = true ] && exit 1
+  fi
+fi
+
+# Many tests open thousands of sockets: ask for the hard open-file limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+cargo test --all-targets

@@ -1,0 +1,231 @@
+//! Channels: ids, bounded history, cursors and fan-out (API.md "Messages and channels").
+//!
+//! Every transport reads the same channels, which is what lets a message published over
+//! one transport reach clients of every other. A message is stored once as an
+//! `Arc<Message>`; each wire encoding of it (the JSON object, later the SSE chunk and the
+//! WebSocket frame) is made the first time a connection needs it and then shared by every
+//! subscriber, so a fan-out to N clients encodes once, not N times.
+//!
+//! Resuming works by cursor: `after = ID` asks for the messages with an id greater than
+//! ID. A subscription is taken under the same lock as the history snapshot, so no
+//! message can fall between "what was already there" and "what arrives next".
+//!
+//! The hub is the broker's in-memory form (`--broker memory`, the default). A broker that
+//! spans processes (Redis) keeps the ids and the history itself and feeds each
+//! instance's hub with what the others publish; the transports only ever see this API.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+/// One published message. `data` is valid UTF-8 (checked at publish time).
+#[derive(Debug)]
+pub struct Message {
+    pub id: u64,
+    pub data: Bytes,
+    json: OnceLock<Bytes>,
+}
+
+impl Message {
+    pub fn new(id: u64, data: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&data).is_ok());
+        Message { id, data, json: OnceLock::new() }
+    }
+
+    pub fn text(&self) -> &str {
+        // Checked at publish: every message is UTF-8 text.
+        std::str::from_utf8(&self.data).unwrap_or("")
+    }
+
+    /// `{"id":N,"data":"…"}`, encoded the first time it is asked for, then shared.
+    pub fn json(&self) -> &Bytes {
+        self.json.get_or_init(|| {
+            let mut s = String::with_capacity(self.data.len() + 24);
+            s.push_str("{\"id\":");
+            s.push_str(&self.id.to_string());
+            s.push_str(",\"data\":");
+            s.push_str(&serde_json::to_string(self.text()).unwrap_or_default());
+            s.push('}');
+            Bytes::from(s)
+        })
+    }
+}
+
+/// What a client resuming at a cursor gets.
+pub struct Snapshot {
+    /// The retained messages after the cursor, oldest first.
+    pub messages: Vec<Arc<Message>>,
+    /// Messages the client asked for were already dropped from history (or the cursor is
+    /// from a sequence this server does not have): never silent loss, always said.
+    pub truncated: bool,
+    /// The cursor to send next time: the last id delivered, or the cursor itself.
+    pub next: u64,
+}
+
+/// A live subscription: messages published after the snapshot it was taken with.
+pub type Subscription = broadcast::Receiver<Arc<Message>>;
+
+struct Log {
+    last_id: u64,
+    history: VecDeque<Arc<Message>>,
+}
+
+pub struct Channel {
+    log: Mutex<Log>,
+    tx: broadcast::Sender<Arc<Message>>,
+    history: usize,
+}
+
+impl Channel {
+    fn new(history: usize, queue: usize) -> Self {
+        Channel {
+            log: Mutex::new(Log { last_id: 0, history: VecDeque::with_capacity(history.min(1024)) }),
+            tx: broadcast::channel(queue.max(1)).0,
+            history,
+        }
+    }
+
+    fn publish(&self, data: Bytes) -> Arc<Message> {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.last_id += 1;
+        let msg = Arc::new(Message::new(log.last_id, data));
+        if self.history > 0 {
+            if log.history.len() == self.history {
+                log.history.pop_front();
+            }
+            log.history.push_back(msg.clone());
+        }
+        // Sent under the lock so that subscribers see ids in order, and so that a
+        // snapshot-plus-subscribe (below) can never miss or double a message.
+        let _ = self.tx.send(msg.clone());
+        msg
+    }
+
+    fn snapshot(log: &Log, after: Option<u64>) -> Snapshot {
+        let Some(after) = after else {
+            // No cursor: start at the live head, new messages only.
+            return Snapshot { messages: Vec::new(), truncated: false, next: log.last_id };
+        };
+        if after > log.last_id {
+            // A cursor from the future: this server's sequence restarted (an in-memory
+            // broker after a restart). Say so, and give everything there is.
+            return Snapshot { messages: log.history.iter().cloned().collect(), truncated: true, next: log.last_id };
+        }
+        let start = log.history.partition_point(|m| m.id <= after);
+        let oldest_kept = log.history.front().map_or(log.last_id + 1, |m| m.id);
+        let messages: Vec<_> = log.history.range(start..).cloned().collect();
+        Snapshot {
+            // The client needs after+1 onwards; if the oldest kept is later, some are gone.
+            truncated: oldest_kept > after + 1,
+            next: messages.last().map_or(after.max(oldest_kept.saturating_sub(1)).min(log.last_id), |m| m.id),
+            messages,
+        }
+    }
+}
+
+/// All channels of this process.
+pub struct Hub {
+    channels: Mutex<HashMap<String, Arc<Channel>>>,
+    history: usize,
+    queue: usize,
+}
+
+impl Hub {
+    /// `history`: messages kept per channel; `queue`: how far a subscriber may fall
+    /// behind before it is told it lagged (API.md `--max-queue`).
+    pub fn new(history: usize, queue: usize) -> Self {
+        Hub { channels: Mutex::new(HashMap::new()), history, queue }
+    }
+
+    fn channel(&self, name: &str) -> Arc<Channel> {
+        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(name) {
+            return c.clone();
+        }
+        let c = Arc::new(Channel::new(self.history, self.queue));
+        map.insert(name.to_string(), c.clone());
+        c
+    }
+
+    /// Publishes `data` (UTF-8 text) and returns the message with its new id.
+    pub fn publish(&self, channel: &str, data: Bytes) -> Arc<Message> {
+        self.channel(channel).publish(data)
+    }
+
+    /// The messages after `after` (see [`Snapshot`]).
+    pub fn since(&self, channel: &str, after: Option<u64>) -> Snapshot {
+        let c = self.channel(channel);
+        let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
+        Channel::snapshot(&log, after)
+    }
+
+    /// A snapshot and a subscription to everything after it, taken atomically.
+    pub fn subscribe(&self, channel: &str, after: Option<u64>) -> (Snapshot, Subscription) {
+        let c = self.channel(channel);
+        let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = c.tx.subscribe();
+        (Channel::snapshot(&log, after), rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(s: &Snapshot) -> Vec<u64> {
+        s.messages.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn ids_start_at_one_and_cursors_select_after() {
+        let hub = Hub::new(10, 8);
+        for i in 1..=3 {
+            assert_eq!(hub.publish("a", Bytes::from(format!("m{i}"))).id, i);
+        }
+        assert_eq!(hub.publish("b", Bytes::from("x")).id, 1, "each channel has its own sequence");
+        let s = hub.since("a", Some(1));
+        assert_eq!((ids(&s), s.truncated, s.next), (vec![2, 3], false, 3));
+        let s = hub.since("a", None);
+        assert_eq!((ids(&s), s.truncated, s.next), (vec![], false, 3), "no cursor: live head");
+        let s = hub.since("a", Some(3));
+        assert_eq!((ids(&s), s.truncated, s.next), (vec![], false, 3));
+        let s = hub.since("empty", Some(0));
+        assert_eq!((ids(&s), s.truncated, s.next), (vec![], false, 0));
+    }
+
+    #[test]
+    fn history_is_bounded_and_truncation_is_said() {
+        let hub = Hub::new(3, 8);
+        for i in 1..=5 {
+            hub.publish("a", Bytes::from(format!("m{i}")));
+        }
+        let s = hub.since("a", Some(0));
+        assert_eq!((ids(&s), s.truncated, s.next), (vec![3, 4, 5], true, 5));
+        let s = hub.since("a", Some(1));
+        assert!(s.truncated, "2 is gone");
+        let s = hub.since("a", Some(2));
+        assert_eq!((ids(&s), s.truncated), (vec![3, 4, 5], false));
+        let s = hub.since("a", Some(99));
+        assert_eq!((ids(&s), s.truncated, s.next), (vec![3, 4, 5], true, 5), "cursor from the future");
+    }
+
+    #[test]
+    fn subscribe_misses_nothing_between_snapshot_and_live() {
+        let hub = Hub::new(10, 8);
+        hub.publish("a", Bytes::from("1"));
+        let (snap, mut rx) = hub.subscribe("a", Some(0));
+        hub.publish("a", Bytes::from("2"));
+        assert_eq!(ids(&snap), vec![1]);
+        assert_eq!(rx.try_recv().unwrap().id, 2);
+    }
+
+    #[test]
+    fn json_is_encoded_once_and_escaped() {
+        let hub = Hub::new(10, 8);
+        let m = hub.publish("a", Bytes::from("say \"hi\"\n"));
+        assert_eq!(&m.json()[..], br#"{"id":1,"data":"say \"hi\"\n"}"#);
+        assert!(std::ptr::eq(m.json().as_ptr(), m.json().as_ptr()), "same bytes every time");
+    }
+}

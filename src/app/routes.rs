@@ -1,0 +1,101 @@
+//! The router: API.md's endpoint table as a pure function of method and path.
+
+use super::stats::Transport;
+
+/// One row of API.md's endpoint table, with its channel where it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Publish(String),
+    Poll(String),
+    LongPoll(String),
+    Stats,
+}
+
+impl Route {
+    pub fn transport(&self) -> Transport {
+        match self {
+            Route::Publish(_) => Transport::Publish,
+            Route::Poll(_) => Transport::ShortPoll,
+            Route::LongPoll(_) => Transport::LongPoll,
+            Route::Stats => Transport::Other,
+        }
+    }
+}
+
+/// Why no route matched; each maps to a status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteError {
+    /// `404`: no such path.
+    NotFound,
+    /// `405` with `Allow`: the path exists, the method does not.
+    MethodNotAllowed(&'static str),
+    /// `400`: a channel name outside API.md's rule.
+    BadChannel,
+}
+
+/// Longest channel name (API.md: 1 to 64 characters).
+pub const MAX_CHANNEL_NAME: usize = 64;
+
+/// API.md: "A channel name is 1 to 64 of `A-Z a-z 0-9 _ . -`; anything else is 400."
+pub fn valid_channel(name: &str) -> bool {
+    (1..=MAX_CHANNEL_NAME).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+const GET: &str = "GET, HEAD";
+const POST: &str = "POST";
+
+/// Matches a request to a route. GET routes also answer HEAD (RFC 9110 §9.3.2).
+pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
+    let (allow, route) = match path.split_once('/').map(|(_, rest)| rest.split_once('/')) {
+        Some(Some((kind, channel))) => {
+            let make: fn(String) -> Route = match kind {
+                "publish" => Route::Publish,
+                "poll" => Route::Poll,
+                "long-poll" => Route::LongPoll,
+                _ => return Err(RouteError::NotFound),
+            };
+            let allow = if kind == "publish" { POST } else { GET };
+            if !allowed(allow, method) {
+                return Err(RouteError::MethodNotAllowed(allow));
+            }
+            if !valid_channel(channel) {
+                return Err(RouteError::BadChannel);
+            }
+            (allow, make(channel.to_string()))
+        }
+        Some(None) if path == "/stats" => (GET, Route::Stats),
+        _ => return Err(RouteError::NotFound),
+    };
+    if !allowed(allow, method) {
+        return Err(RouteError::MethodNotAllowed(allow));
+    }
+    Ok(route)
+}
+
+fn allowed(allow: &str, method: &str) -> bool {
+    allow.split(", ").any(|m| m == method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_errors() {
+        assert_eq!(route("POST", "/publish/chat"), Ok(Route::Publish("chat".into())));
+        assert_eq!(route("GET", "/poll/a.b-c_D9"), Ok(Route::Poll("a.b-c_D9".into())));
+        assert_eq!(route("HEAD", "/long-poll/x"), Ok(Route::LongPoll("x".into())));
+        assert_eq!(route("GET", "/stats"), Ok(Route::Stats));
+        assert_eq!(route("GET", "/publish/chat"), Err(RouteError::MethodNotAllowed("POST")));
+        assert_eq!(route("POST", "/poll/chat"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
+        assert_eq!(route("DELETE", "/stats"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
+        assert_eq!(route("GET", "/nope"), Err(RouteError::NotFound));
+        assert_eq!(route("GET", "/nope/x"), Err(RouteError::NotFound));
+        assert_eq!(route("GET", "/poll/"), Err(RouteError::BadChannel));
+        assert_eq!(route("GET", "/poll/a/b"), Err(RouteError::BadChannel));
+        assert_eq!(route("GET", "/poll/caf%C3%A9"), Err(RouteError::BadChannel));
+        assert_eq!(route("GET", &format!("/poll/{}", "a".repeat(65))), Err(RouteError::BadChannel));
+        assert_eq!(route("GET", &format!("/poll/{}", "a".repeat(64))), Ok(Route::Poll("a".repeat(64))));
+    }
+}

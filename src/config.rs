@@ -1,0 +1,142 @@
+//! Every limit and default in one place, named.
+//!
+//! The command line (`main.rs`) fills a [`Config`]; everything else reads it. A limit that
+//! an RFC sets cites the RFC; the rest are operational choices, each explained where it is
+//! declared, so a reader can tell a protocol rule from a tuning knob.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the server listens unless told otherwise (API.md, "Binary and commands").
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// Messages each channel keeps for clients that resume with a cursor (API.md `--history`).
+pub const DEFAULT_HISTORY: usize = 1000;
+
+/// Largest message a client may publish, in bytes (API.md `--max-message`, 1 MiB). Also
+/// the largest request body: a publish body *is* a message.
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+
+/// Largest header section (the field lines after the request line), in bytes. RFC 9112
+/// §2.3 leaves the limit to the server; 8 KiB is what most servers use. Past it: `431`.
+pub const DEFAULT_MAX_HEADER: usize = 8 * 1024;
+
+/// Largest request target, in bytes. RFC 9112 §3 recommends supporting at least 8000
+/// octets. Past it: `414`.
+pub const DEFAULT_MAX_TARGET: usize = 8 * 1024;
+
+/// Most field lines in one request. A count limit as well as a size limit, because the
+/// parser keeps one slot per field line (httparse's caller-supplied array).
+pub const MAX_HEADERS: usize = 100;
+
+/// A client has this long to finish a request's header section before it gets `408`
+/// (API.md `--header-timeout`). Slowloris-style clients hold sockets by sending slowly.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an idle keep-alive connection may wait for its next request before the
+/// server closes it quietly (RFC 9112 §9.8 lets a server close idle connections).
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a long-poll is held when the client does not say (API.md: default 30 s).
+pub const DEFAULT_LONG_POLL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a long-poll may ask to be held (API.md `--max-hold`). Proxies commonly
+/// cut idle requests at 60-120 s, so holding longer gains nothing.
+pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(120);
+
+/// Seconds between SSE comment heartbeats (API.md `--heartbeat`, default 15).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Reconnection delay an SSE stream asks the browser to use, sent as `retry:`.
+pub const DEFAULT_SSE_RETRY: Duration = Duration::from_millis(3000);
+
+/// Connections served at once (API.md `--max-connections`); past it, `503` and close.
+/// The process's open-file limit is raised to fit at start-up (see `net::rlimit`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+/// Messages one subscriber may fall behind before it is cut off (API.md `--max-queue`).
+/// A client that stops reading must not make the server buffer without bound.
+pub const DEFAULT_MAX_QUEUE: usize = 1024;
+
+/// How often the server pings an idle WebSocket peer (`--ping-interval`).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// How long a WebSocket peer has to answer a ping before it is culled (`--ping-timeout`).
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a graceful shutdown waits for connections to finish (`--shutdown-timeout`).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Size of each connection's read buffer, reused for every read on that connection.
+/// Large enough for a typical request head in one read.
+pub const READ_BUFFER: usize = 8 * 1024;
+
+/// After answering with an error and `Connection: close`, the server keeps reading (and
+/// discarding) for this long before it closes, so the client's unsent bytes do not turn
+/// the close into a TCP reset that destroys the answer before it is read (RFC 9112 §9.6).
+pub const LINGER_TIME: Duration = Duration::from_millis(500);
+
+/// The most bytes discarded during that lingering close.
+pub const LINGER_BYTES: usize = 64 * 1024;
+
+/// Longest chunk-size line (hex digits plus extensions) in a chunked body. Chunk
+/// extensions are unbounded in RFC 9112 §7.1.1; servers must bound them themselves.
+pub const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Largest trailer section after the last chunk (RFC 9112 §7.1.2), in bytes.
+pub const MAX_TRAILER: usize = 8 * 1024;
+
+/// Everything the server needs to know, filled from the command line or by tests.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub history: usize,
+    pub max_message: usize,
+    pub max_header: usize,
+    pub max_target: usize,
+    pub header_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub max_hold: Duration,
+    pub heartbeat: Duration,
+    pub sse_retry: Duration,
+    pub max_connections: usize,
+    pub max_queue: usize,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub allowed_origins: Vec<String>,
+    pub trace: TraceTarget,
+}
+
+/// Where `--trace-bytes` output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceTarget {
+    Off,
+    Stderr,
+    File(PathBuf),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: DEFAULT_ADDR.parse().expect("DEFAULT_ADDR is a valid address"),
+            history: DEFAULT_HISTORY,
+            max_message: DEFAULT_MAX_MESSAGE,
+            max_header: DEFAULT_MAX_HEADER,
+            max_target: DEFAULT_MAX_TARGET,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
+            max_hold: DEFAULT_MAX_HOLD,
+            heartbeat: DEFAULT_HEARTBEAT,
+            sse_retry: DEFAULT_SSE_RETRY,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_queue: DEFAULT_MAX_QUEUE,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            allowed_origins: Vec::new(),
+            trace: TraceTarget::Off,
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The HTTP/1.1 connection driver: the thin loop between a socket and the pure codecs.
+//!
+//! Read bytes into one reused buffer, hand them to `proto::http::parse_head`, route,
+//! answer, repeat. Every decision about bytes is made by the codecs; this file decides
+//! only about time (timeouts, holding a long-poll) and about the socket (when to close).
+//!
+//! Requests on one connection are served one at a time, in order, which is what makes
+//! pipelining safe: a pipelined request waits in the buffer until its turn (RFC 9112
+//! §9.3.2: responses go out in the order the requests came).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+use super::Shared;
+use crate::app::hub::Snapshot;
+use crate::app::query_param;
+use crate::app::routes::{self, Route, RouteError};
+use crate::app::stats::Transport;
+use crate::config::{LINGER_BYTES, LINGER_TIME, READ_BUFFER};
+use crate::proto::http::response::Context;
+use crate::proto::http::{BodyDecoder, BodyKind, HeadLimits, HttpError, RequestHead, Response, Version, parse_head};
+
+/// What happens to the connection after a response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Why no request head could be read.
+enum HeadError {
+    /// The client closed, or went quiet between requests: close without a word.
+    Gone,
+    /// The header section did not finish within `--header-timeout`: `408`.
+    Timeout,
+    Http(HttpError),
+}
+
+pub struct Conn<S> {
+    io: S,
+    buf: BytesMut,
+    out: BytesMut,
+    shared: Arc<Shared>,
+}
+
+/// Serves one connection until it closes.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: Arc<Shared>) {
+    let mut conn =
+        Conn { io, buf: BytesMut::with_capacity(READ_BUFFER), out: BytesMut::with_capacity(READ_BUFFER), shared };
+    conn.run().await;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn run(&mut self) {
+        let mut first = true;
+        loop {
+            let head = match self.read_head(first).await {
+                Ok(head) => head,
+                Err(HeadError::Gone) => return,
+                Err(HeadError::Timeout) => {
+                    let r = Response::text(408, "the request's header section did not arrive in time\n");
+                    return self.answer_and_close(r, Version::Http11, Transport::Other).await;
+                }
+                Err(HeadError::Http(e)) => return self.refuse(e, Version::Http11, Transport::Other).await,
+            };
+            first = false;
+            if self.handle(head).await == Next::Close {
+                return self.close().await;
+            }
+        }
+    }
+
+    fn limits(&self) -> HeadLimits {
+        let c = &self.shared.config;
+        HeadLimits { max_header: c.max_header, max_target: c.max_target, max_body: c.max_message }
+    }
+
+    /// Reads until a whole request head is in the buffer. Between requests an idle
+    /// connection may wait `--keep-alive-timeout`; once a request has begun (or on a
+    /// fresh connection) its head must be complete within `--header-timeout`.
+    async fn read_head(&mut self, first: bool) -> Result<RequestHead, HeadError> {
+        let config = &self.shared.config;
+        let mut shutdown = self.shared.shutdown.subscribe();
+        let mut header_deadline = (first || !self.buf.is_empty()).then(|| Instant::now() + config.header_timeout);
+        let idle_deadline = Instant::now() + config.keep_alive_timeout;
+        let limits = self.limits();
+        loop {
+            if !self.buf.is_empty()
+                && let Some(head) = parse_head(&mut self.buf, &limits).map_err(HeadError::Http)?
+            {
+                return Ok(head);
+            }
+            let deadline = header_deadline.unwrap_or(idle_deadline);
+            tokio::select! {
+                r = self.io.read_buf(&mut self.buf) => match r {
+                    Ok(0) | Err(_) => return Err(HeadError::Gone),
+                    Ok(_) => {
+                        header_deadline.get_or_insert_with(|| Instant::now() + self.shared.config.header_timeout);
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    return Err(if header_deadline.is_some() { HeadError::Timeout } else { HeadError::Gone });
+                }
+                // Shutting down: an idle connection simply closes.
+                _ = shutdown.wait_for(|stop| *stop), if header_deadline.is_none() => return Err(HeadError::Gone),
+            }
+        }
+    }
+
+    /// Routes one request and answers it.
+    async fn handle(&mut self, head: RequestHead) -> Next {
+        let route = routes::route(head.method(), head.path());
+        let transport = route.as_ref().map_or(Transport::Other, Route::transport);
+        let shared = self.shared.clone();
+        let stats = &shared.stats;
+        stats.of(transport).requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.read(transport, head.raw().len());
+
+        let body = match self.read_body(&head, transport).await {
+            Ok(body) => body,
+            Err(None) => return Next::Close,
+            Err(Some(e)) => {
+                self.refuse(e, head.version, transport).await;
+                return Next::Close;
+            }
+        };
+
+        let response = match route {
+            Err(RouteError::NotFound) => Response::text(404, format!("no such endpoint: {}\n", head.path())),
+            Err(RouteError::MethodNotAllowed(allow)) => {
+                Response::text(405, format!("{} is not allowed here; use {allow}\n", head.method()))
+                    .header("Allow", allow)
+            }
+            Err(RouteError::BadChannel) => Response::text(400, "a channel name is 1 to 64 of A-Z a-z 0-9 _ . -\n"),
+            Ok(Route::Stats) => Response::json(200, stats.to_json()),
+            Ok(Route::Publish(channel)) => match std::str::from_utf8(&body) {
+                Ok(_) => {
+                    let msg = shared.hub.publish(&channel, body);
+                    Response::json(200, format!("{{\"id\":{}}}", msg.id))
+                }
+                Err(_) => Response::text(400, "a message is UTF-8 text\n"),
+            },
+            Ok(Route::Poll(channel)) => match cursor(&head) {
+                Ok(after) => {
+                    let snap = shared.hub.since(&channel, after);
+                    stats.delivered(transport, snap.messages.len());
+                    Response::json(200, poll_body(&snap))
+                }
+                Err(r) => r,
+            },
+            Ok(Route::LongPoll(channel)) => match (cursor(&head), self.hold_time(&head)) {
+                (Ok(after), Ok(hold)) => return self.long_poll(&head, &channel, after, hold).await,
+                (Err(r), _) | (_, Err(r)) => r,
+            },
+        };
+        self.respond(&head, response, transport).await
+    }
+
+    /// Reads the request's body, if it has one. `Err(None)`: the connection is gone or
+    /// too slow, close; `Err(Some(e))`: answer `e` and close.
+    async fn read_body(&mut self, head: &RequestHead, transport: Transport) -> Result<Bytes, Option<HttpError>> {
+        let mut decoder = match head.body {
+            BodyKind::None => return Ok(Bytes::new()),
+            BodyKind::Length(n) => BodyDecoder::Length(n),
+            BodyKind::Chunked => BodyDecoder::Chunked(Default::default()),
+        };
+        // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` waits for a 100
+        // before sending the body (curl does, for bodies over 1 KiB). Send it.
+        if head.version == Version::Http11
+            && head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
+            && self.buf.is_empty()
+        {
+            const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+            self.io.write_all(CONTINUE).await.map_err(|_| None)?;
+            self.shared.stats.wrote(transport, CONTINUE.len());
+        }
+        let max = self.shared.config.max_message;
+        let mut body = BytesMut::new();
+        loop {
+            let before = self.buf.len();
+            let done = decoder.decode(&mut self.buf, &mut body, max).map_err(Some)?;
+            self.shared.stats.read(transport, before - self.buf.len());
+            if done {
+                return Ok(body.freeze());
+            }
+            // A body that stalls gets the header timeout per read: slow-body attacks
+            // hold sockets the same way slow headers do.
+            match timeout(self.shared.config.header_timeout, self.io.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return Err(None),
+                Err(_) => {
+                    let r = Response::text(408, "the request body did not arrive in time\n");
+                    self.answer_and_close(r, head.version, transport).await;
+                    return Err(None);
+                }
+            }
+        }
+    }
+
+    /// `timeout=S` (seconds, default 30), capped at `--max-hold`.
+    fn hold_time(&self, head: &RequestHead) -> Result<Duration, Response> {
+        let max = self.shared.config.max_hold;
+        match query_param(head.query(), "timeout") {
+            None => Ok(crate::config::DEFAULT_LONG_POLL_TIMEOUT.min(max)),
+            Some(v) => match v.parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s).min(max)),
+                _ => Err(Response::text(400, "timeout is a number of seconds\n")),
+            },
+        }
+    }
+
+    /// Holds the request until a message after the cursor exists, the timeout passes
+    /// (`204`), the client goes away, or the server shuts down. Waiting is a task parked
+    /// on the channel's broadcast: no thread, no polling loop, and one publish wakes every
+    /// held request on that channel at once.
+    async fn long_poll(&mut self, head: &RequestHead, channel: &str, after: Option<u64>, hold: Duration) -> Next {
+        let shared = self.shared.clone();
+        let _held = shared.stats.hold(Transport::LongPoll);
+        let (snap, mut rx) = shared.hub.subscribe(channel, after);
+        // Without a cursor the client starts at the live head: wait for what comes next.
+        let cursor = after.unwrap_or(snap.next);
+        let snap = if !snap.messages.is_empty() || snap.truncated {
+            Some(snap)
+        } else {
+            let mut shutdown = shared.shutdown.subscribe();
+            let expiry = sleep(hold);
+            tokio::pin!(expiry);
+            // Cap on bytes read ahead while holding (a pipelining client's next request).
+            let read_cap = shared.config.max_header + shared.config.max_target;
+            loop {
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Ok(_) | Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
+                            break Some(shared.hub.since(channel, Some(cursor)));
+                        }
+                    },
+                    _ = &mut expiry => break None,
+                    // Notice a client that gives up, so its task and socket are freed now,
+                    // not when the timeout fires.
+                    r = self.io.read_buf(&mut self.buf), if self.buf.len() < read_cap => match r {
+                        Ok(0) | Err(_) => return Next::Close,
+                        Ok(_) => {}
+                    },
+                    _ = shutdown.wait_for(|stop| *stop) => {
+                        let snap = shared.hub.since(channel, Some(cursor));
+                        break (!snap.messages.is_empty() || snap.truncated).then_some(snap);
+                    }
+                }
+            }
+        };
+        let response = match snap {
+            Some(snap) => {
+                shared.stats.delivered(Transport::LongPoll, snap.messages.len());
+                Response::json(200, poll_body(&snap))
+            }
+            None => Response::new(204),
+        };
+        self.respond(head, response, Transport::LongPoll).await
+    }
+
+    /// Writes a response to `head`; says whether the connection goes on.
+    async fn respond(&mut self, head: &RequestHead, response: Response, transport: Transport) -> Next {
+        let keep_alive = head.keep_alive && !*self.shared.shutdown.borrow();
+        let date = super::date::now();
+        let ctx = Context { version: head.version, head_request: head.method() == "HEAD", keep_alive, date: &date };
+        self.out.clear();
+        response.encode(&ctx, &mut self.out);
+        if self.io.write_all(&self.out).await.is_err() {
+            return Next::Close;
+        }
+        self.shared.stats.wrote(transport, self.out.len());
+        if keep_alive { Next::KeepAlive } else { Next::Close }
+    }
+
+    /// Answers a request that cannot be served, and closes.
+    async fn refuse(&mut self, e: HttpError, version: Version, transport: Transport) {
+        let r = Response::text(e.status(), format!("{}\n", e.explain()));
+        self.answer_and_close(r, version, transport).await;
+    }
+
+    async fn answer_and_close(&mut self, response: Response, version: Version, transport: Transport) {
+        let date = super::date::now();
+        let ctx = Context { version, head_request: false, keep_alive: false, date: &date };
+        self.out.clear();
+        response.encode(&ctx, &mut self.out);
+        if self.io.write_all(&self.out).await.is_ok() {
+            self.shared.stats.wrote(transport, self.out.len());
+        }
+        self.close().await;
+    }
+
+    /// Closes gracefully: send FIN, then read and discard what the client still sends
+    /// for a short while. Closing with unread bytes would send a TCP reset, which can
+    /// destroy our last response before the client reads it (RFC 9112 §9.6).
+    async fn close(&mut self) {
+        let _ = self.io.flush().await;
+        let _ = self.io.shutdown().await;
+        lingering_drain(&mut self.io).await;
+    }
+}
+
+/// Reads and discards until EOF, `LINGER_BYTES`, or `LINGER_TIME`.
+pub async fn lingering_drain<S: AsyncRead + Unpin>(io: &mut S) {
+    let mut sink = [0u8; 4096];
+    let mut total = 0;
+    let _ = timeout(LINGER_TIME, async {
+        while total < LINGER_BYTES {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// `after=ID`: absent means the live head; present must be an unsigned integer.
+fn cursor(head: &RequestHead) -> Result<Option<u64>, Response> {
+    match query_param(head.query(), "after") {
+        None => Ok(None),
+        Some(v) => {
+            v.parse::<u64>().map(Some).map_err(|_| Response::text(400, "after is a message id: an unsigned integer\n"))
+        }
+    }
+}
+
+/// `{"messages":[…],"next":N}`, with `"truncated":true` first when history could not
+/// cover the cursor. Each message's JSON was encoded once and is shared.
+pub fn poll_body(snap: &Snapshot) -> Bytes {
+    let size: usize = snap.messages.iter().map(|m| m.json().len() + 1).sum();
+    let mut out = BytesMut::with_capacity(size + 64);
+    out.extend_from_slice(if snap.truncated { b"{\"truncated\":true,\"messages\":[" } else { b"{\"messages\":[" });
+    for (i, m) in snap.messages.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",");
+        }
+        out.extend_from_slice(m.json());
+    }
+    out.extend_from_slice(format!("],\"next\":{}}}", snap.next).as_bytes());
+    out.freeze()
+}

@@ -1,0 +1,26 @@
+//! The tokio drivers: the accept loop and one driver per protocol. They move bytes
+//! between sockets and the pure codecs in `proto/`, and decide only about time and
+//! about closing.
+
+pub mod date;
+pub mod http;
+pub mod rlimit;
+pub mod server;
+
+use tokio::sync::watch;
+
+use crate::app::hub::Hub;
+use crate::app::stats::Stats;
+use crate::config::Config;
+
+/// What every connection shares.
+pub struct Shared {
+    pub config: Config,
+    pub hub: Hub,
+    pub stats: Stats,
+    /// Becomes `true` when the server starts shutting down. The sender lives here, as
+    /// long as any connection, so a receiver's `wait_for` never sees it dropped.
+    pub shutdown: watch::Sender<bool>,
+}
+
+pub use server::{Running, Server};

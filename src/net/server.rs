@@ -1,0 +1,163 @@
+//! The accept loop, the connection limit, and graceful shutdown (mini-redis's shape).
+//!
+//! - A semaphore caps connections at `--max-connections`; one more gets `503` and is
+//!   closed, and the connections already open never notice.
+//! - Shutdown: a watch channel says "stop"; every connection task holds a clone of an
+//!   mpsc sender, so when the last one finishes the receiver sees the channel close.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{Shared, http, rlimit};
+use crate::app::hub::Hub;
+use crate::app::stats::Stats;
+use crate::config::Config;
+use crate::proto::http::response::Context;
+use crate::proto::http::{Response, Version};
+use crate::trace::{Role, Tap, Tracer};
+
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tracer: Option<Arc<Tracer>>,
+    limiter: Arc<Semaphore>,
+}
+
+impl Server {
+    /// Binds the listener and prepares everything; nothing is served until `run`.
+    pub async fn bind(mut config: Config) -> io::Result<Server> {
+        let want = config.max_connections as u64 + rlimit::RESERVED_FDS;
+        let (limit, problem) = rlimit::raise_nofile(want);
+        if let Some(problem) = problem {
+            let fit = limit.saturating_sub(rlimit::RESERVED_FDS).max(1) as usize;
+            eprintln!("wire-academy: {problem}; serving at most {fit} connections until then");
+            config.max_connections = fit;
+        }
+        let listener = TcpListener::bind(config.addr).await?;
+        let tracer = Tracer::start(&config.trace)?;
+        let shared = Arc::new(Shared {
+            hub: Hub::new(config.history, config.max_queue),
+            stats: Stats::default(),
+            shutdown: watch::channel(false).0,
+            config,
+        });
+        let limiter = Arc::new(Semaphore::new(shared.config.max_connections));
+        Ok(Server { listener, shared, tracer, limiter })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully: held requests are
+    /// answered, idle connections closed, and it waits up to `--shutdown-timeout`.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => self.start(stream, peer, done_tx.clone()),
+                    Err(e) => {
+                        // Out of descriptors (EMFILE/ENFILE) and the like: wait a moment
+                        // rather than spin on an accept that keeps failing.
+                        eprintln!("wire-academy: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = &mut stop => break,
+            }
+        }
+        drop(self.listener);
+        self.shared.shutdown.send_replace(true);
+        drop(done_tx);
+        let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, done_rx.recv()).await;
+    }
+
+    fn start(&self, stream: TcpStream, peer: SocketAddr, done: mpsc::Sender<()>) {
+        // Small writes (a poll answer, an event) should leave now, not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let shared = self.shared.clone();
+        let permit = self.limiter.clone().try_acquire_owned();
+        let tracer = self.tracer.clone();
+        shared.stats.accepted.fetch_add(1, Relaxed);
+        tokio::spawn(async move {
+            let _done = done;
+            match (permit, tracer) {
+                (Ok(_permit), None) => serve_counted(stream, shared).await,
+                (Ok(_permit), Some(t)) => {
+                    serve_counted(Tap::new(stream, peer.to_string(), Role::Server, t), shared).await
+                }
+                (Err(_), None) => refuse_busy(stream, shared).await,
+                (Err(_), Some(t)) => refuse_busy(Tap::new(stream, peer.to_string(), Role::Server, t), shared).await,
+            }
+        });
+    }
+}
+
+async fn serve_counted<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: Arc<Shared>) {
+    shared.stats.connections.fetch_add(1, Relaxed);
+    http::serve(io, shared.clone()).await;
+    shared.stats.connections.fetch_sub(1, Relaxed);
+}
+
+/// Past `--max-connections`: `503`, close. Costs the refused client one round trip and
+/// the server one short-lived task; nobody already connected is affected.
+async fn refuse_busy<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, shared: Arc<Shared>) {
+    shared.stats.refused.fetch_add(1, Relaxed);
+    let date = super::date::now();
+    let ctx = Context { version: Version::Http11, head_request: false, keep_alive: false, date: &date };
+    let mut out = bytes::BytesMut::new();
+    Response::text(503, "the server is at its connection limit; try again shortly\n")
+        .header("Retry-After", "1")
+        .encode(&ctx, &mut out);
+    if io.write_all(&out).await.is_ok() {
+        let _ = io.shutdown().await;
+        http::lingering_drain(&mut io).await;
+    }
+}
+
+/// A server running on its own task, for tests and embedding.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Binds (use port 0 for an ephemeral port) and serves in the background.
+    pub async fn start(config: Config) -> io::Result<Running> {
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr();
+        let shared = server.shared();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Ok(Running { addr, shared, stop: Some(tx), task: Some(task) })
+    }
+
+    /// Shuts down gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}

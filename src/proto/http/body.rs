@@ -1,0 +1,353 @@
+//! Request bodies: Content-Length and chunked (RFC 9112 §6 and §7.1).
+//!
+//! ```text
+//! chunked-body   = *chunk last-chunk trailer-section CRLF          ; RFC 9112 §7.1
+//! chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+//! chunk-size     = 1*HEXDIG
+//! last-chunk     = 1*("0") [ chunk-ext ] CRLF
+//! chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//! trailer-section = *( field-line CRLF )
+//! ```
+//!
+//! [`ChunkedDecoder`] is an enum with one state per position in that grammar, as in
+//! hyper's decoder. [`ChunkedDecoder::step`] consumes one syntactic unit (or as much of it
+//! as has arrived) and says what it was, so the same code serves the server, which keeps
+//! the data, and the byte tracer, which names each piece.
+
+use bytes::{Buf, BytesMut};
+
+use super::HttpError;
+use crate::config::{MAX_CHUNK_LINE, MAX_TRAILER};
+
+/// Where the decoder stands in the chunked grammar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading `chunk-size` hex digits (`digits` so far).
+    Size {
+        digits: usize,
+    },
+    /// In `chunk-ext`, skipped up to the CR (extensions carry nothing we use).
+    Extension,
+    /// After the size line's CR, expecting LF.
+    SizeLf,
+    /// Inside `chunk-data`, this many bytes still to come.
+    Data(u64),
+    /// After the data, expecting CR then LF.
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line, or of the final CRLF.
+    TrailerStart,
+    /// Inside a trailer field line (ignored, but bounded).
+    TrailerLine,
+    TrailerLf,
+    /// After the final CR, expecting LF.
+    EndLf,
+    Done,
+}
+
+/// What one [`ChunkedDecoder::step`] consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Part of a unit whose end has not arrived yet.
+    Partial,
+    /// A complete chunk-size line (size, extensions, CRLF). Size 0 is the last chunk.
+    SizeLine { size: u64 },
+    /// Chunk data: the consumed bytes are body bytes.
+    Data,
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// One trailer field line.
+    Trailer,
+    /// The final CRLF: the body is complete.
+    End,
+}
+
+/// The chunked transfer coding's decoder.
+#[derive(Clone, Debug)]
+pub struct ChunkedDecoder {
+    state: State,
+    size: u64,
+    line_len: usize,
+    trailer_len: usize,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkedDecoder {
+    pub fn new() -> Self {
+        ChunkedDecoder { state: State::Size { digits: 0 }, size: 0, line_len: 0, trailer_len: 0 }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Consumes the next unit of `input`, or all of it if the unit is not complete.
+    /// Returns how many bytes were consumed and what they were. Never consumes past the
+    /// end of the body: bytes of a pipelined request stay unconsumed.
+    pub fn step(&mut self, input: &[u8]) -> Result<(usize, Piece), HttpError> {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            i += 1;
+            match self.state {
+                State::Size { digits } => match b {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        // 16 hex digits fill a u64; more could only overflow.
+                        if digits == 16 {
+                            return Err(HttpError::BadRequest("chunk size too large"));
+                        }
+                        let v = (b as char).to_digit(16).unwrap_or(0) as u64;
+                        self.size = self.size << 4 | v;
+                        self.state = State::Size { digits: digits + 1 };
+                    }
+                    _ if digits == 0 => {
+                        return Err(HttpError::BadRequest("malformed chunk size (RFC 9112 §7.1)"));
+                    }
+                    b';' | b' ' | b'\t' => self.state = State::Extension,
+                    b'\r' => self.state = State::SizeLf,
+                    _ => return Err(HttpError::BadRequest("malformed chunk size (RFC 9112 §7.1)")),
+                },
+                State::Extension => match b {
+                    b'\r' => self.state = State::SizeLf,
+                    b'\n' | 0 => return Err(HttpError::BadRequest("malformed chunk extension")),
+                    _ => {}
+                },
+                State::SizeLf => {
+                    if b != b'\n' {
+                        return Err(HttpError::BadRequest("chunk size line not ended by CRLF"));
+                    }
+                    let size = self.size;
+                    self.state = if size == 0 { State::TrailerStart } else { State::Data(size) };
+                    self.size = 0;
+                    self.line_len = 0;
+                    return Ok((i, Piece::SizeLine { size }));
+                }
+                State::Data(left) => {
+                    // Take the whole run of data available at once, not a byte at a time.
+                    let n = (left as usize).min(input.len() - (i - 1));
+                    let left = left - n as u64;
+                    self.state = if left == 0 { State::DataCr } else { State::Data(left) };
+                    return Ok((i - 1 + n, Piece::Data));
+                }
+                State::DataCr => {
+                    if b != b'\r' {
+                        return Err(HttpError::BadRequest("chunk data not followed by CRLF"));
+                    }
+                    self.state = State::DataLf;
+                }
+                State::DataLf => {
+                    if b != b'\n' {
+                        return Err(HttpError::BadRequest("chunk data not followed by CRLF"));
+                    }
+                    self.state = State::Size { digits: 0 };
+                    return Ok((i, Piece::DataEnd));
+                }
+                State::TrailerStart => match b {
+                    b'\r' => self.state = State::EndLf,
+                    b'\n' => return Err(HttpError::BadRequest("bare LF after the last chunk")),
+                    _ => self.state = State::TrailerLine,
+                },
+                State::TrailerLine => match b {
+                    b'\r' => self.state = State::TrailerLf,
+                    b'\n' | 0 => return Err(HttpError::BadRequest("malformed trailer field")),
+                    _ => {}
+                },
+                State::TrailerLf => {
+                    if b != b'\n' {
+                        return Err(HttpError::BadRequest("trailer field not ended by CRLF"));
+                    }
+                    self.state = State::TrailerStart;
+                    return Ok((i, Piece::Trailer));
+                }
+                State::EndLf => {
+                    if b != b'\n' {
+                        return Err(HttpError::BadRequest("chunked body not ended by CRLF"));
+                    }
+                    self.state = State::Done;
+                    return Ok((i, Piece::End));
+                }
+                State::Done => return Ok((i - 1, Piece::End)),
+            }
+            // Bound the lines whose content we skip, so a peer cannot feed one forever.
+            match self.state {
+                State::Size { .. } | State::Extension | State::SizeLf => {
+                    self.line_len += 1;
+                    if self.line_len > MAX_CHUNK_LINE {
+                        return Err(HttpError::BadRequest("chunk size line too long"));
+                    }
+                }
+                State::TrailerLine | State::TrailerLf | State::EndLf => {
+                    self.trailer_len += 1;
+                    if self.trailer_len > MAX_TRAILER {
+                        return Err(HttpError::HeaderTooLarge);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok((i, Piece::Partial))
+    }
+}
+
+/// Reads a request body out of the connection's buffer, whichever way it is framed.
+#[derive(Clone, Debug)]
+pub enum BodyDecoder {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+impl BodyDecoder {
+    /// Moves body bytes from `buf` to `out`. Returns `Ok(true)` when the body is complete;
+    /// bytes after it (a pipelined request) stay in `buf`. A body growing past `max`
+    /// is `413`.
+    pub fn decode(&mut self, buf: &mut BytesMut, out: &mut BytesMut, max: usize) -> Result<bool, HttpError> {
+        match self {
+            BodyDecoder::Length(left) => {
+                let n = (*left as usize).min(buf.len());
+                out.extend_from_slice(&buf[..n]);
+                buf.advance(n);
+                *left -= n as u64;
+                Ok(*left == 0)
+            }
+            BodyDecoder::Chunked(dec) => {
+                while !buf.is_empty() {
+                    let (n, piece) = dec.step(buf)?;
+                    if piece == Piece::Data {
+                        if out.len() + n > max {
+                            return Err(HttpError::PayloadTooLarge);
+                        }
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                    buf.advance(n);
+                    if piece == Piece::End {
+                        return Ok(true);
+                    }
+                }
+                Ok(dec.is_done())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `input` fed in pieces of `split` bytes (0 = all at once). Returns the body
+    /// and the bytes after it (those left in the buffer plus those not yet fed).
+    fn decode(input: &[u8], split: usize) -> Result<(Vec<u8>, Vec<u8>), HttpError> {
+        let mut dec = BodyDecoder::Chunked(ChunkedDecoder::new());
+        let mut buf = BytesMut::new();
+        let mut out = BytesMut::new();
+        let step = if split == 0 { input.len().max(1) } else { split };
+        let mut fed = 0;
+        while fed < input.len() {
+            let end = (fed + step).min(input.len());
+            buf.extend_from_slice(&input[fed..end]);
+            fed = end;
+            if dec.decode(&mut buf, &mut out, 1 << 20)? {
+                let mut rest = buf.to_vec();
+                rest.extend_from_slice(&input[fed..]);
+                return Ok((out.to_vec(), rest));
+            }
+        }
+        Err(HttpError::BadRequest("incomplete"))
+    }
+
+    /// Every test input three ways: whole, a byte at a time, and split at every offset.
+    fn check(input: &[u8], body: &[u8], rest: &[u8]) {
+        for split in [0, 1, 2, 3, 7] {
+            let (got, got_rest) = decode(input, split).unwrap_or_else(|e| panic!("split {split}: {e:?}"));
+            assert_eq!(got, body, "split {split}");
+            assert_eq!(got_rest, rest, "split {split}");
+        }
+    }
+
+    #[test]
+    fn rfc9112_style_examples() {
+        // The example body used across RFC 9112 §7.1 discussions and MDN: two chunks.
+        check(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n", b"Wikipedia", b"");
+        // Chunk extensions (§7.1.1) are ignored, with or without values and BWS.
+        check(b"5;name=value\r\nhello\r\n6 ; ext\r\n world\r\n0;last\r\n\r\n", b"hello world", b"");
+        // A trailer section (§7.1.2) is read and discarded.
+        check(b"3\r\nabc\r\n0\r\nExpires: never\r\nX-Sum: 1\r\n\r\n", b"abc", b"");
+        // Upper-case hex and leading zeros.
+        check(b"000A\r\n0123456789\r\n00\r\n\r\n", b"0123456789", b"");
+        // An empty body, and bytes of a pipelined request after it.
+        check(b"0\r\n\r\nGET / HTTP/1.1\r\n", b"", b"GET / HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn malformed_chunks_are_400() {
+        for bad in [
+            &b"x\r\nabc\r\n0\r\n\r\n"[..],
+            b";ext\r\n",
+            b"3\nabc\r\n0\r\n\r\n",
+            b"3\r\nabcX\r\n0\r\n\r\n",
+            b"3\r\nabc\n0\r\n\r\n",
+            b"11111111111111111\r\n",
+            b"0\r\n\n",
+            b"-1\r\n",
+            b"3 x\n",
+        ] {
+            let got = decode(bad, 0);
+            assert!(matches!(got, Err(HttpError::BadRequest(_))), "{:?} -> {got:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn body_over_limit_is_413() {
+        let mut dec = BodyDecoder::Chunked(ChunkedDecoder::new());
+        let mut buf = BytesMut::from(&b"a\r\n0123456789\r\n0\r\n\r\n"[..]);
+        let mut out = BytesMut::new();
+        assert_eq!(dec.decode(&mut buf, &mut out, 5), Err(HttpError::PayloadTooLarge));
+    }
+
+    #[test]
+    fn endless_extension_is_refused() {
+        let mut dec = ChunkedDecoder::new();
+        let line = vec![b'a'; MAX_CHUNK_LINE + 10];
+        let mut input = b"1;".to_vec();
+        input.extend_from_slice(&line);
+        assert!(dec.step(&input).is_err());
+    }
+
+    #[test]
+    fn pieces_name_each_unit() {
+        let mut dec = ChunkedDecoder::new();
+        let input = b"4\r\nWiki\r\n0\r\nX: y\r\n\r\n";
+        let mut pos = 0;
+        let mut pieces = Vec::new();
+        while pos < input.len() {
+            let (n, p) = dec.step(&input[pos..]).unwrap();
+            pieces.push((String::from_utf8_lossy(&input[pos..pos + n]).into_owned(), p));
+            pos += n;
+        }
+        assert_eq!(
+            pieces,
+            vec![
+                ("4\r\n".into(), Piece::SizeLine { size: 4 }),
+                ("Wiki".into(), Piece::Data),
+                ("\r\n".into(), Piece::DataEnd),
+                ("0\r\n".into(), Piece::SizeLine { size: 0 }),
+                ("X: y\r\n".into(), Piece::Trailer),
+                ("\r\n".into(), Piece::End),
+            ]
+        );
+    }
+
+    #[test]
+    fn content_length_stops_at_the_end() {
+        let mut dec = BodyDecoder::Length(3);
+        let mut buf = BytesMut::from(&b"abcGET"[..]);
+        let mut out = BytesMut::new();
+        assert_eq!(dec.decode(&mut buf, &mut out, 10), Ok(true));
+        assert_eq!(&out[..], b"abc");
+        assert_eq!(&buf[..], b"GET");
+    }
+}

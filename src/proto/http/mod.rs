@@ -1,0 +1,119 @@
+//! HTTP/1.1 (RFC 9112) as pure codecs: request heads and bodies in, responses out.
+//!
+//! - [`request`]: the request head parser, with every check that refuses an ambiguous
+//!   or oversized request.
+//! - [`body`]: Content-Length and chunked request bodies.
+//! - [`response`]: the response writer, for Content-Length, chunked and close-delimited
+//!   bodies.
+//!
+//! Nothing here reads a socket or a clock: the driver in `net::http` feeds bytes in and
+//! writes the bytes that come out, and hands in the `Date` it wants sent.
+
+pub mod body;
+pub mod request;
+pub mod response;
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+pub use body::{BodyDecoder, ChunkedDecoder, Piece};
+pub use request::{BodyKind, HeadLimits, RequestHead, Version, parse_head};
+pub use response::{Response, ResponseBody, ResponseHead, parse_response_head, reason_phrase};
+
+/// Why a request is refused. Each variant is one row of API.md's bad-input table, and
+/// each says which status answers it; the connection closes after all of them, because
+/// after a framing error the server can no longer tell where the next request starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// `400`, with the reason shown to the client.
+    BadRequest(&'static str),
+    /// `413`: the body is over its limit.
+    PayloadTooLarge,
+    /// `414`: the request target is over its limit.
+    UriTooLong,
+    /// `431`: the header section is over its limit.
+    HeaderTooLarge,
+    /// `505`: an HTTP version other than 1.0 and 1.1 (the HTTP/2 preface included).
+    VersionNotSupported,
+}
+
+impl HttpError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::PayloadTooLarge => 413,
+            HttpError::UriTooLong => 414,
+            HttpError::HeaderTooLarge => 431,
+            HttpError::VersionNotSupported => 505,
+        }
+    }
+
+    /// A one-line explanation for the response body, so a person at `nc` learns why.
+    pub fn explain(&self) -> &'static str {
+        match self {
+            HttpError::BadRequest(why) => why,
+            HttpError::PayloadTooLarge => "the request body is larger than this server accepts",
+            HttpError::UriTooLong => "the request target is longer than this server accepts",
+            HttpError::HeaderTooLarge => "the header section is larger than this server accepts",
+            HttpError::VersionNotSupported => "this server speaks HTTP/1.0 and HTTP/1.1 only",
+        }
+    }
+}
+
+/// The field lines of a parsed head. It owns the head's bytes (split off the read
+/// buffer, not copied) and keeps byte ranges into them, as hyper does, so no borrow of the
+/// read buffer leaks into the rest of the program.
+#[derive(Clone, Debug)]
+pub struct Fields {
+    raw: Bytes,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl Fields {
+    fn new(raw: Bytes, headers: Vec<(Range<usize>, Range<usize>)>) -> Self {
+        Fields { raw, headers }
+    }
+
+    /// Every field line in order, as (name, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(n, v)| {
+            // Field names are tokens (ASCII); httparse checked them.
+            (std::str::from_utf8(&self.raw[n.clone()]).unwrap_or(""), &self.raw[v.clone()])
+        })
+    }
+
+    /// The first field with this name (names are case-insensitive, RFC 9110 §5.1).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// Whether a comma-separated header (such as Connection) lists `token`, in any of
+    /// its field lines (RFC 9110 §5.3: repeated lines are one comma-joined list).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        header_tokens(self.headers(), name).any(|t| t.eq_ignore_ascii_case(token))
+    }
+
+    /// The bytes of the whole head, as received.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+}
+
+/// The comma-separated tokens of every field line named `name`, trimmed.
+pub fn header_tokens<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    headers
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| std::str::from_utf8(v).unwrap_or("").split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Turns a sub-slice of `buf` (as httparse returns them) into a range of `buf`.
+fn span_in(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
+}

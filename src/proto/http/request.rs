@@ -1,0 +1,440 @@
+//! The HTTP/1.1 request head: request line and header section (RFC 9112 §2-§6).
+//!
+//! ```text
+//! HTTP-message   = start-line CRLF *( field-line CRLF ) CRLF [ message-body ]   ; RFC 9112 §2.1
+//! request-line   = method SP request-target SP HTTP-version                      ; §3
+//! ```
+//!
+//! [`parse_head`] takes the connection's read buffer and returns `Ok(None)` while the head
+//! is incomplete (partial input is normal, not an error), `Ok(Some(head))` once it is whole
+//! (the head's bytes are split off the buffer, so whatever follows, a body or a pipelined
+//! request, stays there), or a typed [`HttpError`] that says which status to answer.
+//!
+//! httparse tokenizes the request line and field lines. Around it sit the checks that
+//! httparse leaves to the server, each with its section: size limits, bare LF, NUL,
+//! obs-fold, the Host rules, and the message-body framing rules of §6 whose misreading is
+//! what request smuggling exploits.
+
+use std::ops::Range;
+
+use bytes::BytesMut;
+
+use super::{Fields, HttpError, header_tokens};
+use crate::config::MAX_HEADERS;
+
+/// `HTTP/1.0` or `HTTP/1.1`; any other version is answered with `505` (RFC 9110 §15.6.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the request's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body: neither Content-Length nor Transfer-Encoding (§6.3 rule 7).
+    None,
+    /// Exactly this many bytes follow (§6.3 rule 6).
+    Length(u64),
+    /// A chunked body follows (§7.1).
+    Chunked,
+}
+
+/// The limits a head must stay inside; see `config.rs` for why each exists.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLimits {
+    pub max_header: usize,
+    pub max_target: usize,
+    pub max_body: usize,
+}
+
+/// A parsed request head. It owns the head's bytes (split off the read buffer, no copy)
+/// and keeps byte ranges into them, as hyper does, so no borrow leaks into the program.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    fields: Fields,
+    method: Range<usize>,
+    target: Range<usize>,
+    pub version: Version,
+    pub body: BodyKind,
+    /// Whether the connection stays open after the response (RFC 9112 §9.3).
+    pub keep_alive: bool,
+}
+
+impl RequestHead {
+    pub fn method(&self) -> &str {
+        // httparse accepts only token characters (ASCII) in a method.
+        std::str::from_utf8(&self.fields.raw()[self.method.clone()]).unwrap_or("")
+    }
+
+    /// The request target as sent, e.g. `/poll/lobby?after=3`.
+    pub fn target(&self) -> &str {
+        std::str::from_utf8(&self.fields.raw()[self.target.clone()]).unwrap_or("")
+    }
+
+    /// The path part of the target, before any `?`.
+    pub fn path(&self) -> &str {
+        let t = self.target();
+        t.split_once('?').map_or(t, |(p, _)| p)
+    }
+
+    /// The query part of the target, after the `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, q)| q)
+    }
+}
+
+impl std::ops::Deref for RequestHead {
+    type Target = Fields;
+    /// The field lines: `head.header("host")`, `head.has_token(...)`, `head.raw()`.
+    fn deref(&self) -> &Fields {
+        &self.fields
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4). It parses as a request line with
+/// version `HTTP/2.0`, so it gets `505` like any other version we do not speak.
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Longest method plus the spaces and version around a target, so that a request line
+/// still arriving can be judged "target too long" before it ends.
+const REQUEST_LINE_OVERHEAD: usize = 32;
+
+/// Parses the request head at the front of `buf`. On success the head's bytes are split
+/// off `buf`; on `Ok(None)` nothing is consumed and the caller reads more.
+pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<RequestHead>, HttpError> {
+    // RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line
+    // SHOULD ignore at least one empty line (CRLF) received prior to the request-line."
+    let mut skip = 0;
+    while buf[skip..].starts_with(b"\r\n") {
+        skip += 2;
+    }
+    let data = &buf[skip..];
+
+    // The request line, judged alone first so a huge target gets 414, not 431.
+    let Some(line_end) = memchr(b'\n', data) else {
+        if data.len() > limits.max_target + REQUEST_LINE_OVERHEAD {
+            return Err(HttpError::UriTooLong);
+        }
+        return Ok(None);
+    };
+    if line_end == 0 || data[line_end - 1] != b'\r' {
+        // RFC 9112 §2.2 permits a recipient to accept a bare LF; we refuse, because two
+        // parsers disagreeing on line ends is how requests get smuggled.
+        return Err(HttpError::BadRequest("bare LF in the request line (RFC 9112 §2.2)"));
+    }
+    check_request_line(&data[..line_end - 1], limits)?;
+
+    // The header section: everything up to the empty line that ends it.
+    let fields_start = line_end + 1;
+    let Some(section_len) = scan_header_section(&data[fields_start..])? else {
+        if data.len() - fields_start > limits.max_header {
+            return Err(HttpError::HeaderTooLarge);
+        }
+        return Ok(None);
+    };
+    if section_len > limits.max_header {
+        return Err(HttpError::HeaderTooLarge);
+    }
+    let head_len = fields_start + section_len;
+
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(&data[..head_len]) {
+        Ok(httparse::Status::Complete(n)) if n == head_len => {}
+        Ok(_) => return Err(HttpError::BadRequest("malformed request head")),
+        Err(httparse::Error::Version) => return Err(HttpError::VersionNotSupported),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeaderTooLarge),
+        Err(httparse::Error::HeaderName) => return Err(HttpError::BadRequest("invalid header field name")),
+        Err(httparse::Error::HeaderValue) => return Err(HttpError::BadRequest("invalid header field value")),
+        Err(httparse::Error::Token) => return Err(HttpError::BadRequest("invalid method")),
+        Err(_) => return Err(HttpError::BadRequest("malformed request line")),
+    }
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(HttpError::VersionNotSupported),
+    };
+
+    // Turn httparse's borrowed slices into ranges into the buffer, then split the head off.
+    let span = |part: &[u8]| super::span_in(buf, part);
+    let method = span(req.method.unwrap_or("").as_bytes());
+    let target = span(req.path.unwrap_or("").as_bytes());
+    let headers: Vec<_> = req.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
+    let raw = buf.split_to(skip + head_len).freeze();
+
+    let mut head = RequestHead {
+        fields: Fields::new(raw, headers),
+        method,
+        target,
+        version,
+        body: BodyKind::None,
+        keep_alive: false,
+    };
+    head.body = body_kind(&head, limits)?;
+    check_host(&head)?;
+    head.keep_alive = match version {
+        // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+        Version::Http11 => !head.has_token("connection", "close"),
+        Version::Http10 => head.has_token("connection", "keep-alive"),
+    };
+    Ok(Some(head))
+}
+
+/// `method SP request-target SP HTTP-version` (RFC 9112 §3), checked before httparse so
+/// that the status is the specific one: 414 for a long target, 505 for a version.
+fn check_request_line(line: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (_method, target, version) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(t), Some(v)) => (m, t, v),
+        _ => return Err(HttpError::BadRequest("malformed request line")),
+    };
+    if target.len() > limits.max_target {
+        return Err(HttpError::UriTooLong);
+    }
+    // HTTP-version = HTTP-name "/" DIGIT "." DIGIT (RFC 9112 §2.3).
+    let well_formed = version.len() == 8
+        && version.starts_with(b"HTTP/")
+        && version[5].is_ascii_digit()
+        && version[6] == b'.'
+        && version[7].is_ascii_digit();
+    if !well_formed {
+        return Err(HttpError::BadRequest("malformed HTTP version"));
+    }
+    if version != b"HTTP/1.1" && version != b"HTTP/1.0" {
+        return Err(HttpError::VersionNotSupported);
+    }
+    Ok(())
+}
+
+/// Scans the field lines for the empty line that ends them. Returns the length of the
+/// section including that final CRLF, or `None` if it has not arrived yet. Refuses the
+/// bytes that make two parsers disagree about where a header ends.
+fn scan_header_section(fields: &[u8]) -> Result<Option<usize>, HttpError> {
+    let mut line_start = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        match fields[i] {
+            0 => return Err(HttpError::BadRequest("NUL in the header section (RFC 9110 §5.5)")),
+            b'\n' if i == 0 || fields[i - 1] != b'\r' => {
+                return Err(HttpError::BadRequest("bare LF in the header section (RFC 9112 §2.2)"));
+            }
+            b'\r' if i + 1 < fields.len() && fields[i + 1] != b'\n' => {
+                return Err(HttpError::BadRequest("bare CR in the header section (RFC 9112 §2.2)"));
+            }
+            b'\n' => {
+                if i + 1 - line_start == 2 {
+                    return Ok(Some(i + 1)); // an empty line: the section is complete
+                }
+                line_start = i + 1;
+            }
+            b' ' | b'\t' if i == line_start => {
+                // RFC 9112 §5.2: "A server that receives an obs-fold in a request message
+                // ... MUST either reject the message by sending a 400 (Bad Request) ..."
+                return Err(HttpError::BadRequest("obs-fold (line folding) in a header (RFC 9112 §5.2)"));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(None)
+}
+
+/// Decides the body's framing (RFC 9112 §6.3) and refuses every ambiguity. A proxy and a
+/// server that frame the same bytes differently see two different requests: refusing
+/// ambiguity outright is the only safe answer (RFC 9112 §11.2).
+fn body_kind(head: &RequestHead, limits: &HeadLimits) -> Result<BodyKind, HttpError> {
+    let has_te = head.header("transfer-encoding").is_some();
+    let has_cl = head.header("content-length").is_some();
+    if has_te && has_cl {
+        // §6.1: "A server MAY reject a request that contains both Content-Length and
+        // Transfer-Encoding ... Such a message might indicate an attempt to perform
+        // request smuggling."
+        return Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding (RFC 9112 §6.1)"));
+    }
+    if has_te {
+        if head.version == Version::Http10 {
+            // §6.1: a Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+            return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)"));
+        }
+        // §6.3 rule 4: if chunked is not the final coding the length is unknowable, and
+        // "the server MUST respond with the 400 (Bad Request) status code". We implement
+        // no other coding, so `chunked` must be the only one.
+        let codings: Vec<&str> = header_tokens(head.headers(), "transfer-encoding").collect();
+        return match codings.as_slice() {
+            [only] if only.eq_ignore_ascii_case("chunked") => Ok(BodyKind::Chunked),
+            _ => Err(HttpError::BadRequest("transfer coding other than a single final chunked (RFC 9112 §6.3)")),
+        };
+    }
+    if has_cl {
+        // §6.3 rule 5: a list of differing lengths, or an invalid one, is unrecoverable.
+        let mut length: Option<u64> = None;
+        for value in header_tokens(head.headers(), "content-length") {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) || value.len() > 19 {
+                return Err(HttpError::BadRequest("invalid Content-Length (RFC 9112 §6.3)"));
+            }
+            let n: u64 = value.parse().map_err(|_| HttpError::BadRequest("invalid Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HttpError::BadRequest("differing Content-Length values (RFC 9112 §6.3)"));
+            }
+            length = Some(n);
+        }
+        let n = length.ok_or(HttpError::BadRequest("invalid Content-Length (RFC 9112 §6.3)"))?;
+        if n > limits.max_body as u64 {
+            return Err(HttpError::PayloadTooLarge);
+        }
+        return Ok(if n == 0 { BodyKind::None } else { BodyKind::Length(n) });
+    }
+    Ok(BodyKind::None)
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+/// HTTP/1.1 request message that lacks a Host header field and to any request message
+/// that contains more than one Host header field line".
+fn check_host(head: &RequestHead) -> Result<(), HttpError> {
+    let hosts = head.headers().filter(|(n, _)| n.eq_ignore_ascii_case("host")).count();
+    if hosts > 1 {
+        return Err(HttpError::BadRequest("more than one Host header (RFC 9112 §3.2)"));
+    }
+    if hosts == 0 && head.version == Version::Http11 {
+        return Err(HttpError::BadRequest("HTTP/1.1 request without a Host header (RFC 9112 §3.2)"));
+    }
+    Ok(())
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits { max_header: 8192, max_target: 8192, max_body: 1 << 20 };
+
+    fn parse(input: &[u8]) -> Result<Option<RequestHead>, HttpError> {
+        parse_head(&mut BytesMut::from(input), &LIMITS)
+    }
+
+    fn status(input: &[u8]) -> u16 {
+        parse(input).expect_err("should be refused").status()
+    }
+
+    #[test]
+    fn simple_get_borrows_ranges_and_leaves_the_rest() {
+        let mut buf = BytesMut::from(&b"GET /poll/lobby?after=3 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\nNEXT"[..]);
+        let head = parse_head(&mut buf, &LIMITS).unwrap().unwrap();
+        assert_eq!(head.method(), "GET");
+        assert_eq!(head.target(), "/poll/lobby?after=3");
+        assert_eq!(head.path(), "/poll/lobby");
+        assert_eq!(head.query(), Some("after=3"));
+        assert_eq!(head.version, Version::Http11);
+        assert_eq!(head.header("HOST"), Some(&b"x"[..]));
+        assert_eq!(head.headers().count(), 2);
+        assert_eq!(head.body, BodyKind::None);
+        assert!(head.keep_alive);
+        assert_eq!(&buf[..], b"NEXT", "bytes after the head stay in the buffer");
+    }
+
+    #[test]
+    fn every_split_point_is_partial_until_the_end() {
+        let input = b"POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
+        for cut in 0..input.len() {
+            assert!(parse(&input[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        let head = parse(input).unwrap().unwrap();
+        assert_eq!(head.body, BodyKind::Length(5));
+    }
+
+    #[test]
+    fn leading_empty_lines_are_ignored() {
+        let head = parse(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.target(), "/");
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let h = |s: &[u8]| parse(s).unwrap().unwrap().keep_alive;
+        assert!(h(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!h(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n"));
+        assert!(!h(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(h(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn sizes() {
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+        assert_eq!(status(long_target.as_bytes()), 414);
+        // Still arriving, but already too long to be anything but a long target.
+        assert_eq!(status(&long_target.as_bytes()[..8300]), 414);
+        let big_header = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+        assert_eq!(status(big_header.as_bytes()), 431);
+        assert_eq!(status(&big_header.as_bytes()[..8400]), 431, "refused before it ends");
+        let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes()), 431);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n"), 413);
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(status(H2_PREFACE), 505);
+        assert_eq!(status(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
+        assert_eq!(status(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"), 505);
+        assert_eq!(status(b"GET / HTTP/0.9\r\n\r\n"), 505);
+        assert_eq!(status(b"GET / FOO/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status(b"GET /\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn smuggling_vectors_are_refused() {
+        for bad in [
+            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: y\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+        ] {
+            assert_eq!(status(bad), 400, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn identical_duplicate_content_lengths_are_one() {
+        let head =
+            parse(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.body, BodyKind::Length(4));
+        let head = parse(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.body, BodyKind::Chunked);
+    }
+
+    #[test]
+    fn tokens_span_field_lines() {
+        let head = parse(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: Upgrade\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(head.has_token("connection", "upgrade"));
+        assert!(!head.has_token("connection", "close"));
+    }
+}

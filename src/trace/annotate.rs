@@ -1,0 +1,406 @@
+//! Reads the bytes of a connection as the protocols they carry, for the trace.
+//!
+//! This is smoltcp's packet-tracer idea: the tap hands the bytes that crossed the socket
+//! to a [`Conversation`], which re-reads them with the project's own pure codecs and
+//! returns [`Note`]s ("bytes 0x1a..0x30 are the header `Host: localhost`"). The codecs
+//! that serve the connection never know that tracing exists, and with tracing off none
+//! of this runs.
+//!
+//! A conversation has two streams: requests (client to server) and responses (server to
+//! client). Each is read by its own [`Reader`], from HTTP heads through bodies; the two
+//! are coupled only where HTTP couples them: a response to HEAD has no body, and a `101`
+//! turns both directions into another protocol.
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+
+use crate::proto::http::{self, ChunkedDecoder, HeadLimits, Piece, ResponseBody};
+
+/// "These bytes of the stream mean this."
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Stream offset of the first byte, in this direction.
+    pub offset: u64,
+    pub len: u64,
+    pub text: String,
+}
+
+/// Which direction a reader reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Request,
+    Response,
+}
+
+/// What one reader tells the other.
+enum Signal {
+    /// A request head went by; the response to it has a body unless it was HEAD.
+    Request { head: bool },
+    /// A `101 Switching Protocols` went by: both directions now speak another protocol.
+    Upgraded,
+}
+
+/// Both directions of one connection.
+pub struct Conversation {
+    request: Reader,
+    response: Reader,
+    head_requests: VecDeque<bool>,
+}
+
+impl Default for Conversation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Conversation {
+    pub fn new() -> Self {
+        Conversation {
+            request: Reader::new(Side::Request),
+            response: Reader::new(Side::Response),
+            head_requests: VecDeque::new(),
+        }
+    }
+
+    /// Bytes the client sent.
+    pub fn request_bytes(&mut self, bytes: &[u8]) -> Vec<Note> {
+        let mut signals = Vec::new();
+        let notes = self.request.feed(bytes, &mut signals, &mut self.head_requests);
+        for s in signals {
+            if let Signal::Request { head } = s {
+                self.head_requests.push_back(head);
+            }
+        }
+        notes
+    }
+
+    /// Bytes the server sent.
+    pub fn response_bytes(&mut self, bytes: &[u8]) -> Vec<Note> {
+        let mut signals = Vec::new();
+        let notes = self.response.feed(bytes, &mut signals, &mut self.head_requests);
+        for s in signals {
+            if let Signal::Upgraded = s {
+                self.request.upgrade();
+            }
+        }
+        notes
+    }
+}
+
+/// Where a reader stands in its stream.
+enum Mode {
+    /// Expecting a request or response head.
+    Head,
+    /// A body of known length, this much still to come.
+    Length(u64),
+    /// A chunked body; `unit` counts bytes of an unfinished unit already stepped over.
+    Chunked { dec: ChunkedDecoder, unit: usize, stream: bool },
+    /// A body that runs until the connection closes (HTTP/1.0 streams).
+    UntilClose { stream: bool },
+    /// After a `101`: WebSocket frames.
+    Upgraded,
+    /// Bytes this reader can no longer interpret, and why.
+    Opaque(&'static str),
+}
+
+/// One direction's reader. Keeps the bytes of any unit not yet complete, so that a unit
+/// split across reads is named once it has all arrived.
+pub struct Reader {
+    side: Side,
+    /// Stream offset of `pending[0]`.
+    base: u64,
+    pending: Vec<u8>,
+    mode: Mode,
+}
+
+/// The most a reader holds while waiting for a head to complete; past it, it gives up
+/// (the server itself refuses far smaller heads).
+const MAX_PENDING_HEAD: usize = 64 * 1024;
+
+/// How much of a body is quoted in a note.
+const PREVIEW: usize = 96;
+
+impl Reader {
+    pub fn new(side: Side) -> Self {
+        Reader { side, base: 0, pending: Vec::new(), mode: Mode::Head }
+    }
+
+    fn upgrade(&mut self) {
+        self.mode = Mode::Upgraded;
+    }
+
+    fn feed(&mut self, bytes: &[u8], signals: &mut Vec<Signal>, head_requests: &mut VecDeque<bool>) -> Vec<Note> {
+        self.pending.extend_from_slice(bytes);
+        let mut notes = Vec::new();
+        let mut pos = 0;
+        while pos < self.pending.len() {
+            let rest = &self.pending[pos..];
+            let at = self.base + pos as u64;
+            let used = match &mut self.mode {
+                Mode::Head => match self.side {
+                    Side::Request => read_request_head(rest, at, &mut notes, &mut self.mode, signals),
+                    Side::Response => read_response_head(rest, at, head_requests, &mut notes, &mut self.mode, signals),
+                },
+                Mode::Length(left) => {
+                    let n = (*left as usize).min(rest.len());
+                    *left -= n as u64;
+                    let text = format!(
+                        "http body, {n} bytes{}: {}",
+                        if *left == 0 { "" } else { " (more to come)" },
+                        preview(&rest[..n])
+                    );
+                    notes.push(Note { offset: at, len: n as u64, text });
+                    if *left == 0 {
+                        self.mode = Mode::Head;
+                    }
+                    n
+                }
+                Mode::Chunked { dec, unit, stream } => {
+                    match read_chunk_piece(rest, at, dec, unit, *stream, &mut notes) {
+                        Ok(Some(n)) => {
+                            if dec.is_done() {
+                                self.mode = Mode::Head;
+                            }
+                            n
+                        }
+                        Ok(None) => break,
+                        Err(why) => {
+                            notes.push(Note { offset: at, len: 0, text: format!("chunked framing error: {why}") });
+                            self.mode = Mode::Opaque("after a chunked framing error");
+                            0
+                        }
+                    }
+                }
+                Mode::UntilClose { stream } => {
+                    let what = if *stream { "event-stream text (until close)" } else { "http body (until close)" };
+                    notes.push(Note { offset: at, len: rest.len() as u64, text: format!("{what}: {}", preview(rest)) });
+                    rest.len()
+                }
+                Mode::Upgraded => {
+                    notes.push(Note {
+                        offset: at,
+                        len: rest.len() as u64,
+                        text: format!("{} bytes after the protocol switch", rest.len()),
+                    });
+                    rest.len()
+                }
+                Mode::Opaque(why) => {
+                    notes.push(Note {
+                        offset: at,
+                        len: rest.len() as u64,
+                        text: format!("{} bytes {why}", rest.len()),
+                    });
+                    rest.len()
+                }
+            };
+            if used == 0 && matches!(self.mode, Mode::Head) {
+                break; // a head still arriving
+            }
+            pos += used;
+        }
+        self.pending.drain(..pos);
+        self.base += pos as u64;
+        if matches!(self.mode, Mode::Head) && self.pending.len() > MAX_PENDING_HEAD {
+            self.mode = Mode::Opaque("that do not form an HTTP head");
+        }
+        notes
+    }
+}
+
+/// Names each line of a head: the start line, each field line, the empty line.
+fn head_lines(raw: &[u8], at: u64, first: &str, notes: &mut Vec<Note>) {
+    let mut off = 0;
+    for (i, line) in raw.split_inclusive(|&b| b == b'\n').enumerate() {
+        let text = String::from_utf8_lossy(line.strip_suffix(b"\r\n").unwrap_or(line));
+        let text = if i == 0 {
+            format!("http {first}: {text}")
+        } else if text.is_empty() {
+            "http end of header section (empty line)".to_string()
+        } else {
+            format!("http header {text}")
+        };
+        notes.push(Note { offset: at + off as u64, len: line.len() as u64, text });
+        off += line.len();
+    }
+}
+
+/// Reads a request head with the server's own parser, so the trace says what the server
+/// concluded, including why it refused.
+fn read_request_head(rest: &[u8], at: u64, notes: &mut Vec<Note>, mode: &mut Mode, signals: &mut Vec<Signal>) -> usize {
+    // Generous limits: the trace shows what arrived; the server enforces its own.
+    let limits = HeadLimits { max_header: MAX_PENDING_HEAD, max_target: MAX_PENDING_HEAD, max_body: usize::MAX };
+    let mut buf = BytesMut::from(rest);
+    match http::parse_head(&mut buf, &limits) {
+        Ok(None) => 0,
+        Ok(Some(head)) => {
+            head_lines(head.raw(), at, "request line", notes);
+            signals.push(Signal::Request { head: head.method() == "HEAD" });
+            *mode = match head.body {
+                http::BodyKind::None => Mode::Head,
+                http::BodyKind::Length(n) => Mode::Length(n),
+                http::BodyKind::Chunked => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, stream: false },
+            };
+            head.raw().len()
+        }
+        Err(e) => {
+            notes.push(Note {
+                offset: at,
+                len: rest.len() as u64,
+                text: format!("http request refused ({}): {}", e.status(), e.explain()),
+            });
+            *mode = Mode::Opaque("after a refused request");
+            rest.len()
+        }
+    }
+}
+
+fn read_response_head(
+    rest: &[u8],
+    at: u64,
+    head_requests: &mut VecDeque<bool>,
+    notes: &mut Vec<Note>,
+    mode: &mut Mode,
+    signals: &mut Vec<Signal>,
+) -> usize {
+    let mut buf = BytesMut::from(rest);
+    match http::parse_response_head(&mut buf, MAX_PENDING_HEAD) {
+        Ok(None) => 0,
+        Ok(Some(head)) => {
+            head_lines(head.raw(), at, "status line", notes);
+            // A final response (not an interim 1xx) answers the oldest request.
+            let head_request = if head.status >= 200 || head.status == 101 {
+                head_requests.pop_front().unwrap_or(false)
+            } else {
+                false
+            };
+            let stream = head.header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
+            *mode = if head.status == 101 {
+                signals.push(Signal::Upgraded);
+                Mode::Upgraded
+            } else {
+                match head.body(head_request) {
+                    Ok(ResponseBody::None) => Mode::Head,
+                    Ok(ResponseBody::Length(n)) if n > 0 => Mode::Length(n),
+                    Ok(ResponseBody::Length(_)) => Mode::Head,
+                    Ok(ResponseBody::Chunked) => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, stream },
+                    Ok(ResponseBody::UntilClose) => Mode::UntilClose { stream },
+                    Err(_) => Mode::Opaque("of a body with unreadable framing"),
+                }
+            };
+            head.raw().len()
+        }
+        Err(e) => {
+            notes.push(Note { offset: at, len: 0, text: format!("not a readable response head: {}", e.explain()) });
+            *mode = Mode::Opaque("after an unreadable response head");
+            rest.len()
+        }
+    }
+}
+
+/// Steps the chunked decoder over the next unit. `Ok(None)`: the unit is unfinished and
+/// its bytes stay pending; `Ok(Some(n))`: `n` bytes were named.
+fn read_chunk_piece(
+    rest: &[u8],
+    at: u64,
+    dec: &mut ChunkedDecoder,
+    unit: &mut usize,
+    stream: bool,
+    notes: &mut Vec<Note>,
+) -> Result<Option<usize>, &'static str> {
+    let (n, piece) = dec.step(&rest[*unit..]).map_err(|e| e.explain())?;
+    let total = *unit + n;
+    let bytes = &rest[..total];
+    let text = match piece {
+        Piece::Partial => {
+            *unit = total;
+            return Ok(None);
+        }
+        Piece::SizeLine { size: 0 } => "chunked last-chunk: 0 (end of body)".to_string(),
+        Piece::SizeLine { size } => {
+            let line = String::from_utf8_lossy(bytes.strip_suffix(b"\r\n").unwrap_or(bytes));
+            format!("chunked chunk-size line: {line} (hex) = {size} bytes of data follow")
+        }
+        Piece::Data if stream => format!("chunk data, {} bytes of event-stream: {}", bytes.len(), preview(bytes)),
+        Piece::Data => format!("chunk data, {} bytes: {}", bytes.len(), preview(bytes)),
+        Piece::DataEnd => "chunked CRLF ending the chunk".to_string(),
+        Piece::Trailer => format!("chunked trailer field: {}", preview(bytes)),
+        Piece::End => "chunked end of trailer section (empty line): body complete".to_string(),
+    };
+    notes.push(Note { offset: at, len: total as u64, text });
+    *unit = 0;
+    Ok(Some(total))
+}
+
+/// Quotes bytes for a note: text as an escaped string, anything else as a byte count.
+pub fn preview(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            let mut out = String::from("\"");
+            for (i, c) in s.chars().enumerate() {
+                if i == PREVIEW {
+                    out.push_str("...");
+                    break;
+                }
+                out.extend(c.escape_debug());
+            }
+            out.push('"');
+            out
+        }
+        Err(_) => format!("({} bytes, not UTF-8)", bytes.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(notes: &[Note]) -> Vec<String> {
+        notes.iter().map(|n| format!("{}+{} {}", n.offset, n.len, n.text)).collect()
+    }
+
+    #[test]
+    fn request_head_and_body_split_across_reads() {
+        let mut c = Conversation::new();
+        let req = b"POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+        let mut all = Vec::new();
+        for piece in req.chunks(5) {
+            all.extend(c.request_bytes(piece));
+        }
+        assert_eq!(
+            texts(&all),
+            vec![
+                "0+26 http request line: POST /publish/a HTTP/1.1",
+                "26+9 http header Host: x",
+                "35+19 http header Content-Length: 5",
+                "54+2 http end of header section (empty line)",
+                "56+4 http body, 4 bytes (more to come): \"hell\"",
+                "60+1 http body, 1 bytes: \"o\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn chunked_response_pieces() {
+        let mut c = Conversation::new();
+        c.request_bytes(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        let notes = c.response_bytes(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n0\r\n\r\n");
+        let t = texts(&notes);
+        assert_eq!(t[3], "47+3 chunked chunk-size line: 4 (hex) = 4 bytes of data follow");
+        assert_eq!(t[4], "50+4 chunk data, 4 bytes: \"Wiki\"");
+        assert_eq!(t[5], "54+2 chunked CRLF ending the chunk");
+        assert_eq!(t[6], "56+3 chunked last-chunk: 0 (end of body)");
+        assert_eq!(t.len(), 8);
+    }
+
+    #[test]
+    fn head_response_has_no_body_and_refusals_are_explained() {
+        let mut c = Conversation::new();
+        c.request_bytes(b"HEAD /stats HTTP/1.1\r\nHost: x\r\n\r\n");
+        let notes = c.response_bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n");
+        assert!(notes.iter().any(|n| n.text == "http status line: HTTP/1.1 204 No Content"), "{notes:?}");
+        let mut c = Conversation::new();
+        let notes = c.request_bytes(b"GET / HTTP/1.1\nHost: x\r\n\r\n");
+        assert_eq!(notes[0].text, "http request refused (400): bare LF in the request line (RFC 9112 §2.2)");
+    }
+}

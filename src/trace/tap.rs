@@ -1,0 +1,189 @@
+//! The tap: a stream wrapper that shows every byte read and written, then passes it on.
+//!
+//! `Tap<S>` implements `AsyncRead + AsyncWrite` over any stream `S`. Each completed read
+//! or write is formatted (header line, hexdump rows, the [`Conversation`]'s notes) and
+//! handed to the [`Tracer`]'s writer thread, so a slow terminal never stalls a task.
+//!
+//! Tracing off costs nothing: the drivers are generic over the stream, and the server
+//! hands them a bare `TcpStream` when `--trace-bytes` is off, so not even a branch is
+//! left on the data path.
+
+use std::fmt::Write as _;
+use std::io::{self, IoSlice, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::annotate::{Conversation, Note};
+use super::hexdump;
+use crate::config::TraceTarget;
+
+/// Where traces go: one writer thread per process, fed over a channel.
+pub struct Tracer {
+    tx: mpsc::Sender<String>,
+    next_conn: AtomicU64,
+}
+
+impl Tracer {
+    /// Starts the writer for `target`; `None` when tracing is off.
+    pub fn start(target: &TraceTarget) -> io::Result<Option<Arc<Tracer>>> {
+        let mut out: Box<dyn Write + Send> = match target {
+            TraceTarget::Off => return Ok(None),
+            TraceTarget::Stderr => Box::new(io::stderr()),
+            TraceTarget::File(path) => Box::new(std::fs::File::create(path)?),
+        };
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::Builder::new().name("trace-writer".into()).spawn(move || {
+            for block in rx {
+                // Flush each block: the trace is read live, and a file must be complete
+                // for whoever reads it after a request finishes.
+                let _ = out.write_all(block.as_bytes()).and_then(|_| out.flush());
+            }
+        })?;
+        Ok(Some(Arc::new(Tracer { tx, next_conn: AtomicU64::new(1) })))
+    }
+
+    /// Numbers connections 1, 2, 3… in the order they are traced.
+    pub fn next_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn emit(&self, block: String) {
+        let _ = self.tx.send(block);
+    }
+}
+
+/// Which end of the conversation this process is: decides whether what it reads is
+/// requests (a server) or responses (a client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Client,
+}
+
+/// A traced stream.
+pub struct Tap<S> {
+    inner: S,
+    id: u64,
+    peer: String,
+    role: Role,
+    opened: Instant,
+    conversation: Conversation,
+    read_offset: u64,
+    write_offset: u64,
+    tracer: Arc<Tracer>,
+}
+
+impl<S> Tap<S> {
+    pub fn new(inner: S, peer: String, role: Role, tracer: Arc<Tracer>) -> Self {
+        let id = tracer.next_id();
+        let tap = Tap {
+            inner,
+            id,
+            peer,
+            role,
+            opened: Instant::now(),
+            conversation: Conversation::new(),
+            read_offset: 0,
+            write_offset: 0,
+            tracer,
+        };
+        tap.tracer.emit(format!("#{} connection with {} opened\n\n", tap.id, tap.peer));
+        tap
+    }
+
+    fn elapsed(&self) -> String {
+        format!("+{:.6}s", self.opened.elapsed().as_secs_f64())
+    }
+
+    fn record(&mut self, wrote: bool, bytes: &[u8]) {
+        let is_request = (self.role == Role::Server) != wrote;
+        let notes =
+            if is_request { self.conversation.request_bytes(bytes) } else { self.conversation.response_bytes(bytes) };
+        let offset = if wrote { &mut self.write_offset } else { &mut self.read_offset };
+        let start = *offset;
+        *offset += bytes.len() as u64;
+        let (verb, prep) = if wrote { ("wrote", "to") } else { ("read", "from") };
+        let mut block = format!("#{} {verb} {} bytes {prep} {} {}\n", self.id, bytes.len(), self.peer, self.elapsed());
+        hexdump::rows(start, bytes, &mut block);
+        render_notes(&notes, &mut block);
+        block.push('\n');
+        self.tracer.emit(block);
+    }
+}
+
+/// The notes under a dump: `  offset+len  text`.
+pub fn render_notes(notes: &[Note], out: &mut String) {
+    for n in notes {
+        let _ = writeln!(out, "  {:08x}+{:<5} {}", n.offset, n.len, n.text);
+    }
+}
+
+impl<S> Drop for Tap<S> {
+    fn drop(&mut self) {
+        self.tracer.emit(format!("#{} connection closed {}\n\n", self.id, self.elapsed()));
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let fresh = &buf.filled()[before..];
+        if fresh.is_empty() {
+            let line = format!("#{} {} closed its side (EOF) {}\n\n", self.id, self.peer, self.elapsed());
+            self.tracer.emit(line);
+        } else {
+            let fresh = fresh.to_vec();
+            self.record(false, &fresh);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.record(true, &buf[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        // Show what was written as one stream of bytes, however it was sliced.
+        let mut written = Vec::with_capacity(n);
+        for b in bufs {
+            let take = (n - written.len()).min(b.len());
+            written.extend_from_slice(&b[..take]);
+            if written.len() == n {
+                break;
+            }
+        }
+        self.record(true, &written);
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+        let line = format!("#{} sent FIN: no more bytes from this side {}\n\n", self.id, self.elapsed());
+        self.tracer.emit(line);
+        Poll::Ready(Ok(()))
+    }
+}

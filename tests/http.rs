@@ -1,0 +1,411 @@
+//! HTTP/1.1 over real sockets: framing, keep-alive, pipelining, and every HTTP row of
+//! API.md's bad-input table. After each refusal, the connection must be closed and the
+//! next client still served.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::AsyncWriteExt;
+use wire_academy::config::Config;
+
+/// The server answers `status`, closes that connection, and serves the next client.
+async fn refused(addr: std::net::SocketAddr, raw: &[u8], status: u16) -> Resp {
+    let mut c = Client::connect(addr).await;
+    c.send(raw).await;
+    let r = c.response().await;
+    assert_eq!(r.status, status, "for {:?}: {}", String::from_utf8_lossy(&raw[..raw.len().min(80)]), r.text());
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_closed().await;
+    let next = once(addr, get("/poll/after-refusal")).await;
+    assert_eq!(next.status, 200, "the next client is still served");
+    r
+}
+
+#[tokio::test]
+async fn oversized_heads_targets_and_bodies() {
+    let s = start(config()).await;
+    let big_header = format!("GET /poll/a HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(9000));
+    refused(s.addr, big_header.as_bytes(), 431).await;
+    let long_target = format!("GET /poll/a?{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(9000));
+    refused(s.addr, long_target.as_bytes(), 414).await;
+    let big_body = format!("POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 2 << 20);
+    refused(s.addr, big_body.as_bytes(), 413).await;
+    // A chunked body that grows past --max-message is cut off as it arrives.
+    let mut c = Client::connect(s.addr).await;
+    c.send("POST /publish/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+    let chunk = format!("100000\r\n{}\r\n", "z".repeat(0x100000));
+    let _ = c.stream.write_all(chunk.as_bytes()).await;
+    let _ = c.stream.write_all(chunk.as_bytes()).await;
+    let r = c.response().await;
+    assert_eq!(r.status, 413);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn smuggling_shapes_get_400_and_close() {
+    let s = start(config()).await;
+    for raw in [
+        &b"POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..],
+        b"POST /publish/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        b"POST /publish/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"POST /publish/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+        b"POST /publish/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        b"GET /poll/a HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n  b\r\n\r\n",
+        b"GET /poll/a HTTP/1.1\nHost: x\r\n\r\n",
+        b"GET /poll/a HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+        b"GET /poll/a HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n",
+    ] {
+        let r = refused(s.addr, raw, 400).await;
+        assert!(!r.body.is_empty(), "the refusal says why");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn slow_header_section_gets_408() {
+    let s = start(Config { header_timeout: Duration::from_millis(300), ..config() }).await;
+    let mut c = Client::connect(s.addr).await;
+    c.send("GET /poll/a HTTP/1.1\r\nHost: x\r\n").await; // never finished
+    let started = Instant::now();
+    let r = c.response().await;
+    assert_eq!(r.status, 408);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    c.expect_closed().await;
+    assert_eq!(once(s.addr, get("/poll/a")).await.status, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods() {
+    let s = start(config()).await;
+    let mut c = Client::connect(s.addr).await;
+    assert_eq!(c.request(get("/nowhere")).await.status, 404);
+    let r = c.request(get("/publish/a")).await;
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+    let r = c.request(post("/poll/a", "x")).await;
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    let r = c.request(get("/poll/bad%20name")).await;
+    assert_eq!(r.status, 400);
+    let r = c.request(get(&format!("/poll/{}", "n".repeat(65)))).await;
+    assert_eq!(r.status, 400);
+    let r = c.request(get("/poll/a?after=minus-one")).await;
+    assert_eq!(r.status, 400);
+    // None of these is a framing error: the same connection goes on.
+    assert_eq!(c.request(get("/poll/a")).await.status, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn other_http_versions_get_505() {
+    let s = start(config()).await;
+    refused(s.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505).await;
+    refused(s.addr, b"GET /poll/a HTTP/2.0\r\nHost: x\r\n\r\n", 505).await;
+    refused(s.addr, b"GET /poll/a HTTP/1.2\r\nHost: x\r\n\r\n", 505).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn past_max_connections_503_and_the_others_carry_on() {
+    let s = start(Config { max_connections: 2, ..config() }).await;
+    let mut a = Client::connect(s.addr).await;
+    let mut b = Client::connect(s.addr).await;
+    assert_eq!(a.request(get("/poll/a")).await.status, 200);
+    assert_eq!(b.request(get("/poll/a")).await.status, 200);
+    let mut third = Client::connect(s.addr).await;
+    third.send(get("/poll/a")).await;
+    let r = third.response().await;
+    assert_eq!(r.status, 503);
+    third.expect_closed().await;
+    // The two open connections are unaffected.
+    assert_eq!(a.request(get("/poll/a")).await.status, 200);
+    assert_eq!(b.request(get("/poll/a")).await.status, 200);
+    drop(a);
+    // Once one closes, a new client gets in.
+    let mut served = false;
+    for _ in 0..50 {
+        if once(s.addr, get("/poll/a")).await.status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a slot freed by a closed connection is reused");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn keep_alive_and_pipelining_answer_in_order() {
+    let s = start(config()).await;
+    let mut c = Client::connect(s.addr).await;
+    // Three requests in one write; three answers, in order, on one connection.
+    let burst =
+        format!("{}{}{}", post("/publish/pipe", "one"), post("/publish/pipe", "two"), get("/poll/pipe?after=0"));
+    c.send(burst).await;
+    assert_eq!(c.response().await.json()["id"], 1);
+    assert_eq!(c.response().await.json()["id"], 2);
+    let poll = c.response().await.json();
+    assert_eq!(poll["messages"][1]["data"], "two");
+    // Still open for more.
+    assert_eq!(c.request(get("/poll/pipe?after=2")).await.json()["next"], 2);
+    // Connection: close is honoured.
+    c.send("GET /poll/pipe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let r = c.response().await;
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    c.expect_closed().await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn http10_head_and_100_continue() {
+    let s = start(config()).await;
+    // HTTP/1.0 without keep-alive: the answer is HTTP/1.0 and the connection closes.
+    let mut c = Client::connect(s.addr).await;
+    c.send("GET /poll/old HTTP/1.0\r\n\r\n").await;
+    let r = c.response().await;
+    assert_eq!(r.status, 200);
+    c.expect_closed().await;
+    // HTTP/1.0 asking for keep-alive gets it.
+    let mut c = Client::connect(s.addr).await;
+    let r = c.request("GET /poll/old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await;
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    assert_eq!(c.request("GET /poll/old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await.status, 200);
+    // HEAD: the headers of GET, no body.
+    let mut c = Client::connect(s.addr).await;
+    c.send("HEAD /stats HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let r = c.response_to(true).await;
+    assert!(r.header("content-length").unwrap().parse::<usize>().unwrap() > 10);
+    assert_eq!(c.request(get("/poll/x")).await.status, 200, "no stray body bytes after HEAD");
+    // Expect: 100-continue gets an interim 100 before the body is sent.
+    let mut c = Client::connect(s.addr).await;
+    c.send("POST /publish/cont HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").await;
+    assert_eq!(c.response().await.status, 100);
+    c.send("hello").await;
+    assert_eq!(c.response().await.json()["id"], 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn chunked_request_body_is_published() {
+    let s = start(config()).await;
+    let mut c = Client::connect(s.addr).await;
+    c.send("POST /publish/ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+    // Sent in awkward pieces: a size line split, an extension, a trailer.
+    for piece in ["4\r", "\nWiki\r\n5;ext=1\r\npe", "dia\r\n0\r\nX-Trailer: 1\r\n", "\r\n"] {
+        c.send(piece).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(c.response().await.json()["id"], 1);
+    let r = c.request(get("/poll/ch?after=0")).await.json();
+    assert_eq!(r["messages"][0]["data"], "Wikipedia");
+    // Invalid UTF-8 is not a message.
+    let r = c.request(b"POST /publish/ch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n\xff\xfe").await;
+    assert_eq!(r.status, 400);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn short_poll_cursors_and_truncation() {
+    let s = start(Config { history: 3, ..config() }).await;
+    // Without a cursor: the live head, nothing yet.
+    let r = once(s.addr, get("/poll/sp")).await.json();
+    assert_eq!(r, serde_json::json!({"messages": [], "next": 0}));
+    for i in 1..=5 {
+        assert_eq!(publish(s.addr, "sp", &format!("m{i}")).await, i);
+    }
+    let r = once(s.addr, get("/poll/sp")).await.json();
+    assert_eq!(r, serde_json::json!({"messages": [], "next": 5}), "no cursor: the live head");
+    let r = once(s.addr, get("/poll/sp?after=3")).await.json();
+    assert_eq!(r, serde_json::json!({"messages": [{"id":4,"data":"m4"},{"id":5,"data":"m5"}], "next": 5}));
+    let r = once(s.addr, get("/poll/sp?after=5")).await.json();
+    assert_eq!(r, serde_json::json!({"messages": [], "next": 5}));
+    // History keeps 3, so a cursor at 0 missed 1 and 2: said, not hidden.
+    let r = once(s.addr, get("/poll/sp?after=0")).await.json();
+    assert_eq!(r["truncated"], true);
+    assert_eq!(r["messages"].as_array().unwrap().len(), 3);
+    assert_eq!(r["messages"][0]["id"], 3);
+    let r = once(s.addr, get("/poll/sp?after=2")).await.json();
+    assert_eq!(r.get("truncated"), None, "3 onwards is all there");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn long_poll_is_released_by_a_publish_within_milliseconds() {
+    let s = start(config()).await;
+    let mut held = Client::connect(s.addr).await;
+    held.send(get("/long-poll/lp?after=0&timeout=10")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let published = Instant::now();
+    publish(s.addr, "lp", "wake up").await;
+    let r = held.response().await;
+    let latency = published.elapsed();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["messages"][0]["data"], "wake up");
+    assert_eq!(r.json()["next"], 1);
+    assert!(latency < Duration::from_millis(250), "released in {latency:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn long_poll_answers_at_once_when_messages_wait_and_204_after_timeout() {
+    let s = start(config()).await;
+    publish(s.addr, "lp2", "already here").await;
+    let r = once(s.addr, get("/long-poll/lp2?after=0")).await;
+    assert_eq!(r.json()["messages"][0]["data"], "already here");
+    let started = Instant::now();
+    let mut c = Client::connect(s.addr).await;
+    let r = c.request(get("/long-poll/lp2?after=1&timeout=0.4")).await;
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(350));
+    // The connection is kept alive for the next poll.
+    assert_eq!(c.request(get("/poll/lp2")).await.status, 200);
+    // Without a cursor a long-poll waits for the next message, not the old ones.
+    let mut held = Client::connect(s.addr).await;
+    held.send(get("/long-poll/lp2?timeout=10")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish(s.addr, "lp2", "new").await;
+    let r = held.response().await.json();
+    assert_eq!(r["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(r["messages"][0]["data"], "new");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_long_polls_released_by_one_publish() {
+    let s = start(config()).await;
+    let mut tasks = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(1000);
+    for _ in 0..1000 {
+        let addr = s.addr;
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            c.send(get("/long-poll/crowd?after=0&timeout=30")).await;
+            ready.send(()).await.unwrap();
+            c.response().await
+        }));
+    }
+    for _ in 0..1000 {
+        ready_rx.recv().await.unwrap();
+    }
+    // Wait until the server holds them all, then one publish releases every one.
+    let shared = s.shared.clone();
+    let held = || {
+        shared.stats.of(wire_academy::app::stats::Transport::LongPoll).open.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held() < 1000 {
+        assert!(Instant::now() < deadline, "only {} held", held());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let published = Instant::now();
+    publish(s.addr, "crowd", "everyone").await;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["messages"][0]["data"], "everyone");
+    }
+    assert!(published.elapsed() < Duration::from_secs(5), "all released in {:?}", published.elapsed());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_gives_up_frees_its_long_poll() {
+    let s = start(config()).await;
+    let mut c = Client::connect(s.addr).await;
+    c.send(get("/long-poll/gone?timeout=30")).await;
+    let open = || {
+        s.shared.stats.of(wire_academy::app::stats::Transport::LongPoll).open.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    while open() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while open() != 0 {
+        assert!(Instant::now() < deadline, "the held request was not released");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_held_long_polls() {
+    let s = start(config()).await;
+    let mut c = Client::connect(s.addr).await;
+    c.send(get("/long-poll/bye?timeout=30")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = s.addr;
+    let stopping = tokio::spawn(s.stop());
+    let r = c.response().await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("connection"), Some("close"));
+    stopping.await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
+}
+
+#[tokio::test]
+async fn stats_count_per_transport() {
+    let s = start(config()).await;
+    publish(s.addr, "st", "x").await;
+    once(s.addr, get("/poll/st?after=0")).await;
+    let r = once(s.addr, get("/stats")).await.json();
+    assert_eq!(r["transports"]["publish"]["requests"], 1);
+    assert_eq!(r["transports"]["short_poll"]["requests"], 1);
+    assert_eq!(r["transports"]["short_poll"]["delivered"], 1);
+    assert!(r["transports"]["short_poll"]["bytes_read"].as_u64().unwrap() > 30);
+    assert!(r["transports"]["short_poll"]["bytes_written"].as_u64().unwrap() > 60);
+    s.stop().await;
+}
+
+/// curl is a real HTTP client we did not write: it must agree with our framing.
+#[tokio::test]
+async fn curl_publishes_and_polls() {
+    if !require_tool("curl", "apt-get install -y curl") {
+        return;
+    }
+    let s = start(config()).await;
+    let base = format!("http://{}", s.addr);
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("curl").args(&args).output().expect("curl runs");
+            assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        })
+    };
+    // A 2 KiB body makes curl send Expect: 100-continue and wait for our 100.
+    let big = "x".repeat(2048);
+    let started = Instant::now();
+    let out =
+        run(vec!["-sS".into(), "--data-binary".into(), big.clone(), format!("{base}/publish/curl")]).await.unwrap();
+    assert_eq!(out, "{\"id\":1}");
+    assert!(started.elapsed() < Duration::from_millis(900), "curl did not wait out its 1 s Expect timer");
+    // Chunked upload.
+    let out = run(vec![
+        "-sS".into(),
+        "-H".into(),
+        "Transfer-Encoding: chunked".into(),
+        "--data-binary".into(),
+        "chunky".into(),
+        format!("{base}/publish/curl"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out, "{\"id\":2}");
+    let held = run(vec!["-sS".into(), format!("{base}/long-poll/curl?after=2&timeout=10")]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish(s.addr, "curl", "for curl").await;
+    let out = held.await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["messages"][0]["data"], "for curl");
+    let out = run(vec!["-sS".into(), format!("{base}/poll/curl?after=0")]).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["messages"][0]["data"].as_str().unwrap().len(), 2048);
+    assert_eq!(v["messages"][1]["data"], "chunky");
+    // Keep-alive reuse across two URLs in one curl run.
+    let out = run(vec!["-sS".into(), "-v".into(), format!("{base}/poll/curl"), format!("{base}/stats")]).await.unwrap();
+    assert!(out.contains("\"transports\""));
+    s.stop().await;
+}
