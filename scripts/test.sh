@@ -31,4 +31,4 @@ fi
 # Many tests open thousands of sockets: ask for the hard open-file limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-cargo test --all-targets
+cargo test

@@ -131,10 +131,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("wire-academy listening on http://{}", server.local_addr());
+    say(&format!("wire-academy listening on http://{}", server.local_addr()));
     server.run(shutdown_signal()).await;
-    println!("wire-academy stopped");
+    say("wire-academy stopped");
     ExitCode::SUCCESS
+}
+
+/// A status line on stdout. A closed stdout (the reader went away) is no reason for a
+/// server to panic, so write errors are ignored.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM, whichever comes first.
