@@ -11,6 +11,8 @@
 //! trace/        the hexdump formatter and annotator (pure) and the tap around a stream
 //! net/          thin tokio drivers: accept loop, limits, shutdown, the HTTP driver
 //! app/          routes, the channel hub (ids, history, cursors), counters
+//! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport
+//! proxy.rs      a hostile middlebox: blocks upgrades, buffers streams, cuts idle links
 //! ```
 //!
 //! # The sans-I/O contract
@@ -24,7 +26,9 @@
 //! events -> app.
 
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod net;
 pub mod proto;
+pub mod proxy;
 pub mod trace;

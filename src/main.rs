@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use wire_academy::config::{self, Config, TraceTarget};
 use wire_academy::net::Server;
+use wire_academy::trace::Tracer;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +25,67 @@ struct Cli {
 enum Command {
     /// Run the server: every transport on one port.
     Serve(ServeArgs),
+    /// A client of one transport: prints one line per message received.
+    Client(ClientArgs),
+    /// A hostile middlebox between a client and the server.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// Address the proxy listens on.
+    #[arg(long, env = "WIRE_ACADEMY_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// The server behind it (host:port).
+    #[arg(long, env = "WIRE_ACADEMY_UPSTREAM", default_value = "127.0.0.1:8080")]
+    upstream: String,
+    /// Refuse WebSocket upgrades (403), as proxies that only speak plain HTTP do.
+    #[arg(long, env = "WIRE_ACADEMY_BLOCK_WEBSOCKET", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    block_websocket: bool,
+    /// Hold each response until it is complete (streams never arrive), as buffering proxies do.
+    #[arg(long, env = "WIRE_ACADEMY_BUFFER_RESPONSES", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    buffer_responses: bool,
+    /// Cut connections on which nothing moved for this many seconds.
+    #[arg(long, env = "WIRE_ACADEMY_IDLE_TIMEOUT", value_parser = secs)]
+    idle_timeout: Option<Duration>,
+    #[command(flatten)]
+    trace: TraceArgs,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// The transport: short-poll or long-poll.
+    #[arg(long, env = "WIRE_ACADEMY_PROTOCOL", default_value = "long-poll")]
+    protocol: String,
+    /// The server's base URL (ws:// is derived from it).
+    #[arg(long, env = "WIRE_ACADEMY_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The channel to follow.
+    #[arg(long, env = "WIRE_ACADEMY_CHANNEL", default_value = "lobby")]
+    channel: String,
+    /// One JSON object per message: {"transport":…,"id":…,"data":…}.
+    #[arg(long, env = "WIRE_ACADEMY_JSON", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    json: bool,
+    /// Exit 0 after this many messages.
+    #[arg(long, env = "WIRE_ACADEMY_COUNT")]
+    count: Option<u64>,
+    /// Exit 1 if --count messages have not arrived within this many seconds.
+    #[arg(long, env = "WIRE_ACADEMY_TIMEOUT", value_parser = secs)]
+    timeout: Option<Duration>,
+    /// Publish this text once receiving (repeatable).
+    #[arg(long, env = "WIRE_ACADEMY_SEND")]
+    send: Vec<String>,
+    /// Resume after this message id.
+    #[arg(long, env = "WIRE_ACADEMY_AFTER")]
+    after: Option<u64>,
+    /// Seconds between short polls.
+    #[arg(long, env = "WIRE_ACADEMY_INTERVAL", value_parser = secs, default_value = "1")]
+    interval: Duration,
+    /// Seconds each long-poll asks to be held.
+    #[arg(long, env = "WIRE_ACADEMY_HOLD", value_parser = secs, default_value = "30")]
+    hold: Duration,
+    #[command(flatten)]
+    trace: TraceArgs,
 }
 
 /// Flags shared by every command that opens connections.
@@ -105,6 +167,90 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Client(args) => runtime.block_on(client(args)),
+        Command::Proxy(args) => runtime.block_on(proxy(args)),
+    }
+}
+
+async fn proxy(args: ProxyArgs) -> ExitCode {
+    use wire_academy::proxy::{self, ProxyConfig};
+    let tracer = match Tracer::start(&args.trace.target()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("wire-academy proxy: cannot open the trace output: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cfg = ProxyConfig {
+        listen: args.listen,
+        upstream: args.upstream,
+        block_websocket: args.block_websocket,
+        buffer_responses: args.buffer_responses,
+        idle_timeout: args.idle_timeout,
+    };
+    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wire-academy proxy: cannot listen on {}: {e}", cfg.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    say(&format!(
+        "wire-academy proxy listening on http://{} -> {}{}{}{}",
+        listener.local_addr().map_or(cfg.listen, |a| a),
+        cfg.upstream,
+        if cfg.block_websocket { ", blocking WebSocket" } else { "" },
+        if cfg.buffer_responses { ", buffering responses" } else { "" },
+        cfg.idle_timeout.map_or(String::new(), |t| format!(", cutting connections idle for {}s", t.as_secs_f64())),
+    ));
+    match proxy::run_on(listener, cfg, tracer, Default::default(), shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wire-academy proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn client(args: ClientArgs) -> ExitCode {
+    use wire_academy::client::{self, BaseUrl, ClientConfig, Protocol, sink::Sink};
+    let fail = |why: String| {
+        eprintln!("wire-academy client: {why}");
+        ExitCode::FAILURE
+    };
+    let protocol = match Protocol::parse(&args.protocol) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let url = match BaseUrl::parse(&args.url) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let trace = match Tracer::start(&args.trace.target()) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("cannot open the trace output: {e}")),
+    };
+    let cfg = ClientConfig {
+        url,
+        channel: args.channel,
+        after: args.after,
+        send: args.send,
+        interval: args.interval,
+        hold: args.hold,
+        trace,
+    };
+    let mut sink = Sink::stdout(args.json, args.count);
+    let run = client::run(protocol, &cfg, &mut sink);
+    let result = match args.timeout {
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(r) => r,
+            Err(_) => return fail(format!("timed out after {:?} with {} message(s)", limit, sink.received())),
+        },
+        None => run.await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e.to_string()),
     }
 }
 

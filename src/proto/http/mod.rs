@@ -18,7 +18,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 pub use body::{BodyDecoder, ChunkedDecoder, Piece};
-pub use request::{BodyKind, HeadLimits, RequestHead, Version, parse_head};
+pub use request::{BodyKind, HeadLimits, RequestHead, Version, parse_head, write_request};
 pub use response::{Response, ResponseBody, ResponseHead, parse_response_head, reason_phrase};
 
 /// Why a request is refused. Each variant is one row of API.md's bad-input table, and

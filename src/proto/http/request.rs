@@ -101,6 +101,36 @@ impl std::ops::Deref for RequestHead {
     }
 }
 
+/// Writes a request head (and body) as a client sends it: request line, `Host`, the
+/// given headers, `Content-Length` when there is a body, the empty line, the body.
+pub fn write_request(
+    out: &mut BytesMut,
+    method: &str,
+    target: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
+    use bytes::BufMut;
+    out.put_slice(method.as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(target.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\nHost: ");
+    out.put_slice(host.as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in headers {
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        out.put_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.put_slice(b"\r\n");
+    out.put_slice(body);
+}
+
 /// The HTTP/2 connection preface (RFC 9113 §3.4). It parses as a request line with
 /// version `HTTP/2.0`, so it gets `505` like any other version we do not speak.
 pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -427,6 +457,16 @@ mod tests {
         assert_eq!(head.body, BodyKind::Length(4));
         let head = parse(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.body, BodyKind::Chunked);
+    }
+
+    #[test]
+    fn written_requests_parse_back() {
+        let mut out = BytesMut::new();
+        write_request(&mut out, "POST", "/publish/a", "localhost:8080", &[("Accept", "*/*")], b"hi");
+        let head = parse_head(&mut out, &LIMITS).unwrap().unwrap();
+        assert_eq!((head.method(), head.target(), head.body), ("POST", "/publish/a", BodyKind::Length(2)));
+        assert_eq!(head.header("host"), Some(&b"localhost:8080"[..]));
+        assert_eq!(&out[..], b"hi");
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! The clients: one per transport, each a thin loop over the same pure codecs the server
+//! uses, seen from the other end of the wire.
+//!
+//! - [`http`]: a hand-written HTTP/1.1 client on `TcpStream` (keep-alive reuse).
+//! - [`poll`]: the short-poll and long-poll clients.
+//! - [`sink`]: what a client does with what it receives: print, count, stop.
+//!
+//! Every client keeps a cursor (the last id it delivered) and resumes from it after a
+//! reconnect, so a dropped connection loses nothing still in the server's history.
+
+pub mod backoff;
+pub mod http;
+pub mod poll;
+pub mod sink;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::trace::Tracer;
+
+/// Where the server is: `http://host:port[/prefix]`, as given to `--url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `host:port`, to connect to.
+    pub authority: String,
+    /// A path prefix (without a trailing slash), usually empty.
+    pub prefix: String,
+}
+
+impl BaseUrl {
+    pub fn parse(url: &str) -> Result<BaseUrl, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url:?}: the server's URL starts with http:// (ws:// is derived from it)"))?;
+        let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        if authority.is_empty() {
+            return Err(format!("{url:?} names no host"));
+        }
+        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let prefix = path.trim_end_matches('/');
+        let prefix = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
+        Ok(BaseUrl { authority, prefix })
+    }
+
+    /// The target for an endpoint path such as `/poll/lobby?after=3`.
+    pub fn target(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
+    }
+}
+
+/// What every client needs to know.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub url: BaseUrl,
+    pub channel: String,
+    /// Resume after this id; `None` starts at the live head.
+    pub after: Option<u64>,
+    /// Texts to publish once the client is receiving.
+    pub send: Vec<String>,
+    /// Seconds between short polls.
+    pub interval: Duration,
+    /// How long each long-poll asks to be held (`timeout=`).
+    pub hold: Duration,
+    pub trace: Option<Arc<Tracer>>,
+}
+
+/// The transports a client can speak (`--protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    ShortPoll,
+    LongPoll,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Result<Protocol, String> {
+        match s {
+            "short-poll" => Ok(Protocol::ShortPoll),
+            "long-poll" => Ok(Protocol::LongPoll),
+            other => Err(format!("unknown protocol {other:?}: short-poll or long-poll")),
+        }
+    }
+}
+
+/// Runs a client until `--count` messages arrived (or forever, reconnecting as needed).
+pub async fn run(protocol: Protocol, cfg: &ClientConfig, sink: &mut sink::Sink) -> std::io::Result<()> {
+    let mut sends = cfg.send.clone();
+    let kind = match protocol {
+        Protocol::ShortPoll => poll::PollKind::Short,
+        Protocol::LongPoll => poll::PollKind::Long,
+    };
+    poll::run(cfg, kind, sink, &mut sends, false).await.map(|_| ())
+}
+
+/// Fills `buf` from the operating system's random source.
+pub fn os_random(buf: &mut [u8]) {
+    use std::io::Read;
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).is_ok();
+    assert!(ok, "the operating system's random source (/dev/urandom) is unavailable");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        let u = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!((u.authority.as_str(), u.target("/poll/a")), ("127.0.0.1:8080", "/poll/a".to_string()));
+        let u = BaseUrl::parse("http://localhost/app/").unwrap();
+        assert_eq!((u.authority.as_str(), u.target("/poll/a")), ("localhost:80", "/app/poll/a".to_string()));
+        assert!(BaseUrl::parse("ws://x").is_err());
+        assert!(BaseUrl::parse("http://").is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! What a client does with what it receives: one line per message on stdout (or one JSON
+//! object with `--json`), a count to stop at, and the cursor to resume from.
+
+use std::io::Write;
+
+/// What a transport hands the sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Message {
+        id: u64,
+        data: String,
+    },
+    /// The server said messages after the cursor were already dropped from history.
+    Truncated,
+}
+
+/// Prints deliveries, keeps the cursor, and says when `--count` is reached.
+pub struct Sink {
+    json: bool,
+    count: Option<u64>,
+    received: u64,
+    /// The id of the last message delivered: the cursor to resume from.
+    pub cursor: Option<u64>,
+    out: Box<dyn Write + Send>,
+}
+
+impl Sink {
+    pub fn new(json: bool, count: Option<u64>, out: Box<dyn Write + Send>) -> Sink {
+        Sink { json, count, received: 0, cursor: None, out }
+    }
+
+    pub fn stdout(json: bool, count: Option<u64>) -> Sink {
+        Sink::new(json, count, Box::new(std::io::stdout()))
+    }
+
+    /// Records one delivery; returns `true` once `--count` messages have arrived.
+    pub fn deliver(&mut self, transport: &str, d: Delivery) -> bool {
+        let line = match (&d, self.json) {
+            (Delivery::Message { id, data }, true) => {
+                format!(
+                    "{{\"transport\":\"{transport}\",\"id\":{id},\"data\":{}}}",
+                    serde_json::to_string(data).unwrap_or_default()
+                )
+            }
+            (Delivery::Message { id, data }, false) => format!("[{transport}] {id}: {data}"),
+            (Delivery::Truncated, true) => format!("{{\"transport\":\"{transport}\",\"truncated\":true}}"),
+            (Delivery::Truncated, false) => {
+                format!("[{transport}] truncated: some messages after the cursor are no longer in the server's history")
+            }
+        };
+        let _ = writeln!(self.out, "{line}").and_then(|_| self.out.flush());
+        if let Delivery::Message { id, .. } = d {
+            self.cursor = Some(id);
+            self.received += 1;
+        }
+        self.done()
+    }
+
+    pub fn done(&self) -> bool {
+        self.count.is_some_and(|c| self.received >= c)
+    }
+
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+/// A status line for people (connecting, falling back, reconnecting): stderr, so that
+/// stdout carries only messages.
+pub fn status(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}

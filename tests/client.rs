@@ -1,0 +1,169 @@
+//! The `client` command against the project's server, run as a user runs it: the real
+//! binary, its flags, its output and its exit code.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{config, publish, start};
+use wire_academy::proxy::{self, ProxyConfig};
+
+/// Runs `wire-academy client ARGS` against `addr` and returns its output.
+async fn client(addr: SocketAddr, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wire-academy"));
+    cmd.arg("client").arg("--url").arg(format!("http://{addr}")).args(args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("the client runs")).await.unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+const POLLS: [&str; 2] = ["short-poll", "long-poll"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_clients_send_count_json_and_exit_zero() {
+    let s = start(config()).await;
+    for protocol in POLLS {
+        let channel = format!("c-{protocol}");
+        let out = client(
+            s.addr,
+            &[
+                "--protocol",
+                protocol,
+                "--channel",
+                &channel,
+                "--interval",
+                "0.1",
+                "--send",
+                "first",
+                "--send",
+                "second line",
+                "--count",
+                "2",
+                "--json",
+                "--timeout",
+                "10",
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
+        let lines = json_lines(&out);
+        assert_eq!(lines.len(), 2, "{protocol}: {lines:?}");
+        assert_eq!(lines[0], serde_json::json!({"transport": protocol, "id": 1, "data": "first"}));
+        assert_eq!(lines[1], serde_json::json!({"transport": protocol, "id": 2, "data": "second line"}));
+        // --after resumes from a cursor; plain output is one line per message.
+        let out = client(
+            s.addr,
+            &["--protocol", protocol, "--channel", &channel, "--after", "1", "--count", "1", "--timeout", "10"],
+        )
+        .await;
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("[{protocol}] 2: second line\n"));
+        // --timeout: exit 1 when --count messages do not arrive in time.
+        let out =
+            client(s.addr, &["--protocol", protocol, "--channel", &channel, "--count", "1", "--timeout", "0.5"]).await;
+        assert_eq!(out.status.code(), Some(1), "{protocol}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"));
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_clients_report_truncation() {
+    let s = start(wire_academy::config::Config { history: 2, ..config() }).await;
+    for i in 1..=4 {
+        publish(s.addr, "trunc", &format!("m{i}")).await;
+    }
+    for protocol in POLLS {
+        let out = client(
+            s.addr,
+            &[
+                "--protocol",
+                protocol,
+                "--channel",
+                "trunc",
+                "--after",
+                "0",
+                "--count",
+                "2",
+                "--json",
+                "--timeout",
+                "10",
+            ],
+        )
+        .await;
+        assert!(out.status.success());
+        let lines = json_lines(&out);
+        assert_eq!(lines[0], serde_json::json!({"transport": protocol, "truncated": true}), "said before the messages");
+        assert_eq!(lines[1]["id"], 3);
+        assert_eq!(lines[2]["id"], 4);
+    }
+    s.stop().await;
+}
+
+/// A proxy that cuts every connection idle for 300 ms sits between the client and the
+/// server while a numbered sequence is published: held long-polls are cut mid-wait and
+/// short-poll connections between polls. Every message must arrive once, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_clients_resume_after_cuts_without_gap_or_duplicate() {
+    let s = start(config()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let cfg = ProxyConfig {
+        listen: proxy_addr,
+        upstream: s.addr.to_string(),
+        block_websocket: false,
+        buffer_responses: false,
+        idle_timeout: Some(Duration::from_millis(300)),
+    };
+    let stats = std::sync::Arc::new(proxy::ProxyStats::default());
+    tokio::spawn(proxy::run_on(listener, cfg, None, stats.clone(), std::future::pending()));
+    const N: u64 = 40;
+    for protocol in POLLS {
+        let cuts_before = stats.idle_cuts.load(std::sync::atomic::Ordering::Relaxed);
+        let channel = format!("cut-{protocol}");
+        let addr = s.addr;
+        let ch = channel.clone();
+        let publisher = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Bursts with quiet gaps longer than the proxy's idle timeout.
+            for i in 1..=N {
+                publish(addr, &ch, &format!("n{i}")).await;
+                let gap = if i % 5 == 0 { 600 } else { 10 };
+                tokio::time::sleep(Duration::from_millis(gap)).await;
+            }
+        });
+        let out = client(
+            proxy_addr,
+            &[
+                "--protocol",
+                protocol,
+                "--channel",
+                &channel,
+                "--after",
+                "0",
+                "--interval",
+                "0.5",
+                "--count",
+                &N.to_string(),
+                "--json",
+                "--timeout",
+                "30",
+            ],
+        )
+        .await;
+        publisher.await.unwrap();
+        assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
+        let ids: Vec<u64> = json_lines(&out).iter().map(|l| l["id"].as_u64().unwrap()).collect();
+        assert_eq!(ids, (1..=N).collect::<Vec<_>>(), "{protocol}: every message once, in order");
+        let cuts = stats.idle_cuts.load(std::sync::atomic::Ordering::Relaxed) - cuts_before;
+        assert!(cuts >= 3, "{protocol}: the proxy really cut the client's connections ({cuts} cuts)");
+    }
+    s.stop().await;
+}
