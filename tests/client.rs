@@ -2,6 +2,7 @@
 //! binary, its flags, its output and its exit code.
 
 mod common;
+mod peers;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
@@ -166,4 +167,44 @@ async fn poll_clients_resume_after_cuts_without_gap_or_duplicate() {
         assert!(cuts >= 3, "{protocol}: the proxy really cut the client's connections ({cuts} cuts)");
     }
     s.stop().await;
+}
+
+/// The same clients against a server we did not write (axum, tests/peers): the clients
+/// must speak HTTP as everyone else does, not only as our server does.
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_clients_work_against_an_independent_server() {
+    let addr = peers::axum_peer().await;
+    for protocol in POLLS {
+        let channel = format!("axum-{protocol}");
+        let out = client(
+            addr,
+            &[
+                "--protocol",
+                protocol,
+                "--channel",
+                &channel,
+                "--interval",
+                "0.1",
+                "--send",
+                "one",
+                "--send",
+                "two",
+                "--count",
+                "2",
+                "--json",
+                "--timeout",
+                "10",
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
+        let data: Vec<String> = json_lines(&out).iter().map(|l| l["data"].as_str().unwrap().to_string()).collect();
+        assert_eq!(data, ["one", "two"], "{protocol}");
+        let out = client(
+            addr,
+            &["--protocol", protocol, "--channel", &channel, "--after", "1", "--count", "1", "--timeout", "10"],
+        )
+        .await;
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("[{protocol}] 2: two\n"));
+    }
 }
