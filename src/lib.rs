@@ -31,4 +31,5 @@ pub mod config;
 pub mod net;
 pub mod proto;
 pub mod proxy;
+pub mod random;
 pub mod trace;

@@ -409,3 +409,20 @@ async fn curl_publishes_and_polls() {
     assert!(out.contains("\"transports\""));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn negotiate_offers_the_cascade() {
+    let s = start(config()).await;
+    publish(s.addr, "neg", "x").await;
+    let a = once(s.addr, get("/negotiate/neg")).await;
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    let a = a.json();
+    assert_eq!(a["transports"], serde_json::json!(["websocket", "sse", "long-poll", "short-poll"]));
+    assert_eq!(a["cursor"], 1);
+    assert_eq!(a["heartbeat"], 15.0);
+    let b = once(s.addr, get("/negotiate/neg")).await.json();
+    assert_eq!(a["session"].as_str().unwrap().len(), 32);
+    assert_ne!(a["session"], b["session"], "a fresh session each time");
+    assert_eq!(once(s.addr, get("/negotiate/bad%name")).await.status, 400);
+    s.stop().await;
+}

@@ -10,3 +10,22 @@ pub mod stats;
 pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
+
+/// The cascade's handshake (`GET /negotiate/{channel}`), after Socket.IO's and SockJS's:
+/// a session id, the transports in order of preference, and the timings a client needs
+/// to tell a working transport from a blocked or buffered one. `cursor` is the channel's
+/// live head, so a client that starts here misses nothing published after this answer.
+pub fn negotiate(shared: &crate::net::Shared, channel: &str) -> String {
+    let c = &shared.config;
+    serde_json::json!({
+        "session": crate::random::hex(16),
+        "channel": channel,
+        "transports": ["websocket", "sse", "long-poll", "short-poll"],
+        "heartbeat": c.heartbeat.as_secs_f64(),
+        "ping_interval": c.ping_interval.as_secs_f64(),
+        "long_poll_timeout": crate::config::DEFAULT_LONG_POLL_TIMEOUT.min(c.max_hold).as_secs_f64(),
+        "short_poll_interval": 1.0,
+        "cursor": shared.hub.since(channel, None).next,
+    })
+    .to_string()
+}

@@ -8,6 +8,7 @@ pub enum Route {
     Publish(String),
     Poll(String),
     LongPoll(String),
+    Negotiate(String),
     Stats,
 }
 
@@ -17,7 +18,7 @@ impl Route {
             Route::Publish(_) => Transport::Publish,
             Route::Poll(_) => Transport::ShortPoll,
             Route::LongPoll(_) => Transport::LongPoll,
-            Route::Stats => Transport::Other,
+            Route::Negotiate(_) | Route::Stats => Transport::Other,
         }
     }
 }
@@ -53,6 +54,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
                 "publish" => Route::Publish,
                 "poll" => Route::Poll,
                 "long-poll" => Route::LongPoll,
+                "negotiate" => Route::Negotiate,
                 _ => return Err(RouteError::NotFound),
             };
             let allow = if kind == "publish" { POST } else { GET };
@@ -87,6 +89,7 @@ mod tests {
         assert_eq!(route("GET", "/poll/a.b-c_D9"), Ok(Route::Poll("a.b-c_D9".into())));
         assert_eq!(route("HEAD", "/long-poll/x"), Ok(Route::LongPoll("x".into())));
         assert_eq!(route("GET", "/stats"), Ok(Route::Stats));
+        assert_eq!(route("GET", "/negotiate/x"), Ok(Route::Negotiate("x".into())));
         assert_eq!(route("GET", "/publish/chat"), Err(RouteError::MethodNotAllowed("POST")));
         assert_eq!(route("POST", "/poll/chat"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(route("DELETE", "/stats"), Err(RouteError::MethodNotAllowed("GET, HEAD")));

@@ -27,7 +27,7 @@ impl Backoff {
         let d = self.next;
         self.next = (d * 2).min(MAX);
         let mut r = [0u8; 4];
-        super::os_random(&mut r);
+        crate::random::fill(&mut r);
         let frac = u32::from_le_bytes(r) as f64 / u32::MAX as f64;
         d.mul_f64(0.5 + 0.5 * frac)
     }

@@ -95,13 +95,6 @@ pub async fn run(protocol: Protocol, cfg: &ClientConfig, sink: &mut sink::Sink) 
     poll::run(cfg, kind, sink, &mut sends, false).await.map(|_| ())
 }
 
-/// Fills `buf` from the operating system's random source.
-pub fn os_random(buf: &mut [u8]) {
-    use std::io::Read;
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).is_ok();
-    assert!(ok, "the operating system's random source (/dev/urandom) is unavailable");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             Err(RouteError::BadChannel) => Response::text(400, "a channel name is 1 to 64 of A-Z a-z 0-9 _ . -\n"),
             Ok(Route::Stats) => Response::json(200, stats.to_json()),
+            Ok(Route::Negotiate(channel)) => Response::json(200, crate::app::negotiate(&shared, &channel))
+                // Each answer carries a fresh session id: never reuse a cached one.
+                .header("Cache-Control", "no-store"),
             Ok(Route::Publish(channel)) => match std::str::from_utf8(&body) {
                 Ok(_) => {
                     let msg = shared.hub.publish(&channel, body);
