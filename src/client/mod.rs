@@ -3,6 +3,8 @@
 //!
 //! - [`http`]: a hand-written HTTP/1.1 client on `TcpStream` (keep-alive reuse).
 //! - [`poll`]: the short-poll and long-poll clients.
+//! - [`sse`]: the EventSource-like client (the project's WHATWG parser, `retry:`,
+//!   reconnection with `Last-Event-ID`).
 //! - [`sink`]: what a client does with what it receives: print, count, stop.
 //!
 //! Every client keeps a cursor (the last id it delivered) and resumes from it after a
@@ -12,6 +14,7 @@ pub mod backoff;
 pub mod http;
 pub mod poll;
 pub mod sink;
+pub mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,11 +71,23 @@ pub struct ClientConfig {
     pub trace: Option<Arc<Tracer>>,
 }
 
+/// How a client loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// `--count` messages arrived.
+    Done,
+    /// The transport does not work through whatever is between us and the server; the
+    /// reason says what was seen. Only when probing (the cascade), never otherwise: a
+    /// plain client reconnects instead.
+    Fallback(String),
+}
+
 /// The transports a client can speak (`--protocol`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
     ShortPoll,
     LongPoll,
+    Sse,
 }
 
 impl Protocol {
@@ -80,7 +95,8 @@ impl Protocol {
         match s {
             "short-poll" => Ok(Protocol::ShortPoll),
             "long-poll" => Ok(Protocol::LongPoll),
-            other => Err(format!("unknown protocol {other:?}: short-poll or long-poll")),
+            "sse" => Ok(Protocol::Sse),
+            other => Err(format!("unknown protocol {other:?}: short-poll, long-poll or sse")),
         }
     }
 }
@@ -88,11 +104,12 @@ impl Protocol {
 /// Runs a client until `--count` messages arrived (or forever, reconnecting as needed).
 pub async fn run(protocol: Protocol, cfg: &ClientConfig, sink: &mut sink::Sink) -> std::io::Result<()> {
     let mut sends = cfg.send.clone();
-    let kind = match protocol {
-        Protocol::ShortPoll => poll::PollKind::Short,
-        Protocol::LongPoll => poll::PollKind::Long,
+    match protocol {
+        Protocol::ShortPoll => poll::run(cfg, poll::PollKind::Short, sink, &mut sends, false).await?,
+        Protocol::LongPoll => poll::run(cfg, poll::PollKind::Long, sink, &mut sends, false).await?,
+        Protocol::Sse => sse::run(cfg, sink, &mut sends, None).await?,
     };
-    poll::run(cfg, kind, sink, &mut sends, false).await.map(|_| ())
+    Ok(())
 }
 
 #[cfg(test)]

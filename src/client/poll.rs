@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::ClientConfig;
+use super::{ClientConfig, Ended};
 use super::backoff::Backoff;
 use super::http::HttpClient;
 use super::sink::{Delivery, Sink, status};
@@ -26,16 +26,6 @@ impl PollKind {
             PollKind::Long => "long-poll",
         }
     }
-}
-
-/// How a poll loop ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// `--count` messages arrived.
-    Done,
-    /// A held request was cut before its answer (only when asked to report that, as the
-    /// cascade does, rather than retry).
-    Cut(String),
 }
 
 /// Slack added to a long-poll's hold before the client gives up on an answer.
@@ -105,15 +95,15 @@ pub fn deliver_answer(sink: &mut Sink, transport: &str, answer: PollAnswer) -> b
     done
 }
 
-/// Runs a poll client until `--count` is reached (or forever). With `report_cuts`, a
-/// held request cut before its answer ends the loop with [`Ended::Cut`] instead of
-/// being retried.
+/// Runs a poll client until `--count` is reached (or forever). With `probe` (the
+/// cascade), a held request cut before its answer ends the loop with
+/// [`Ended::Fallback`] instead of being retried.
 pub async fn run(
     cfg: &ClientConfig,
     kind: PollKind,
     sink: &mut Sink,
     sends: &mut Vec<String>,
-    report_cuts: bool,
+    probe: bool,
 ) -> io::Result<Ended> {
     let transport = kind.name();
     let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
@@ -175,7 +165,9 @@ pub async fn run(
                 ));
                 retry(&mut backoff, transport, &e).await;
             }
-            Err(e) if report_cuts && kind == PollKind::Long => return Ok(Ended::Cut(e.to_string())),
+            Err(e) if probe && kind == PollKind::Long => {
+                return Ok(Ended::Fallback(format!("a held long-poll was cut before its answer ({e})")));
+            }
             Err(e) => retry(&mut backoff, transport, &e).await,
         }
         if kind == PollKind::Short && !sink.done() {

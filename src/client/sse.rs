@@ -1,0 +1,164 @@
+//! The SSE client: what a browser's `EventSource` does, by hand.
+//!
+//! `GET /sse/{channel}` with `Accept: text/event-stream`; the body (chunked, or until
+//! close on HTTP/1.0) goes through the project's WHATWG parser (`proto::sse`). When the
+//! stream ends or fails, it waits the server's `retry:` delay (with jitter, growing on
+//! repeated failure) and reconnects with `Last-Event-ID`, so the server resumes exactly
+//! after the last event received (WHATWG HTML §9.2.3, "reestablish the connection").
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+
+use super::backoff::Backoff;
+use super::http::HttpClient;
+use super::poll::{live_head, publish, retry};
+use super::sink::{Delivery, Sink, status};
+use super::{ClientConfig, Ended};
+use crate::proto::http::{BodyDecoder, ResponseBody};
+use crate::proto::sse::Parser;
+
+const TRANSPORT: &str = "sse";
+/// How long to wait for the response head.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// Largest piece of body decoded at once.
+const MAX_DECODED: usize = 1 << 20;
+
+/// Runs the SSE client until `--count` is reached (or forever). With `first_byte` (the
+/// cascade's probe), a stream on which nothing at all arrives within that time, not
+/// even the `retry:` line or a heartbeat, ends with [`Ended::Fallback`]: something in
+/// between is buffering the stream.
+pub async fn run(cfg: &ClientConfig, sink: &mut Sink, sends: &mut Vec<String>, first_byte: Option<Duration>) -> io::Result<Ended> {
+    let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
+    let mut backoff = Backoff::default();
+    // The reconnection time: the server's `retry:` when it sent one.
+    let mut reconnect: Option<Duration> = None;
+    loop {
+        if sink.done() {
+            return Ok(Ended::Done);
+        }
+        // Without a cursor, learn the live head first, so a reconnect before the first
+        // event still resumes from where this client began.
+        let cursor = match sink.cursor.or(cfg.after) {
+            Some(c) => c,
+            None => match live_head(&mut http, cfg).await {
+                Ok(head) => {
+                    sink.cursor = Some(head);
+                    head
+                }
+                Err(e) => {
+                    retry(&mut backoff, TRANSPORT, &e).await;
+                    continue;
+                }
+            },
+        };
+        let id = cursor.to_string();
+        let headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache"), ("Last-Event-ID", id.as_str())];
+        let target = cfg.url.target(&format!("/sse/{}", cfg.channel));
+        let opened = http.open("GET", &target, &headers, CONNECT_LIMIT).await;
+        let (head, mut conn, mut buf) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                retry(&mut backoff, TRANSPORT, &e).await;
+                continue;
+            }
+        };
+        let is_stream = head.header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
+        if head.status != 200 || !is_stream {
+            // WHATWG: a wrong status or type "fails the connection": EventSource stops.
+            // A command-line client is more useful if it says so and keeps trying.
+            let e = io::Error::other(format!("{target} answered {} (not an event stream)", head.status));
+            if first_byte.is_some() {
+                return Ok(Ended::Fallback(e.to_string()));
+            }
+            retry(&mut backoff, TRANSPORT, &e).await;
+            continue;
+        }
+        let mut decoder = match head.body(false) {
+            Ok(ResponseBody::Chunked) => Some(BodyDecoder::Chunked(Default::default())),
+            _ => None, // HTTP/1.0: the body runs until the server closes
+        };
+        let mut parser = Parser::new();
+        let mut decoded = BytesMut::new();
+        let mut got_bytes = false;
+        let mut first_deadline = first_byte.map(|d| tokio::time::Instant::now() + d);
+        let ended = loop {
+            // Hand what has arrived to the parser, then the parser's events to the sink.
+            match decoder.as_mut() {
+                Some(dec) => match dec.decode(&mut buf, &mut decoded, MAX_DECODED) {
+                    Ok(finished) => {
+                        parser.feed(&decoded);
+                        if finished {
+                            break "the server ended the stream".to_string();
+                        }
+                    }
+                    Err(e) => break format!("chunked framing error: {}", e.explain()),
+                },
+                None => parser.feed(&buf.split()),
+            }
+            if !decoded.is_empty() || (decoder.is_none() && got_bytes) {
+                got_bytes = true;
+                first_deadline = None;
+            }
+            decoded.clear();
+            loop {
+                match parser.next_event() {
+                    Ok(Some(ev)) => {
+                        let d = if ev.event_type == "truncated" {
+                            Delivery::Truncated
+                        } else {
+                            match ev.last_event_id.parse::<u64>() {
+                                Ok(id) => Delivery::Message { id, data: ev.data },
+                                Err(_) => continue, // not one of ours: no id
+                            }
+                        };
+                        if sink.deliver(TRANSPORT, d) {
+                            return Ok(Ended::Done);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+                }
+            }
+            if let Some(ms) = parser.retry() {
+                reconnect = Some(Duration::from_millis(ms));
+            }
+            if got_bytes {
+                backoff.reset();
+                // The stream is established: publish what was asked, once.
+                while let Some(text) = sends.first() {
+                    match publish(&mut http, cfg, text).await {
+                        Ok(_) => {
+                            sends.remove(0);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            let read = conn.read_buf(&mut buf);
+            let n = match first_deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, read).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Ok(Ended::Fallback(format!(
+                            "nothing arrived on the stream within {:?}: something in between buffers it",
+                            first_byte.unwrap_or_default()
+                        )));
+                    }
+                },
+                None => read.await,
+            };
+            match n {
+                Ok(0) => break "the connection closed".to_string(),
+                Ok(_) => got_bytes |= decoder.is_none(),
+                Err(e) => break e.to_string(),
+            }
+        };
+        // Reconnect after the server's retry delay, or the backoff's if it is longer.
+        let delay = backoff.delay().max(reconnect.unwrap_or_default().mul_f64(0.5));
+        status(&format!("[sse] {ended}; reconnecting in {} ms with Last-Event-ID: {}", delay.as_millis(), sink.cursor.unwrap_or(cursor)));
+        tokio::time::sleep(delay).await;
+    }
+}
