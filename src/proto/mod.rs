@@ -1,4 +1,8 @@
 //! The pure codecs: no tokio, no clock, no sockets. Bytes in, events or "need more"
 //! out; events in, bytes out. Partial input is normal, never an error.
+//!
+//! - [`http`]: HTTP/1.1 request heads, bodies and responses (RFC 9112).
+//! - [`sse`]: the `text/event-stream` encoder and parser (WHATWG HTML §9.2).
 
 pub mod http;
+pub mod sse;
