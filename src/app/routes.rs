@@ -8,6 +8,8 @@ pub enum Route {
     Publish(String),
     Poll(String),
     LongPoll(String),
+    /// `GET /sse/{channel}`: a `text/event-stream` that stays open.
+    Sse(String),
     Stats,
 }
 
@@ -17,6 +19,7 @@ impl Route {
             Route::Publish(_) => Transport::Publish,
             Route::Poll(_) => Transport::ShortPoll,
             Route::LongPoll(_) => Transport::LongPoll,
+            Route::Sse(_) => Transport::Sse,
             Route::Stats => Transport::Other,
         }
     }
@@ -53,6 +56,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
                 "publish" => Route::Publish,
                 "poll" => Route::Poll,
                 "long-poll" => Route::LongPoll,
+                "sse" => Route::Sse,
                 _ => return Err(RouteError::NotFound),
             };
             let allow = if kind == "publish" { POST } else { GET };
@@ -87,6 +91,11 @@ mod tests {
         assert_eq!(route("GET", "/poll/a.b-c_D9"), Ok(Route::Poll("a.b-c_D9".into())));
         assert_eq!(route("HEAD", "/long-poll/x"), Ok(Route::LongPoll("x".into())));
         assert_eq!(route("GET", "/stats"), Ok(Route::Stats));
+        assert_eq!(route("GET", "/sse/lobby"), Ok(Route::Sse("lobby".into())));
+        assert_eq!(route("HEAD", "/sse/lobby"), Ok(Route::Sse("lobby".into())));
+        assert_eq!(route("POST", "/sse/lobby"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
+        assert_eq!(route("GET", "/sse/no%20spaces"), Err(RouteError::BadChannel));
+        assert_eq!(Route::Sse("x".into()).transport(), Transport::Sse);
         assert_eq!(route("GET", "/publish/chat"), Err(RouteError::MethodNotAllowed("POST")));
         assert_eq!(route("POST", "/poll/chat"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(route("DELETE", "/stats"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
