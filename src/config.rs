@@ -48,8 +48,18 @@ pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(120);
 /// Seconds between SSE comment heartbeats (API.md `--heartbeat`, default 15).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Reconnection delay an SSE stream asks the browser to use, sent as `retry:`.
+/// Reconnection delay an SSE stream asks the browser to use, sent as `retry:` when the
+/// stream opens and again when a graceful shutdown ends it.
 pub const DEFAULT_SSE_RETRY: Duration = Duration::from_millis(3000);
+
+/// Most buffers handed to one vectored write (`writev`) of a stream's queued bytes. Linux
+/// accepts 1024 (IOV_MAX); 64 already lets a burst of events leave in one system call.
+pub const WRITE_VECTORS: usize = 64;
+
+/// Read buffer of an open event stream. The client has nothing to say once the stream
+/// has begun, so what it sends is read only to notice it closing, and discarded; a small
+/// buffer keeps ten thousand open streams cheap.
+pub const SSE_READ_SINK: usize = 512;
 
 /// Connections served at once (API.md `--max-connections`); past it, `503` and close.
 /// The process's open-file limit is raised to fit at start-up (see `net::rlimit`).

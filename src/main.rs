@@ -137,6 +137,9 @@ struct ServeArgs {
     /// Longest a long-poll may be held, in seconds.
     #[arg(long, env = "WIRE_ACADEMY_MAX_HOLD", value_parser = secs, default_value = "120")]
     max_hold: Duration,
+    /// Seconds of silence after which an SSE stream sends a `: ` comment (0: never).
+    #[arg(long, env = "WIRE_ACADEMY_HEARTBEAT", value_parser = secs, default_value = "15")]
+    heartbeat: Duration,
     /// Connections served at once (past it: 503).
     #[arg(long, env = "WIRE_ACADEMY_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -264,6 +267,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         header_timeout: args.header_timeout,
         keep_alive_timeout: args.keep_alive_timeout,
         max_hold: args.max_hold,
+        heartbeat: args.heartbeat,
         max_connections: args.max_connections,
         max_queue: args.max_queue,
         shutdown_timeout: args.shutdown_timeout,

@@ -20,18 +20,26 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use crate::proto::sse;
+
 /// One published message. `data` is valid UTF-8 (checked at publish time).
+///
+/// Each wire encoding sits in a `OnceLock<Bytes>`: the first subscriber that needs it
+/// encodes it, every other one gets the same bytes (a `Bytes` clone is a reference
+/// count, not a copy). An encoding nobody asks for is never made.
 #[derive(Debug)]
 pub struct Message {
     pub id: u64,
     pub data: Bytes,
     json: OnceLock<Bytes>,
+    sse_chunk: OnceLock<Bytes>,
+    sse_event: OnceLock<Bytes>,
 }
 
 impl Message {
     pub fn new(id: u64, data: Bytes) -> Self {
         debug_assert!(std::str::from_utf8(&data).is_ok());
-        Message { id, data, json: OnceLock::new() }
+        Message { id, data, json: OnceLock::new(), sse_chunk: OnceLock::new(), sse_event: OnceLock::new() }
     }
 
     pub fn text(&self) -> &str {
@@ -50,6 +58,18 @@ impl Message {
             s.push('}');
             Bytes::from(s)
         })
+    }
+
+    /// The SSE event (`id: N`, one `data:` line per line of text, blank line) as one
+    /// complete HTTP/1.1 chunk, size line and CRLF included: what every HTTP/1.1
+    /// subscriber writes to its socket, unchanged.
+    pub fn sse_chunk(&self) -> &Bytes {
+        self.sse_chunk.get_or_init(|| sse::encode_event_chunk(Some(self.id), None, self.text()))
+    }
+
+    /// The same event without chunk framing, for HTTP/1.0 streams (delimited by close).
+    pub fn sse_event(&self) -> &Bytes {
+        self.sse_event.get_or_init(|| sse::encode_event_bytes(Some(self.id), None, self.text()))
     }
 }
 
@@ -227,5 +247,25 @@ mod tests {
         let m = hub.publish("a", Bytes::from("say \"hi\"\n"));
         assert_eq!(&m.json()[..], br#"{"id":1,"data":"say \"hi\"\n"}"#);
         assert!(std::ptr::eq(m.json().as_ptr(), m.json().as_ptr()), "same bytes every time");
+    }
+
+    #[test]
+    fn sse_encodings_are_made_once_and_shared_by_every_subscriber() {
+        let hub = Hub::new(10, 8);
+        let mut subscribers: Vec<_> = (0..3).map(|_| hub.subscribe("a", None).1).collect();
+        hub.publish("a", Bytes::from("one\r\ntwo"));
+        let got: Vec<Arc<Message>> = subscribers.iter_mut().map(|rx| rx.try_recv().unwrap()).collect();
+        assert_eq!(&got[0].sse_chunk()[..], b"1b\r\nid: 1\ndata: one\ndata: two\n\n\r\n");
+        assert_eq!(&got[0].sse_event()[..], b"id: 1\ndata: one\ndata: two\n\n");
+        // What each subscriber's connection would queue: clones of the shared Bytes.
+        let queued: Vec<Bytes> = got.iter().map(|m| m.sse_chunk().clone()).collect();
+        let unframed: Vec<Bytes> = got.iter().map(|m| m.sse_event().clone()).collect();
+        for (chunk, event) in queued.iter().zip(&unframed) {
+            assert!(std::ptr::eq(chunk.as_ptr(), queued[0].as_ptr()), "one chunk encoding for everyone");
+            assert!(std::ptr::eq(event.as_ptr(), unframed[0].as_ptr()), "one unframed encoding for everyone");
+        }
+        // And the history hands a resuming client the very same bytes too.
+        let snap = hub.since("a", Some(0));
+        assert!(std::ptr::eq(snap.messages[0].sse_chunk().as_ptr(), queued[0].as_ptr()));
     }
 }

@@ -9,6 +9,8 @@ pub enum Route {
     Poll(String),
     LongPoll(String),
     Negotiate(String),
+    /// `GET /sse/{channel}`: a `text/event-stream` that stays open.
+    Sse(String),
     Stats,
 }
 
@@ -18,6 +20,7 @@ impl Route {
             Route::Publish(_) => Transport::Publish,
             Route::Poll(_) => Transport::ShortPoll,
             Route::LongPoll(_) => Transport::LongPoll,
+            Route::Sse(_) => Transport::Sse,
             Route::Negotiate(_) | Route::Stats => Transport::Other,
         }
     }
@@ -55,6 +58,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
                 "poll" => Route::Poll,
                 "long-poll" => Route::LongPoll,
                 "negotiate" => Route::Negotiate,
+                "sse" => Route::Sse,
                 _ => return Err(RouteError::NotFound),
             };
             let allow = if kind == "publish" { POST } else { GET };
@@ -90,6 +94,11 @@ mod tests {
         assert_eq!(route("HEAD", "/long-poll/x"), Ok(Route::LongPoll("x".into())));
         assert_eq!(route("GET", "/stats"), Ok(Route::Stats));
         assert_eq!(route("GET", "/negotiate/x"), Ok(Route::Negotiate("x".into())));
+        assert_eq!(route("GET", "/sse/lobby"), Ok(Route::Sse("lobby".into())));
+        assert_eq!(route("HEAD", "/sse/lobby"), Ok(Route::Sse("lobby".into())));
+        assert_eq!(route("POST", "/sse/lobby"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
+        assert_eq!(route("GET", "/sse/no%20spaces"), Err(RouteError::BadChannel));
+        assert_eq!(Route::Sse("x".into()).transport(), Transport::Sse);
         assert_eq!(route("GET", "/publish/chat"), Err(RouteError::MethodNotAllowed("POST")));
         assert_eq!(route("POST", "/poll/chat"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(route("DELETE", "/stats"), Err(RouteError::MethodNotAllowed("GET, HEAD")));

@@ -8,10 +8,10 @@
 use std::io;
 use std::time::Duration;
 
-use super::{ClientConfig, Ended};
 use super::backoff::Backoff;
 use super::http::HttpClient;
 use super::sink::{Delivery, Sink, status};
+use super::{ClientConfig, Ended};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollKind {

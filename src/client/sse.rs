@@ -30,7 +30,12 @@ const MAX_DECODED: usize = 1 << 20;
 /// cascade's probe), a stream on which nothing at all arrives within that time, not
 /// even the `retry:` line or a heartbeat, ends with [`Ended::Fallback`]: something in
 /// between is buffering the stream.
-pub async fn run(cfg: &ClientConfig, sink: &mut Sink, sends: &mut Vec<String>, first_byte: Option<Duration>) -> io::Result<Ended> {
+pub async fn run(
+    cfg: &ClientConfig,
+    sink: &mut Sink,
+    sends: &mut Vec<String>,
+    first_byte: Option<Duration>,
+) -> io::Result<Ended> {
     let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
     let mut backoff = Backoff::default();
     // The reconnection time: the server's `retry:` when it sent one.
@@ -158,7 +163,11 @@ pub async fn run(cfg: &ClientConfig, sink: &mut Sink, sends: &mut Vec<String>, f
         };
         // Reconnect after the server's retry delay, or the backoff's if it is longer.
         let delay = backoff.delay().max(reconnect.unwrap_or_default().mul_f64(0.5));
-        status(&format!("[sse] {ended}; reconnecting in {} ms with Last-Event-ID: {}", delay.as_millis(), sink.cursor.unwrap_or(cursor)));
+        status(&format!(
+            "[sse] {ended}; reconnecting in {} ms with Last-Event-ID: {}",
+            delay.as_millis(),
+            sink.cursor.unwrap_or(cursor)
+        ));
         tokio::time::sleep(delay).await;
     }
 }

@@ -41,11 +41,14 @@ enum HeadError {
     Http(HttpError),
 }
 
+/// One connection: the socket, its read buffer, its write buffer, and what every
+/// connection shares. The fields are visible to the sibling drivers (`net::sse`), which
+/// take over a connection once its request is routed to them.
 pub struct Conn<S> {
-    io: S,
-    buf: BytesMut,
-    out: BytesMut,
-    shared: Arc<Shared>,
+    pub(super) io: S,
+    pub(super) buf: BytesMut,
+    pub(super) out: BytesMut,
+    pub(super) shared: Arc<Shared>,
 }
 
 /// Serves one connection until it closes.
@@ -160,6 +163,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 (Ok(after), Ok(hold)) => return self.long_poll(&head, &channel, after, hold).await,
                 (Err(r), _) | (_, Err(r)) => r,
             },
+            // The stream takes the head by value so that it can let go of the read buffer
+            // the head's bytes share, for as long as the stream lasts (see `net::sse`).
+            Ok(Route::Sse(channel)) => return self.sse(head, &channel).await,
         };
         self.respond(&head, response, transport).await
     }
@@ -267,7 +273,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Writes a response to `head`; says whether the connection goes on.
-    async fn respond(&mut self, head: &RequestHead, response: Response, transport: Transport) -> Next {
+    pub(super) async fn respond(&mut self, head: &RequestHead, response: Response, transport: Transport) -> Next {
         let keep_alive = head.keep_alive && !*self.shared.shutdown.borrow();
         let date = super::date::now();
         let ctx = Context { version: head.version, head_request: head.method() == "HEAD", keep_alive, date: &date };
@@ -323,7 +329,7 @@ pub async fn lingering_drain<S: AsyncRead + Unpin>(io: &mut S) {
 }
 
 /// `after=ID`: absent means the live head; present must be an unsigned integer.
-fn cursor(head: &RequestHead) -> Result<Option<u64>, Response> {
+pub(super) fn cursor(head: &RequestHead) -> Result<Option<u64>, Response> {
     match query_param(head.query(), "after") {
         None => Ok(None),
         Some(v) => {

@@ -10,12 +10,19 @@
 //! client). Each is read by its own [`Reader`], from HTTP heads through bodies; the two
 //! are coupled only where HTTP couples them: a response to HEAD has no body, and a `101`
 //! turns both directions into another protocol.
+//!
+//! A `text/event-stream` body (WHATWG HTML §9.2) is read a second time, under its HTTP
+//! framing (chunked, RFC 9112 §7.1, or until close on HTTP/1.0): the SSE codec's parser
+//! names each line (`sse field id: 3`, `sse comment (heartbeat)`, `sse blank line:
+//! dispatch event id=3`), at the stream offset of the line's own bytes, which sit
+//! inside the chunk data that carried them.
 
 use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
 use crate::proto::http::{self, ChunkedDecoder, HeadLimits, Piece, ResponseBody};
+use crate::proto::sse::{self, LineKind, StreamLine};
 
 /// "These bytes of the stream mean this."
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,10 +101,11 @@ enum Mode {
     Head,
     /// A body of known length, this much still to come.
     Length(u64),
-    /// A chunked body; `unit` counts bytes of an unfinished unit already stepped over.
-    Chunked { dec: ChunkedDecoder, unit: usize, stream: bool },
+    /// A chunked body; `unit` counts bytes of an unfinished unit already stepped over;
+    /// `sse` reads the body as an event stream when it is one.
+    Chunked { dec: ChunkedDecoder, unit: usize, sse: Option<Box<EventStream>> },
     /// A body that runs until the connection closes (HTTP/1.0 streams).
-    UntilClose { stream: bool },
+    UntilClose { sse: Option<Box<EventStream>> },
     /// After a `101`: WebSocket frames.
     Upgraded,
     /// Bytes this reader can no longer interpret, and why.
@@ -156,8 +164,8 @@ impl Reader {
                     }
                     n
                 }
-                Mode::Chunked { dec, unit, stream } => {
-                    match read_chunk_piece(rest, at, dec, unit, *stream, &mut notes) {
+                Mode::Chunked { dec, unit, sse } => {
+                    match read_chunk_piece(rest, at, dec, unit, sse.as_deref_mut(), &mut notes) {
                         Ok(Some(n)) => {
                             if dec.is_done() {
                                 self.mode = Mode::Head;
@@ -172,9 +180,15 @@ impl Reader {
                         }
                     }
                 }
-                Mode::UntilClose { stream } => {
-                    let what = if *stream { "event-stream text (until close)" } else { "http body (until close)" };
-                    notes.push(Note { offset: at, len: rest.len() as u64, text: format!("{what}: {}", preview(rest)) });
+                Mode::UntilClose { sse: Some(sse) } => {
+                    let text = format!("event-stream body (until close), {} bytes", rest.len());
+                    notes.push(Note { offset: at, len: rest.len() as u64, text });
+                    sse.feed(rest, at, &mut notes);
+                    rest.len()
+                }
+                Mode::UntilClose { sse: None } => {
+                    let text = format!("http body (until close): {}", preview(rest));
+                    notes.push(Note { offset: at, len: rest.len() as u64, text });
                     rest.len()
                 }
                 Mode::Upgraded => {
@@ -239,7 +253,7 @@ fn read_request_head(rest: &[u8], at: u64, notes: &mut Vec<Note>, mode: &mut Mod
             *mode = match head.body {
                 http::BodyKind::None => Mode::Head,
                 http::BodyKind::Length(n) => Mode::Length(n),
-                http::BodyKind::Chunked => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, stream: false },
+                http::BodyKind::Chunked => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, sse: None },
             };
             head.raw().len()
         }
@@ -275,6 +289,7 @@ fn read_response_head(
                 false
             };
             let stream = head.header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
+            let sse = || stream.then(|| Box::new(EventStream::new()));
             *mode = if head.status == 101 {
                 signals.push(Signal::Upgraded);
                 Mode::Upgraded
@@ -283,8 +298,8 @@ fn read_response_head(
                     Ok(ResponseBody::None) => Mode::Head,
                     Ok(ResponseBody::Length(n)) if n > 0 => Mode::Length(n),
                     Ok(ResponseBody::Length(_)) => Mode::Head,
-                    Ok(ResponseBody::Chunked) => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, stream },
-                    Ok(ResponseBody::UntilClose) => Mode::UntilClose { stream },
+                    Ok(ResponseBody::Chunked) => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, sse: sse() },
+                    Ok(ResponseBody::UntilClose) => Mode::UntilClose { sse: sse() },
                     Err(_) => Mode::Opaque("of a body with unreadable framing"),
                 }
             };
@@ -305,7 +320,7 @@ fn read_chunk_piece(
     at: u64,
     dec: &mut ChunkedDecoder,
     unit: &mut usize,
-    stream: bool,
+    sse: Option<&mut EventStream>,
     notes: &mut Vec<Note>,
 ) -> Result<Option<usize>, &'static str> {
     let (n, piece) = dec.step(&rest[*unit..]).map_err(|e| e.explain())?;
@@ -321,15 +336,135 @@ fn read_chunk_piece(
             let line = String::from_utf8_lossy(bytes.strip_suffix(b"\r\n").unwrap_or(bytes));
             format!("chunked chunk-size line: {line} (hex) = {size} bytes of data follow")
         }
-        Piece::Data if stream => format!("chunk data, {} bytes of event-stream: {}", bytes.len(), preview(bytes)),
+        Piece::Data if sse.is_some() => format!("chunk data, {} bytes of event-stream", bytes.len()),
         Piece::Data => format!("chunk data, {} bytes: {}", bytes.len(), preview(bytes)),
         Piece::DataEnd => "chunked CRLF ending the chunk".to_string(),
         Piece::Trailer => format!("chunked trailer field: {}", preview(bytes)),
         Piece::End => "chunked end of trailer section (empty line): body complete".to_string(),
     };
     notes.push(Note { offset: at, len: total as u64, text });
+    if let (Piece::Data, Some(sse)) = (piece, sse) {
+        sse.feed(bytes, at, notes);
+    }
     *unit = 0;
     Ok(Some(total))
+}
+
+/// An event-stream body read line by line with the SSE codec's own parser, so the trace
+/// says what an EventSource would make of the bytes: the same line ends, the same
+/// fields, the same dispatches.
+///
+/// The parser counts offsets in the body; the notes need offsets in the connection's
+/// stream, where chunk framing sits between pieces of the body. So each piece fed is
+/// remembered as a segment (body offset, stream offset, length) until its lines are read.
+pub struct EventStream {
+    parser: sse::Parser,
+    segments: VecDeque<Segment>,
+    fed: u64,
+    failed: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    body: u64,
+    stream: u64,
+    len: u64,
+}
+
+impl Default for EventStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventStream {
+    pub fn new() -> Self {
+        EventStream { parser: sse::Parser::new(), segments: VecDeque::new(), fed: 0, failed: false }
+    }
+
+    /// Body bytes that sit at stream offset `at`; appends a note per complete line.
+    pub fn feed(&mut self, bytes: &[u8], at: u64, notes: &mut Vec<Note>) {
+        if self.failed || bytes.is_empty() {
+            return;
+        }
+        self.segments.push_back(Segment { body: self.fed, stream: at, len: bytes.len() as u64 });
+        self.fed += bytes.len() as u64;
+        self.parser.feed(bytes);
+        loop {
+            match self.parser.next_line() {
+                Ok(Some(line)) => {
+                    // From the line's first byte to its terminator's last, on the wire
+                    // (a line split across chunks also spans the framing between them).
+                    let start = self.stream_offset(line.content.start);
+                    let end = self.stream_offset(line.terminator.end - 1) + 1;
+                    notes.push(Note { offset: start, len: end - start, text: describe(&line) });
+                    while self.segments.front().is_some_and(|s| s.body + s.len <= line.terminator.end) {
+                        self.segments.pop_front();
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    notes.push(Note { offset: at, len: 0, text: format!("sse stream refused: {e}") });
+                    self.failed = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Where body byte `body` sits in the stream.
+    fn stream_offset(&self, body: u64) -> u64 {
+        self.segments
+            .iter()
+            .find(|s| (s.body..s.body + s.len).contains(&body))
+            .map_or(body, |s| s.stream + (body - s.body))
+    }
+}
+
+/// One line, as the WHATWG §9.2.6 algorithm reads it.
+fn describe(line: &StreamLine) -> String {
+    match line.kind() {
+        LineKind::Blank => match &line.event {
+            Some(e) => {
+                let kind =
+                    if e.event_type == "message" { String::new() } else { format!(" type={}", plain(&e.event_type)) };
+                let id =
+                    if e.last_event_id.is_empty() { String::new() } else { format!(" id={}", plain(&e.last_event_id)) };
+                format!("sse blank line: dispatch event{kind}{id}")
+            }
+            None => "sse blank line: nothing to dispatch (no data)".to_string(),
+        },
+        LineKind::Comment(text) if text.trim().is_empty() => "sse comment (heartbeat)".to_string(),
+        LineKind::Comment(text) => format!("sse comment:{}", plain(text)),
+        LineKind::Field { name, value } => {
+            let why = match name {
+                "data" | "event" => "",
+                "id" if !value.contains('\0') => "",
+                "id" => " (ignored: contains NUL)",
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => "",
+                "retry" => " (ignored: not only ASCII digits)",
+                _ => " (ignored: unknown field)",
+            };
+            format!("sse field {}: {}{why}", plain(name), plain(value))
+        }
+    }
+}
+
+/// Text shown as is, except control characters (escaped) and past `PREVIEW` characters.
+fn plain(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == PREVIEW {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Quotes bytes for a note: text as an escaped string, anything else as a byte count.
@@ -402,5 +537,121 @@ mod tests {
         let mut c = Conversation::new();
         let notes = c.request_bytes(b"GET / HTTP/1.1\nHost: x\r\n\r\n");
         assert_eq!(notes[0].text, "http request refused (400): bare LF in the request line (RFC 9112 §2.2)");
+    }
+
+    /// The notes that name SSE lines, as `offset+len text`.
+    fn sse_notes(notes: &[Note]) -> Vec<String> {
+        texts(notes).into_iter().filter(|t| t.split_once(' ').is_some_and(|(_, r)| r.starts_with("sse "))).collect()
+    }
+
+    const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    #[test]
+    fn chunked_event_stream_fields_at_their_stream_offsets() {
+        let mut wire = SSE_HEAD.to_vec();
+        let body_at = wire.len() as u64;
+        wire.extend_from_slice(&sse::http_chunk(&sse::encode_retry(3000)));
+        wire.extend_from_slice(&sse::encode_event_chunk(Some(3), None, "hello\nworld"));
+        wire.extend_from_slice(&sse::http_chunk(&sse::encode_comment("")));
+        wire.extend_from_slice(&sse::encode_event_chunk(Some(2), Some("truncated"), "{}"));
+        wire.extend_from_slice(b"0\r\n\r\n");
+        let read = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+            let mut c = Conversation::new();
+            c.request_bytes(b"GET /sse/a HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut notes = Vec::new();
+            for piece in pieces {
+                notes.extend(c.response_bytes(piece));
+            }
+            notes
+        };
+        let whole = read(&mut std::iter::once(&wire[..]));
+        let o = |n: u64| body_at + n;
+        // "d\r\n" is 3 bytes of framing before "retry: 3000\n"; each chunk ends in CRLF.
+        assert_eq!(
+            sse_notes(&whole),
+            vec![
+                format!("{}+12 sse field retry: 3000", o(3)),
+                format!("{}+1 sse blank line: nothing to dispatch (no data)", o(15)),
+                format!("{}+6 sse field id: 3", o(22)),
+                format!("{}+12 sse field data: hello", o(28)),
+                format!("{}+12 sse field data: world", o(40)),
+                format!("{}+1 sse blank line: dispatch event id=3", o(52)),
+                format!("{}+3 sse comment (heartbeat)", o(58)),
+                format!("{}+1 sse blank line: nothing to dispatch (no data)", o(61)),
+                format!("{}+6 sse field id: 2", o(68)),
+                format!("{}+17 sse field event: truncated", o(74)),
+                format!("{}+9 sse field data: {{}}", o(91)),
+                format!("{}+1 sse blank line: dispatch event type=truncated id=2", o(100)),
+            ]
+        );
+        for (i, n) in whole.iter().filter(|n| n.text.starts_with("sse field")).enumerate() {
+            let bytes = &wire[n.offset as usize..(n.offset + n.len) as usize];
+            assert!(bytes.ends_with(b"\n") && !bytes.contains(&b'\r'), "note {i} covers one line: {bytes:?}");
+        }
+        assert!(texts(&whole).iter().any(|t| t.ends_with("chunked last-chunk: 0 (end of body)")));
+        // The same notes whichever way the bytes were cut into reads.
+        for size in [1, 2, 5, 7] {
+            assert_eq!(sse_notes(&read(&mut wire.chunks(size))), sse_notes(&whole), "reads of {size} bytes");
+        }
+    }
+
+    #[test]
+    fn a_line_split_across_chunks_is_named_once_it_is_whole() {
+        let mut c = Conversation::new();
+        c.request_bytes(b"GET /sse/a HTTP/1.1\r\nHost: x\r\n\r\n");
+        let at = SSE_HEAD.len() as u64;
+        let mut notes = c.response_bytes(SSE_HEAD);
+        notes.extend(c.response_bytes(b"4\r\nid: \r\n"));
+        assert!(sse_notes(&notes).is_empty(), "no line end yet");
+        notes.extend(c.response_bytes(b"3\r\n9\n\r\r\n1\r\n\n\r\n0\r\n\r\n"));
+        // "id: ", the framing "\r\n3\r\n", then "9\n": from the line's first byte to its LF.
+        // Then a CR ending one chunk and an LF starting the next: one line end, one
+        // blank line (the codec's parser names the CR; the LF is its second half).
+        assert_eq!(
+            sse_notes(&notes),
+            vec![
+                format!("{}+11 sse field id: 9", at + 3),
+                format!("{}+1 sse blank line: nothing to dispatch (no data)", at + 14),
+            ]
+        );
+    }
+
+    #[test]
+    fn http10_event_stream_until_close() {
+        let mut c = Conversation::new();
+        c.request_bytes(b"GET /sse/a HTTP/1.0\r\n\r\n");
+        let head = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+        let mut notes = c.response_bytes(head);
+        let at = head.len() as u64;
+        let mut body = sse::encode_retry(1500).to_vec();
+        body.extend_from_slice(&sse::encode_event_bytes(Some(1), None, "a\r\nb"));
+        body.extend_from_slice(b": keep\nfoo: bar\nretry: soon\n\n");
+        for piece in body.chunks(4) {
+            notes.extend(c.response_bytes(piece));
+        }
+        assert_eq!(
+            sse_notes(&notes),
+            vec![
+                format!("{at}+12 sse field retry: 1500"),
+                format!("{}+1 sse blank line: nothing to dispatch (no data)", at + 12),
+                format!("{}+6 sse field id: 1", at + 13),
+                format!("{}+8 sse field data: a", at + 19),
+                format!("{}+8 sse field data: b", at + 27),
+                format!("{}+1 sse blank line: dispatch event id=1", at + 35),
+                format!("{}+7 sse comment: keep", at + 36),
+                format!("{}+9 sse field foo: bar (ignored: unknown field)", at + 43),
+                format!("{}+12 sse field retry: soon (ignored: not only ASCII digits)", at + 52),
+                format!("{}+1 sse blank line: nothing to dispatch (no data)", at + 64),
+            ]
+        );
+        assert!(texts(&notes).iter().any(|t| t.contains("event-stream body (until close), 4 bytes")));
+    }
+
+    #[test]
+    fn a_plain_chunked_body_is_not_read_as_sse() {
+        let mut c = Conversation::new();
+        c.request_bytes(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        let notes = c.response_bytes(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: x\r\n0\r\n\r\n");
+        assert!(sse_notes(&notes).is_empty());
     }
 }

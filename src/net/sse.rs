@@ -1,0 +1,490 @@
+//! The Server-Sent Events driver: `GET /sse/{channel}` as a `text/event-stream` (WHATWG
+//! HTML §9.2, "Server-sent events"), chunked on HTTP/1.1 (RFC 9112 §7.1) and delimited
+//! by closing the connection on HTTP/1.0, which has no chunked coding (RFC 9112 §6.3
+//! rule 8).
+//!
+//! ```text
+//! HTTP/1.1 200 OK                      head: text/event-stream, no-cache, chunked
+//! d\r\nretry: 3000\n\n\r\n             how long the browser waits before reconnecting
+//! 13\r\nid: 7\ndata: hello\n\n\r\n      each message: id, one data line per line, blank
+//! 4\r\n: \n\n\r\n                       a heartbeat comment after --heartbeat of silence
+//! 0\r\n\r\n                             the last chunk, when the server shuts down
+//! ```
+//!
+//! The bytes are decided by pure pieces: the codec in `proto::sse` encodes, [`Framing`]
+//! chooses chunked or bare, and [`Outbox`] is the queue of bytes not yet written. A
+//! message's event is encoded once, by the first subscriber that needs it, and every
+//! other subscriber queues the very same `Bytes` (see `hub::Message::sse_chunk`).
+//!
+//! The loop is full-duplex on one unsplit stream: one `select!` receives from the
+//! channel, writes the queue, reads the socket (only to notice the client leaving),
+//! fires heartbeats and watches for shutdown. Writing is a branch like the others
+//! rather than an `.await` between them, so a client that stops reading never stalls
+//! the task: its queue grows until `--max-queue`, and then that one stream is cut.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until};
+
+use super::http::{Conn, Next, cursor};
+use crate::app::hub::{Message, Snapshot};
+use crate::app::stats::Transport;
+use crate::config::{SSE_READ_SINK, WRITE_VECTORS};
+use crate::proto::http::response::{Context as HttpContext, LAST_CHUNK};
+use crate::proto::http::{RequestHead, Response, Version};
+use crate::proto::sse;
+
+/// The `data:` of the `truncated` event. EventSource fires no event whose data is empty
+/// (§9.2.6, dispatch step 2), so a bare `event: truncated` would vanish silently.
+pub const TRUNCATED_DATA: &str = "{\"truncated\":true}";
+
+/// How the stream's pieces are framed: as HTTP/1.1 chunks, or bare bytes on HTTP/1.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Framing {
+    pub chunked: bool,
+}
+
+impl Framing {
+    pub fn for_version(version: Version) -> Self {
+        Framing { chunked: version == Version::Http11 }
+    }
+
+    fn wrap(self, payload: Bytes) -> Bytes {
+        if self.chunked { sse::http_chunk(&payload) } else { payload }
+    }
+
+    /// A message's event: the shared encoding, never a copy.
+    pub fn event(self, message: &Message) -> Bytes {
+        if self.chunked { message.sse_chunk().clone() } else { message.sse_event().clone() }
+    }
+
+    /// `retry: MS`: how long the browser waits before reconnecting.
+    pub fn retry(self, delay: Duration) -> Bytes {
+        self.wrap(sse::encode_retry(delay.as_millis().try_into().unwrap_or(u64::MAX)))
+    }
+
+    /// `: ` and a blank line: a comment the browser ignores, sent so that proxies and
+    /// the browser see traffic on an otherwise idle connection.
+    pub fn heartbeat(self) -> Bytes {
+        self.wrap(sse::encode_comment(""))
+    }
+
+    /// `event: truncated` with a `data:` line, for a cursor older than the history.
+    ///
+    /// It carries `id:` set to just before the first retained message, so that a client
+    /// cut off right after it resumes exactly there (and is not told "truncated" twice);
+    /// with nothing retained, the id is the channel's head.
+    pub fn truncated(self, snap: &Snapshot) -> Bytes {
+        let resume_at = snap.messages.first().map_or(snap.next, |m| m.id - 1);
+        self.wrap(sse::encode_event_bytes(Some(resume_at), Some("truncated"), TRUNCATED_DATA))
+    }
+
+    /// What ends the body: the last chunk on HTTP/1.1; on HTTP/1.0, closing does.
+    pub fn end(self) -> Option<Bytes> {
+        self.chunked.then(|| Bytes::from_static(LAST_CHUNK))
+    }
+}
+
+/// What a queued piece of bytes completes once written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// The head, a `retry:`, a heartbeat, the `truncated` notice, the last chunk.
+    Control,
+    /// A message the client resumed into (from the channel's history).
+    History,
+    /// A message that arrived while the stream was open.
+    Live,
+}
+
+/// Messages completed by a write, by where they came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub history: usize,
+    pub live: usize,
+}
+
+/// The bytes queued for one stream, oldest first. Each entry is a cheap handle on bytes
+/// that may be shared with every other subscriber; a partial write advances the front
+/// handle, it never copies.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<(Bytes, Piece)>,
+}
+
+impl Outbox {
+    pub fn push(&mut self, bytes: Bytes, piece: Piece) {
+        if !bytes.is_empty() {
+            self.queue.push_back((bytes, piece));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Fills `dst` with the queued buffers, front first; returns how many.
+    pub fn slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for ((bytes, _), slot) in self.queue.iter().zip(dst.iter_mut()) {
+            *slot = IoSlice::new(bytes);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops `written` bytes off the front; says which messages that completed.
+    pub fn advance(&mut self, mut written: usize) -> Delivered {
+        let mut done = Delivered::default();
+        while written > 0 {
+            let Some((front, piece)) = self.queue.front_mut() else { break };
+            if written < front.len() {
+                front.advance(written);
+                break;
+            }
+            written -= front.len();
+            match piece {
+                Piece::Control => {}
+                Piece::History => done.history += 1,
+                Piece::Live => done.live += 1,
+            }
+            self.queue.pop_front();
+        }
+        done
+    }
+}
+
+/// The cursor a stream resumes from. `Last-Event-ID` (WHATWG §9.2.4), which a
+/// reconnecting EventSource sends with the id of the last event it received, wins over
+/// `?after=`, which the browser repeats unchanged from the original URL on every
+/// reconnection. An empty header is no cursor (EventSource sends none when it has no id).
+pub fn stream_cursor(head: &RequestHead) -> Result<Option<u64>, Response> {
+    let header = head.header("last-event-id").map(|v| v.trim_ascii()).filter(|v| !v.is_empty());
+    match header {
+        None => cursor(head),
+        Some(v) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| Response::text(400, "Last-Event-ID is a message id: an unsigned integer\n")),
+    }
+}
+
+/// The response head of every stream.
+fn stream_response() -> Response {
+    Response::new(200)
+        .header("Content-Type", "text/event-stream")
+        // Events are live: a cache that kept this response would replay stale ones.
+        .header("Cache-Control", "no-cache")
+        // nginx buffers proxied responses unless told not to, which would hold events
+        // back until a buffer fills.
+        .header("X-Accel-Buffering", "no")
+}
+
+/// Why a stream ended.
+#[derive(Debug)]
+enum End {
+    /// Shutting down, and everything queued (the last `retry:`, the last chunk) is out.
+    Finished,
+    /// The client closed its side, or the socket failed.
+    Gone,
+    /// The client fell `--max-queue` behind: cut off so that it cannot make the server
+    /// buffer without bound. It resumes from its `Last-Event-ID` when it reconnects.
+    TooSlow,
+    /// Shutting down, but the client did not take the last bytes in time.
+    Stuck,
+}
+
+/// What the socket did, from the one branch that polls both of its directions.
+enum Io {
+    Wrote(usize),
+    Read(usize),
+    Closed,
+}
+
+/// Polls the write side (when something is queued) and then the read side of `io`.
+/// Both register the task's waker, so whichever becomes ready wakes the loop; neither
+/// waits for the other, which is what keeps the stream full-duplex without splitting it.
+fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    sink: &mut BytesMut,
+    outbox: &Outbox,
+    cx: &mut Context<'_>,
+) -> Poll<Io> {
+    if !outbox.is_empty() {
+        let mut slices = [IoSlice::new(&[]); WRITE_VECTORS];
+        let n = outbox.slices(&mut slices);
+        match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::Closed),
+            Poll::Ready(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
+            Poll::Pending => {}
+        }
+    }
+    // Read into the sink's spare capacity and forget it: its length never changes.
+    let mut read = ReadBuf::uninit(sink.spare_capacity_mut());
+    match Pin::new(io).poll_read(cx, &mut read) {
+        Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(Io::Closed),
+        Poll::Ready(Ok(())) => Poll::Ready(Io::Read(read.filled().len())),
+        Poll::Ready(Err(_)) => Poll::Ready(Io::Closed),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// The next heartbeat, or never when heartbeats are off (`--heartbeat 0`).
+async fn tick(heartbeat: &mut Option<Interval>) {
+    match heartbeat {
+        Some(h) => {
+            h.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Serves `GET` (or `HEAD`) `/sse/{channel}` until the stream ends. A stream is
+    /// never followed by another response on the same connection, so this always ends
+    /// in `Next::Close`, except for a HEAD request, which is answered like any other.
+    pub(super) async fn sse(&mut self, head: RequestHead, channel: &str) -> Next {
+        // A bad cursor is refused before the stream begins, as an ordinary response.
+        let after = match stream_cursor(&head) {
+            Ok(after) => after,
+            Err(r) => return self.respond(&head, r, Transport::Sse).await,
+        };
+        let shared = self.shared.clone();
+        let stats = &shared.stats;
+        let config = &shared.config;
+        let framing = Framing::for_version(head.version);
+        let head_request = head.method() == "HEAD";
+        let stopping = *shared.shutdown.borrow();
+        // HTTP/1.0 has no chunked coding: the body ends when the connection closes, so
+        // the head says `Connection: close`. On HTTP/1.1 the chunked body delimits itself.
+        let keep_alive = !stopping && if head_request { head.keep_alive } else { framing.chunked };
+        let date = super::date::now();
+        let ctx = HttpContext { version: head.version, head_request, keep_alive, date: &date };
+        let mut start = BytesMut::new();
+        stream_response().encode_stream_head(&ctx, &mut start);
+        if head_request {
+            if self.io.write_all(&start).await.is_err() {
+                return Next::Close;
+            }
+            stats.wrote(Transport::Sse, start.len());
+            return if keep_alive { Next::KeepAlive } else { Next::Close };
+        }
+        // Let go of the head and of the request buffers (the head's bytes share the read
+        // buffer's allocation): an open stream keeps only a small sink for reads.
+        drop(head);
+        self.buf = BytesMut::with_capacity(SSE_READ_SINK);
+        self.out = BytesMut::new();
+
+        let _held = stats.hold(Transport::Sse);
+        // Snapshot and subscription are taken together: nothing falls between them.
+        let (snap, mut rx) = shared.hub.subscribe(channel, after);
+        let mut outbox = Outbox::default();
+        outbox.push(start.freeze(), Piece::Control);
+        outbox.push(framing.retry(config.sse_retry), Piece::Control);
+        if snap.truncated {
+            outbox.push(framing.truncated(&snap), Piece::Control);
+        }
+        // Messages owed to the client and not yet in the outbox, oldest first: first the
+        // history it resumed into (already in memory, shared with the channel), then live
+        // ones. They are framed into the outbox a batch at a time, as the socket takes them.
+        let mut history_left = snap.messages.len();
+        let mut owed: VecDeque<Arc<Message>> = snap.messages.into();
+        // Live messages received and not yet written: how far behind the client is.
+        let mut behind = 0usize;
+        let max_queue = config.max_queue.max(1);
+        let heartbeat_bytes = framing.heartbeat();
+        let mut heartbeat = (!config.heartbeat.is_zero()).then(|| {
+            let mut h = interval_at(Instant::now() + config.heartbeat, config.heartbeat);
+            // After a stall, one heartbeat and then a fresh period, not a burst.
+            h.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            h
+        });
+        let mut shutdown = shared.shutdown.subscribe();
+        // Set once shutting down: when the goodbye must be out by.
+        let mut closing: Option<Instant> = None;
+
+        let end = loop {
+            while outbox.len() < WRITE_VECTORS
+                && let Some(m) = owed.pop_front()
+            {
+                let piece = if history_left > 0 { Piece::History } else { Piece::Live };
+                history_left = history_left.saturating_sub(1);
+                outbox.push(framing.event(&m), piece);
+            }
+            if closing.is_some() && outbox.is_empty() {
+                break End::Finished;
+            }
+            tokio::select! {
+                // Biased: writing comes before receiving more, so a client that keeps
+                // up is never cut off just because the publisher is fast.
+                biased;
+                _ = shutdown.wait_for(|stop| *stop), if closing.is_none() => {
+                    // Whatever is still owed stays in history for the reconnection. Say
+                    // when to come back, end the body, close (API.md: "SSE streams end
+                    // after telling clients when to retry").
+                    owed.clear();
+                    outbox.push(framing.retry(config.sse_retry), Piece::Control);
+                    if let Some(end) = framing.end() {
+                        outbox.push(end, Piece::Control);
+                    }
+                    closing = Some(Instant::now() + config.shutdown_timeout);
+                }
+                io = poll_fn(|cx| poll_io(&mut self.io, &mut self.buf, &outbox, cx)) => match io {
+                    Io::Wrote(n) => {
+                        stats.wrote(Transport::Sse, n);
+                        let done = outbox.advance(n);
+                        stats.delivered(Transport::Sse, done.history + done.live);
+                        behind -= done.live;
+                    }
+                    Io::Read(n) => stats.read(Transport::Sse, n),
+                    Io::Closed => break End::Gone,
+                },
+                r = rx.recv(), if closing.is_none() => match r {
+                    Ok(m) => {
+                        owed.push_back(m);
+                        behind += 1;
+                        // Take whatever else is already waiting, so that a burst leaves
+                        // in one vectored write.
+                        while behind <= max_queue
+                            && let Ok(m) = rx.try_recv()
+                        {
+                            owed.push_back(m);
+                            behind += 1;
+                        }
+                        if behind > max_queue {
+                            break End::TooSlow;
+                        }
+                        // Heartbeats are for silence; events show the line is alive.
+                        if let Some(h) = heartbeat.as_mut() {
+                            h.reset();
+                        }
+                    }
+                    // The channel's buffer (also --max-queue long) overtook this
+                    // subscriber: what it missed is no longer in the buffer.
+                    Err(RecvError::Lagged(_)) => break End::TooSlow,
+                    Err(RecvError::Closed) => break End::Gone,
+                },
+                _ = tick(&mut heartbeat), if closing.is_none() => {
+                    // Only into an empty queue: pending bytes keep the line busy anyway.
+                    if outbox.is_empty() {
+                        outbox.push(heartbeat_bytes.clone(), Piece::Control);
+                    }
+                }
+                _ = sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => break End::Stuck,
+            }
+        };
+        match end {
+            // The body is complete: the last chunk (HTTP/1.1) is out, or on HTTP/1.0 the
+            // close that follows ends it.
+            End::Finished => Next::Close,
+            // Nobody left to write to.
+            End::Gone => Next::Close,
+            // Cut mid-stream, without the last chunk: the client learns that the body
+            // ended early (EventSource reconnects with its Last-Event-ID; curl reports a
+            // transfer closed with outstanding data), and the server forgets its queue.
+            End::TooSlow | End::Stuck => Next::Close,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::hub::Hub;
+    use crate::proto::http::{HeadLimits, parse_head};
+
+    fn head(raw: &str) -> RequestHead {
+        let limits = HeadLimits { max_header: 8192, max_target: 8192, max_body: 0 };
+        parse_head(&mut BytesMut::from(raw), &limits).unwrap().unwrap()
+    }
+
+    #[test]
+    fn last_event_id_wins_over_after() {
+        let c = |raw: &str| stream_cursor(&head(raw)).map_err(|r| r.status);
+        assert_eq!(c("GET /sse/a HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(None));
+        assert_eq!(c("GET /sse/a?after=4 HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(Some(4)));
+        assert_eq!(c("GET /sse/a?after=4 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 9\r\n\r\n"), Ok(Some(9)));
+        assert_eq!(c("GET /sse/a HTTP/1.1\r\nHost: x\r\nlast-event-id:  12 \r\n\r\n"), Ok(Some(12)));
+        assert_eq!(c("GET /sse/a?after=4 HTTP/1.1\r\nHost: x\r\nLast-Event-ID:\r\n\r\n"), Ok(Some(4)));
+        assert_eq!(c("GET /sse/a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: x1\r\n\r\n"), Err(400));
+        assert_eq!(c("GET /sse/a?after=-1 HTTP/1.1\r\nHost: x\r\n\r\n"), Err(400));
+    }
+
+    #[test]
+    fn framing_chunked_and_bare() {
+        let c = Framing::for_version(Version::Http11);
+        let b = Framing::for_version(Version::Http10);
+        assert_eq!(&c.retry(Duration::from_millis(3000))[..], b"d\r\nretry: 3000\n\n\r\n");
+        assert_eq!(&b.retry(Duration::from_millis(3000))[..], b"retry: 3000\n\n");
+        assert_eq!(&c.heartbeat()[..], b"4\r\n: \n\n\r\n");
+        assert_eq!(&b.heartbeat()[..], b": \n\n");
+        assert_eq!(c.end().as_deref(), Some(&b"0\r\n\r\n"[..]));
+        assert_eq!(b.end(), None);
+    }
+
+    #[test]
+    fn truncated_event_has_data_and_resumes_before_the_retained() {
+        let hub = Hub::new(2, 8);
+        for i in 1..=5 {
+            hub.publish("a", Bytes::from(format!("m{i}")));
+        }
+        let snap = hub.since("a", Some(1));
+        let bare = Framing { chunked: false };
+        assert_eq!(&bare.truncated(&snap)[..], b"id: 3\nevent: truncated\ndata: {\"truncated\":true}\n\n");
+        // A cursor from the future with an empty channel: the id is the head.
+        let snap = hub.since("empty", Some(7));
+        assert!(snap.truncated);
+        assert!(bare.truncated(&snap).starts_with(b"id: 0\n"));
+    }
+
+    #[test]
+    fn events_are_the_shared_bytes() {
+        let hub = Hub::new(4, 8);
+        let m = hub.publish("a", Bytes::from("hi"));
+        let (c, b) = (Framing { chunked: true }, Framing { chunked: false });
+        // Two subscribers' queues hold the same allocation, not two copies.
+        let (mut one, mut two) = (Outbox::default(), Outbox::default());
+        one.push(c.event(&m), Piece::Live);
+        two.push(c.event(&m), Piece::Live);
+        let mut s1 = [IoSlice::new(&[])];
+        let mut s2 = [IoSlice::new(&[])];
+        one.slices(&mut s1);
+        two.slices(&mut s2);
+        assert!(std::ptr::eq(s1[0].as_ptr(), s2[0].as_ptr()));
+        assert!(std::ptr::eq(s1[0].as_ptr(), m.sse_chunk().as_ptr()));
+        assert!(std::ptr::eq(b.event(&m).as_ptr(), m.sse_event().as_ptr()));
+    }
+
+    #[test]
+    fn outbox_partial_writes_and_message_count() {
+        let d = |history, live| Delivered { history, live };
+        let mut o = Outbox::default();
+        o.push(Bytes::from_static(b"head"), Piece::Control);
+        o.push(Bytes::from_static(b"one"), Piece::History);
+        o.push(Bytes::new(), Piece::Live); // nothing to write: not queued
+        o.push(Bytes::from_static(b"two"), Piece::Live);
+        assert_eq!(o.len(), 3);
+        assert_eq!(o.advance(2), d(0, 0));
+        let mut slices = [IoSlice::new(&[]); 2];
+        assert_eq!(o.slices(&mut slices), 2, "limited by the slots");
+        assert_eq!((&*slices[0], &*slices[1]), (&b"ad"[..], &b"one"[..]));
+        assert_eq!(o.advance(5), d(1, 0), "head's rest and `one` are out");
+        assert_eq!(o.advance(2), d(0, 0));
+        assert_eq!(o.advance(1), d(0, 1));
+        assert!(o.is_empty());
+        assert_eq!(o.advance(5), d(0, 0));
+    }
+}
