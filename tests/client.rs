@@ -25,12 +25,13 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-const POLLS: [&str; 2] = ["short-poll", "long-poll"];
+/// Every transport the client speaks over plain HTTP.
+const HTTP_CLIENTS: [&str; 3] = ["short-poll", "long-poll", "sse"];
 
 #[tokio::test(flavor = "multi_thread")]
-async fn poll_clients_send_count_json_and_exit_zero() {
+async fn http_clients_send_count_json_and_exit_zero() {
     let s = start(config()).await;
-    for protocol in POLLS {
+    for protocol in HTTP_CLIENTS {
         let channel = format!("c-{protocol}");
         let out = client(
             s.addr,
@@ -76,12 +77,12 @@ async fn poll_clients_send_count_json_and_exit_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn poll_clients_report_truncation() {
+async fn http_clients_report_truncation() {
     let s = start(wire_academy::config::Config { history: 2, ..config() }).await;
     for i in 1..=4 {
         publish(s.addr, "trunc", &format!("m{i}")).await;
     }
-    for protocol in POLLS {
+    for protocol in HTTP_CLIENTS {
         let out = client(
             s.addr,
             &[
@@ -112,8 +113,9 @@ async fn poll_clients_report_truncation() {
 /// server while a numbered sequence is published: held long-polls are cut mid-wait and
 /// short-poll connections between polls. Every message must arrive once, in order.
 #[tokio::test(flavor = "multi_thread")]
-async fn poll_clients_resume_after_cuts_without_gap_or_duplicate() {
-    let s = start(config()).await;
+async fn http_clients_resume_after_cuts_without_gap_or_duplicate() {
+    // A short SSE retry: the client waits the server's `retry:` before reconnecting.
+    let s = start(wire_academy::config::Config { sse_retry: Duration::from_millis(100), ..config() }).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_addr = listener.local_addr().unwrap();
     let cfg = ProxyConfig {
@@ -126,7 +128,7 @@ async fn poll_clients_resume_after_cuts_without_gap_or_duplicate() {
     let stats = std::sync::Arc::new(proxy::ProxyStats::default());
     tokio::spawn(proxy::run_on(listener, cfg, None, stats.clone(), std::future::pending()));
     const N: u64 = 40;
-    for protocol in POLLS {
+    for protocol in HTTP_CLIENTS {
         let cuts_before = stats.idle_cuts.load(std::sync::atomic::Ordering::Relaxed);
         let channel = format!("cut-{protocol}");
         let addr = s.addr;
@@ -172,9 +174,9 @@ async fn poll_clients_resume_after_cuts_without_gap_or_duplicate() {
 /// The same clients against a server we did not write (axum, tests/peers): the clients
 /// must speak HTTP as everyone else does, not only as our server does.
 #[tokio::test(flavor = "multi_thread")]
-async fn poll_clients_work_against_an_independent_server() {
+async fn http_clients_work_against_an_independent_server() {
     let addr = peers::axum_peer().await;
-    for protocol in POLLS {
+    for protocol in HTTP_CLIENTS {
         let channel = format!("axum-{protocol}");
         let out = client(
             addr,

@@ -42,7 +42,10 @@ impl Sink {
                     serde_json::to_string(data).unwrap_or_default()
                 )
             }
-            (Delivery::Message { id, data }, false) => format!("[{transport}] {id}: {data}"),
+            // One line per message: line breaks inside the text are shown escaped.
+            (Delivery::Message { id, data }, false) => {
+                format!("[{transport}] {id}: {}", data.replace('\r', "\\r").replace('\n', "\\n"))
+            }
             (Delivery::Truncated, true) => format!("{{\"transport\":\"{transport}\",\"truncated\":true}}"),
             (Delivery::Truncated, false) => {
                 format!("[{transport}] truncated: some messages after the cursor are no longer in the server's history")
