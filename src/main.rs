@@ -54,7 +54,7 @@ struct ProxyArgs {
 
 #[derive(Args)]
 struct ClientArgs {
-    /// The transport: short-poll or long-poll.
+    /// The transport: short-poll, long-poll, sse, websocket, or auto (the negotiation cascade).
     #[arg(long, env = "WIRE_ACADEMY_PROTOCOL", default_value = "long-poll")]
     protocol: String,
     /// The server's base URL (ws:// is derived from it).
@@ -84,6 +84,9 @@ struct ClientArgs {
     /// Seconds each long-poll asks to be held.
     #[arg(long, env = "WIRE_ACADEMY_HOLD", value_parser = secs, default_value = "30")]
     hold: Duration,
+    /// With auto: seconds a transport has to prove it carries data before the next is tried.
+    #[arg(long, env = "WIRE_ACADEMY_PROBE_TIMEOUT", value_parser = secs, default_value = "5")]
+    probe_timeout: Duration,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -240,6 +243,7 @@ async fn client(args: ClientArgs) -> ExitCode {
         send: args.send,
         interval: args.interval,
         hold: args.hold,
+        probe: args.probe_timeout,
         trace,
     };
     let mut sink = Sink::stdout(args.json, args.count);

@@ -5,16 +5,20 @@
 //! - [`poll`]: the short-poll and long-poll clients.
 //! - [`sse`]: the EventSource-like client (the project's WHATWG parser, `retry:`,
 //!   reconnection with `Last-Event-ID`).
+//! - [`ws`]: the WebSocket client (masked frames, ping/pong, the close handshake).
 //! - [`sink`]: what a client does with what it receives: print, count, stop.
+//! - [`cascade`]: `--protocol auto`, trying each transport and falling back.
 //!
 //! Every client keeps a cursor (the last id it delivered) and resumes from it after a
 //! reconnect, so a dropped connection loses nothing still in the server's history.
 
 pub mod backoff;
+pub mod cascade;
 pub mod http;
 pub mod poll;
 pub mod sink;
 pub mod sse;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +72,8 @@ pub struct ClientConfig {
     pub interval: Duration,
     /// How long each long-poll asks to be held (`timeout=`).
     pub hold: Duration,
+    /// With `auto`: how long a transport has to prove it works.
+    pub probe: Duration,
     pub trace: Option<Arc<Tracer>>,
 }
 
@@ -88,6 +94,8 @@ pub enum Protocol {
     ShortPoll,
     LongPoll,
     Sse,
+    WebSocket,
+    Auto,
 }
 
 impl Protocol {
@@ -96,7 +104,9 @@ impl Protocol {
             "short-poll" => Ok(Protocol::ShortPoll),
             "long-poll" => Ok(Protocol::LongPoll),
             "sse" => Ok(Protocol::Sse),
-            other => Err(format!("unknown protocol {other:?}: short-poll, long-poll or sse")),
+            "websocket" => Ok(Protocol::WebSocket),
+            "auto" => Ok(Protocol::Auto),
+            other => Err(format!("unknown protocol {other:?}: short-poll, long-poll, sse, websocket or auto")),
         }
     }
 }
@@ -108,6 +118,8 @@ pub async fn run(protocol: Protocol, cfg: &ClientConfig, sink: &mut sink::Sink) 
         Protocol::ShortPoll => poll::run(cfg, poll::PollKind::Short, sink, &mut sends, false).await?,
         Protocol::LongPoll => poll::run(cfg, poll::PollKind::Long, sink, &mut sends, false).await?,
         Protocol::Sse => sse::run(cfg, sink, &mut sends, None).await?,
+        Protocol::WebSocket => ws::run(cfg, sink, &mut sends, None).await?,
+        Protocol::Auto => return cascade::run(cfg, sink, &mut sends, cfg.probe).await,
     };
     Ok(())
 }

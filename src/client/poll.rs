@@ -147,6 +147,7 @@ pub async fn run(
         match http.request("GET", &cfg.url.target(&target), b"", limit).await {
             Ok(r) if r.status() == 200 => {
                 backoff.reset();
+                sink.established(transport);
                 let answer = parse_answer(&r.body)?;
                 let next = answer.next;
                 if deliver_answer(sink, transport, answer) {
@@ -155,7 +156,11 @@ pub async fn run(
                 // An empty answer still moves the cursor (to the live head, or past a gap).
                 sink.cursor = Some(sink.cursor.map_or(next, |c| c.max(next)));
             }
-            Ok(r) if r.status() == 204 => backoff.reset(), // held until the timeout: ask again
+            Ok(r) if r.status() == 204 => {
+                // Held until the timeout: the transport works; ask again.
+                backoff.reset();
+                sink.established(transport);
+            }
             Ok(r) => {
                 let e = io::Error::other(format!(
                     "{} answered {}: {}",

@@ -22,11 +22,16 @@ pub struct Sink {
     /// The id of the last message delivered: the cursor to resume from.
     pub cursor: Option<u64>,
     out: Box<dyn Write + Send>,
+    /// With `--protocol auto`: why each transport tried so far was given up.
+    fallbacks: Vec<String>,
+    /// The transport that proved it works, once one has.
+    settled: Option<&'static str>,
+    announce: bool,
 }
 
 impl Sink {
     pub fn new(json: bool, count: Option<u64>, out: Box<dyn Write + Send>) -> Sink {
-        Sink { json, count, received: 0, cursor: None, out }
+        Sink { json, count, received: 0, cursor: None, out, fallbacks: Vec::new(), settled: None, announce: false }
     }
 
     pub fn stdout(json: bool, count: Option<u64>) -> Sink {
@@ -57,6 +62,36 @@ impl Sink {
             self.received += 1;
         }
         self.done()
+    }
+
+    /// Says, once per switch, which transport the cascade settled on and why.
+    pub fn announce_settling(&mut self) {
+        self.announce = true;
+    }
+
+    /// Records why `transport` was given up.
+    pub fn fell_back(&mut self, transport: &str, why: &str) {
+        status(&format!("auto: {transport} does not work here: {why}"));
+        self.fallbacks.push(format!("{transport}: {why}"));
+        self.settled = None;
+    }
+
+    /// A transport proved it carries data (a round trip, a first byte, an answer).
+    pub fn established(&mut self, transport: &'static str) {
+        if self.announce && self.settled != Some(transport) {
+            self.settled = Some(transport);
+            let why = if self.fallbacks.is_empty() {
+                "the first choice worked".to_string()
+            } else {
+                format!("after {}", self.fallbacks.join("; "))
+            };
+            status(&format!("auto: settled on {transport} ({why})"));
+        }
+    }
+
+    /// The transport the cascade settled on, if any yet.
+    pub fn settled(&self) -> Option<&'static str> {
+        self.settled
     }
 
     pub fn done(&self) -> bool {

@@ -62,9 +62,13 @@ pub async fn run(
         let id = cursor.to_string();
         let headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache"), ("Last-Event-ID", id.as_str())];
         let target = cfg.url.target(&format!("/sse/{}", cfg.channel));
-        let opened = http.open("GET", &target, &headers, CONNECT_LIMIT).await;
+        let opened = http.open("GET", &target, &headers, first_byte.unwrap_or(CONNECT_LIMIT)).await;
         let (head, mut conn, mut buf) = match opened {
             Ok(o) => o,
+            // Probing: not even the head arrived in time (a buffering proxy holds it).
+            Err(e) if first_byte.is_some() => {
+                return Ok(Ended::Fallback(format!("{e}: something in between holds the stream")));
+            }
             Err(e) => {
                 retry(&mut backoff, TRANSPORT, &e).await;
                 continue;
@@ -132,6 +136,7 @@ pub async fn run(
             }
             if got_bytes {
                 backoff.reset();
+                sink.established(TRANSPORT);
                 // The stream is established: publish what was asked, once.
                 while let Some(text) = sends.first() {
                     match publish(&mut http, cfg, text).await {
@@ -161,6 +166,9 @@ pub async fn run(
                 Err(e) => break e.to_string(),
             }
         };
+        if first_byte.is_some() && !got_bytes {
+            return Ok(Ended::Fallback(format!("{ended} before anything arrived on the stream")));
+        }
         // Reconnect after the server's retry delay, or the backoff's if it is longer.
         let delay = backoff.delay().max(reconnect.unwrap_or_default().mul_f64(0.5));
         status(&format!(

@@ -3,6 +3,8 @@
 //!
 //! - [`http`]: HTTP/1.1 request heads, bodies and responses (RFC 9112).
 //! - [`sse`]: the `text/event-stream` encoder and parser (WHATWG HTML §9.2).
+//! - [`ws`]: WebSocket framing, masking, handshake and message session (RFC 6455).
 
 pub mod http;
 pub mod sse;
+pub mod ws;

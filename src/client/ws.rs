@@ -1,0 +1,232 @@
+//! The WebSocket client (RFC 6455, the client's side).
+//!
+//! The opening handshake is an HTTP/1.1 request with a random `Sec-WebSocket-Key`; the
+//! server proves it understood by answering `101` with the matching
+//! `Sec-WebSocket-Accept` (§4.1). From then on the codec's [`Session`] does the work:
+//! every frame we send is masked with a fresh key from the operating system's random
+//! source (§5.3: the key "MUST be derived from a strong source of entropy"), pings are
+//! answered with pongs, and a close is answered with a close.
+//!
+//! Each message from `/ws/{channel}` is `{"id":N,"data":"…"}` (or `{"truncated":true}`);
+//! on reconnect the client asks for `?after=` its last id, so nothing is lost or doubled.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::backoff::Backoff;
+use super::http::{HttpClient, Stream, connect};
+use super::poll::{live_head, retry};
+use super::sink::{Delivery, Sink, status};
+use super::{ClientConfig, Ended};
+use crate::config::{DEFAULT_MAX_HEADER, DEFAULT_MAX_MESSAGE, READ_BUFFER};
+use crate::proto::http::parse_response_head;
+use crate::proto::ws::{Event, Session, SessionLimits, client_request, client_verify, handshake};
+
+const TRANSPORT: &str = "websocket";
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A fresh masking key for each frame, from the operating system.
+fn mask_key() -> [u8; 4] {
+    let mut k = [0u8; 4];
+    crate::random::fill(&mut k);
+    k
+}
+
+/// Opens `/ws/{channel}?after=cursor`: the handshake, verified. Returns the stream and a
+/// client session already holding any bytes that arrived right after the `101`.
+pub async fn open(cfg: &ClientConfig, cursor: u64) -> io::Result<(Box<dyn Stream>, Session)> {
+    let mut conn = connect(&cfg.url.authority, &cfg.trace).await?;
+    let mut nonce = [0u8; 16];
+    crate::random::fill(&mut nonce);
+    let key = handshake::client_key(nonce);
+    let path = cfg.url.target(&format!("/ws/{}?after={cursor}", cfg.channel));
+    conn.write_all(&client_request(&cfg.url.authority, &path, &key, &[])).await?;
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let head = tokio::time::timeout(HANDSHAKE_LIMIT, async {
+        loop {
+            if let Some(head) = parse_response_head(&mut buf, DEFAULT_MAX_HEADER)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.explain()))?
+            {
+                return Ok::<_, io::Error>(head);
+            }
+            if conn.read_buf(&mut buf).await? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during the handshake"));
+            }
+        }
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake answer in time"))??;
+    let headers: Vec<(&str, &[u8])> = head.headers().collect();
+    if let Err(e) = client_verify(&key, head.status, &headers) {
+        return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("upgrade refused: {} {e}", head.status)));
+    }
+    let limits = SessionLimits { max_message: DEFAULT_MAX_MESSAGE, max_frame: DEFAULT_MAX_MESSAGE };
+    let mut session = Session::client(limits, mask_key);
+    // Bytes read past the 101 are the first frames: hand them to the session.
+    session.receive_data(&buf);
+    Ok((conn, session))
+}
+
+/// Writes everything the session has queued (pongs, close replies, our messages).
+async fn flush(conn: &mut Box<dyn Stream>, session: &mut Session) -> io::Result<()> {
+    while let Some(bytes) = session.take_outgoing() {
+        conn.write_all(&bytes).await?;
+    }
+    Ok(())
+}
+
+/// Runs the WebSocket client until `--count` is reached (or forever). With `probe` (the
+/// cascade), a refused upgrade or a connection that does not carry a ping/pong round
+/// trip within that time ends with [`Ended::Fallback`].
+pub async fn run(
+    cfg: &ClientConfig,
+    sink: &mut Sink,
+    sends: &mut Vec<String>,
+    probe: Option<Duration>,
+) -> io::Result<Ended> {
+    let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
+    let mut backoff = Backoff::default();
+    loop {
+        if sink.done() {
+            return Ok(Ended::Done);
+        }
+        let cursor = match sink.cursor.or(cfg.after) {
+            Some(c) => c,
+            None => match live_head(&mut http, cfg).await {
+                Ok(head) => {
+                    sink.cursor = Some(head);
+                    head
+                }
+                Err(e) => {
+                    retry(&mut backoff, TRANSPORT, &e).await;
+                    continue;
+                }
+            },
+        };
+        let (mut conn, mut session) = match open(cfg, cursor).await {
+            Ok(o) => o,
+            Err(e) if probe.is_some() => return Ok(Ended::Fallback(e.to_string())),
+            Err(e) => {
+                retry(&mut backoff, TRANSPORT, &e).await;
+                continue;
+            }
+        };
+        if let Some(limit) = probe {
+            match round_trip(&mut conn, &mut session, limit, sink).await {
+                Ok(true) => return Ok(Ended::Done),
+                Ok(false) => {}
+                Err(e) => {
+                    return Ok(Ended::Fallback(format!("the upgrade succeeded but no ping/pong round trip ({e})")));
+                }
+            }
+        }
+        backoff.reset();
+        sink.established(TRANSPORT);
+        let why = match receive(&mut conn, &mut session, sink, sends).await {
+            Ok(true) => {
+                // Done: say goodbye properly (§7: the closing handshake).
+                let _ = session.close(1000, "done");
+                let _ = flush(&mut conn, &mut session).await;
+                return Ok(Ended::Done);
+            }
+            Ok(false) => "the server closed the connection".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let delay = backoff.delay();
+        status(&format!(
+            "[websocket] {why}; reconnecting in {} ms after id {}",
+            delay.as_millis(),
+            sink.cursor.unwrap_or(cursor)
+        ));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Sends a ping and waits for its pong: proof that frames really cross whatever is in
+/// between, both ways. Messages that arrive meanwhile are delivered. `Ok(true)` if
+/// `--count` was reached on the way.
+async fn round_trip(
+    conn: &mut Box<dyn Stream>,
+    session: &mut Session,
+    limit: Duration,
+    sink: &mut Sink,
+) -> io::Result<bool> {
+    let payload = b"wire-academy probe";
+    session.send_ping(payload).map_err(io::Error::other)?;
+    flush(conn, session).await?;
+    tokio::time::timeout(limit, async {
+        loop {
+            while let Some(ev) = session.next_event() {
+                let done = match ev {
+                    Event::Pong(p) if &p[..] == payload => return Ok(false),
+                    Event::Text(t) => deliver(sink, t.as_str())?,
+                    Event::Close { .. } | Event::ProtocolError { .. } => {
+                        return Err(io::Error::other("closed during the probe"));
+                    }
+                    _ => false,
+                };
+                if done {
+                    return Ok(true);
+                }
+            }
+            flush(conn, session).await?;
+            if conn.read_buf(session.read_buf()).await? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during the probe"));
+            }
+        }
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no pong within {limit:?}")))?
+}
+
+/// Receives until `--count` (`Ok(true)`) or until the connection ends (`Ok(false)`).
+async fn receive(
+    conn: &mut Box<dyn Stream>,
+    session: &mut Session,
+    sink: &mut Sink,
+    sends: &mut Vec<String>,
+) -> io::Result<bool> {
+    // What was asked to be published goes over the socket itself.
+    for text in sends.drain(..) {
+        session.send_text(&text).map_err(io::Error::other)?;
+    }
+    loop {
+        while let Some(ev) = session.next_event() {
+            let done = match ev {
+                Event::Text(t) => deliver(sink, t.as_str())?,
+                Event::Close { code, reason } => {
+                    flush(conn, session).await?;
+                    return Err(io::Error::other(format!("the server closed with {code:?} {reason}")));
+                }
+                Event::ProtocolError { code, reason } => {
+                    flush(conn, session).await?;
+                    return Err(io::Error::other(format!("protocol error {code}: {reason}")));
+                }
+                _ => false, // pings are answered by the session; pongs need nothing
+            };
+            if done {
+                return Ok(true);
+            }
+        }
+        flush(conn, session).await?;
+        if conn.read_buf(session.read_buf()).await? == 0 {
+            return Ok(false);
+        }
+    }
+}
+
+/// Delivers one `{"id":N,"data":"…"}` or `{"truncated":true}` message.
+fn deliver(sink: &mut Sink, text: &str) -> io::Result<bool> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("not JSON: {e}")))?;
+    if v["truncated"] == true {
+        return Ok(sink.deliver(TRANSPORT, Delivery::Truncated));
+    }
+    match (v["id"].as_u64(), v["data"].as_str()) {
+        (Some(id), Some(data)) => Ok(sink.deliver(TRANSPORT, Delivery::Message { id, data: data.to_string() })),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected message: {text}"))),
+    }
+}
