@@ -8,9 +8,13 @@
 //! config.rs     every limit and default, named, in one place
 //! proto/        pure codecs (sans-I/O): bytes in, events out; events in, bytes out
 //!   http/       request head parser, body decoders, response writer (RFC 9112)
+//!   sse.rs      text/event-stream encoder and parser (WHATWG HTML §9.2)
 //! trace/        the hexdump formatter and annotator (pure) and the tap around a stream
-//! net/          thin tokio drivers: accept loop, limits, shutdown, the HTTP driver
-//! app/          routes, the channel hub (ids, history, cursors), counters
+//! net/          thin tokio drivers: accept loop, limits, shutdown
+//!   http.rs     the HTTP/1.1 connection: requests, short and long polls
+//!   sse.rs      an SSE stream: one full-duplex loop per subscriber
+//! app/          routes, the channel hub (ids, history, cursors, shared encodings),
+//!               counters
 //! ```
 //!
 //! # The sans-I/O contract
