@@ -28,6 +28,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The SSE interop test drives an EventSource we did not write: Node's `eventsource`
+# package, pinned by tests/interop/node/package-lock.json.
+INTEROP=tests/interop/node
+if [ ! -d "$INTEROP/node_modules" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing $INTEROP (npm ci)"
+    npm ci --prefix "$INTEROP" --no-audit --no-fund
+  else
+    echo "scripts/test.sh: MISSING: node and npm (Node 20 or later; e.g. sudo apt-get install nodejs npm), needed by tests/sse.rs" >&2
+    [ "${CI:-}" = true ] && exit 1
+  fi
+fi
+
 # Many tests open thousands of sockets: ask for the hard open-file limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

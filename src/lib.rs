@@ -8,11 +8,18 @@
 //! config.rs     every limit and default, named, in one place
 //! proto/        pure codecs (sans-I/O): bytes in, events out; events in, bytes out
 //!   http/       request head parser, body decoders, response writer (RFC 9112)
+//!   sse.rs      text/event-stream encoder and parser (WHATWG HTML §9.2)
+//!   ws/         WebSocket frames, masking, UTF-8, handshake, message session (RFC 6455)
 //! trace/        the hexdump formatter and annotator (pure) and the tap around a stream
-//! net/          thin tokio drivers: accept loop, limits, shutdown, the HTTP driver
-//! app/          routes, the channel hub (ids, history, cursors), counters
-//! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport
+//! net/          thin tokio drivers: accept loop, limits, shutdown
+//!   http.rs     the HTTP/1.1 connection: requests, short and long polls
+//!   sse.rs      an SSE stream: one full-duplex loop per subscriber
+//! app/          routes, the channel hub (ids, history, cursors, shared encodings),
+//!               counters
+//! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport,
+//!               and the negotiation cascade
 //! proxy.rs      a hostile middlebox: blocks upgrades, buffers streams, cuts idle links
+//! random.rs     randomness from the operating system (masking keys, session ids)
 //! ```
 //!
 //! # The sans-I/O contract

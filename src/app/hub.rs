@@ -2,9 +2,10 @@
 //!
 //! Every transport reads the same channels, which is what lets a message published over
 //! one transport reach clients of every other. A message is stored once as an
-//! `Arc<Message>`; each wire encoding of it (the JSON object, later the SSE chunk and the
-//! WebSocket frame) is made the first time a connection needs it and then shared by every
-//! subscriber, so a fan-out to N clients encodes once, not N times.
+//! `Arc<Message>`; each wire encoding of it (the JSON object, the SSE event as an HTTP/1.1
+//! chunk and unframed, later the WebSocket frame) is made the first time a connection
+//! needs it and then shared by every subscriber, so a fan-out to N clients encodes once,
+//! not N times, and every socket is written from the same bytes.
 //!
 //! Resuming works by cursor: `after = ID` asks for the messages with an id greater than
 //! ID. A subscription is taken under the same lock as the history snapshot, so no

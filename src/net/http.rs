@@ -7,6 +7,9 @@
 //! Requests on one connection are served one at a time, in order, which is what makes
 //! pipelining safe: a pipelined request waits in the buffer until its turn (RFC 9112
 //! §9.3.2: responses go out in the order the requests came).
+//!
+//! `GET /sse/{channel}` is the one request that never finishes: it is handed to the
+//! stream driver in `net::sse`, and the connection closes when the stream ends.
 
 use std::sync::Arc;
 use std::time::Duration;

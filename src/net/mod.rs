@@ -1,6 +1,10 @@
 //! The tokio drivers: the accept loop and one driver per protocol. They move bytes
 //! between sockets and the pure codecs in `proto/`, and decide only about time and
 //! about closing.
+//!
+//! - [`server`]: accept loop, connection limit, graceful shutdown.
+//! - [`http`]: one HTTP/1.1 connection (requests, short and long polls); it hands a
+//!   request for `/sse/{channel}` to [`sse`], which streams until the end.
 
 pub mod date;
 pub mod http;

@@ -269,8 +269,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let head_request = head.method() == "HEAD";
         let stopping = *shared.shutdown.borrow();
         // HTTP/1.0 has no chunked coding: the body ends when the connection closes, so
-        // the head says `Connection: close`. On HTTP/1.1 the chunked body delimits itself.
-        let keep_alive = !stopping && if head_request { head.keep_alive } else { framing.chunked };
+        // the head says `Connection: close`. On HTTP/1.1 the chunked body delimits itself
+        // (the connection still closes when the stream ends: nothing follows a stream).
+        let keep_alive = !stopping && head.keep_alive && (head_request || framing.chunked);
         let date = super::date::now();
         let ctx = HttpContext { version: head.version, head_request, keep_alive, date: &date };
         let mut start = BytesMut::new();

@@ -72,27 +72,7 @@ impl Client {
     }
 
     pub async fn response_to(&mut self, head_request: bool) -> Resp {
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
-            }
-            assert!(
-                self.fill().await > 0,
-                "connection closed before a response head: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-        };
-        let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ASCII head");
-        self.buf.drain(..head_end + 4);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
-        let headers: Vec<(String, String)> = lines
-            .map(|l| {
-                let (n, v) = l.split_once(':').expect("header line has a colon");
-                (n.to_string(), v.trim().to_string())
-            })
-            .collect();
+        let (status, headers) = self.read_head().await;
         let mut resp = Resp { status, headers, body: Vec::new() };
         if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
             return resp;
@@ -127,6 +107,78 @@ impl Client {
             resp.body = std::mem::take(&mut self.buf);
         }
         resp
+    }
+
+    /// Reads a response head, leaving whatever follows (a streamed body) in the buffer.
+    pub async fn head(&mut self) -> Resp {
+        let (status, headers) = self.read_head().await;
+        Resp { status, headers, body: Vec::new() }
+    }
+
+    async fn read_head(&mut self) -> (u16, Vec<(String, String)>) {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i;
+            }
+            assert!(
+                self.fill().await > 0,
+                "connection closed before a response head: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        };
+        let head = String::from_utf8(self.buf[..head_end].to_vec()).expect("ASCII head");
+        self.buf.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l.split_once(':').expect("header line has a colon");
+                (n.to_string(), v.trim().to_string())
+            })
+            .collect();
+        (status, headers)
+    }
+
+    /// Reads up to and including the first `needle`, exactly as it came off the wire.
+    pub async fn raw_until(&mut self, needle: &[u8]) -> Vec<u8> {
+        let end = loop {
+            if let Some(i) = find(&self.buf, needle) {
+                break i + needle.len();
+            }
+            assert!(self.fill().await > 0, "closed before {:?}: {:?}", String::from_utf8_lossy(needle), self.text());
+        };
+        self.buf.drain(..end).collect()
+    }
+
+    /// Reads exactly `n` bytes, as they came off the wire.
+    pub async fn raw(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill().await > 0, "closed after {} of {n} bytes: {:?}", self.buf.len(), self.text());
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads one chunk of a chunked body and returns its data; empty for the last chunk
+    /// (whose empty trailer section is consumed too).
+    pub async fn chunk(&mut self) -> Vec<u8> {
+        let line = self.raw_until(b"\r\n").await;
+        let size_hex = std::str::from_utf8(&line[..line.len() - 2]).expect("ASCII chunk-size line");
+        let size = usize::from_str_radix(size_hex, 16).unwrap_or_else(|_| panic!("chunk-size line {size_hex:?}"));
+        let data = self.raw(size + 2).await;
+        assert!(data.ends_with(b"\r\n"), "chunk data ends with CRLF: {:?}", String::from_utf8_lossy(&data));
+        data[..size].to_vec()
+    }
+
+    /// Reads until the server closes the connection; returns everything not yet consumed.
+    pub async fn until_close(&mut self) -> Vec<u8> {
+        while self.fill().await > 0 {}
+        std::mem::take(&mut self.buf)
+    }
+
+    /// What has been read and not yet consumed, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
     }
 
     /// Asserts the server closes the connection (EOF) without sending anything more.
@@ -183,4 +235,93 @@ pub fn require_tool(tool: &str, install: &str) -> bool {
     }
     eprintln!("\n!!! {msg}\n!!! skipping this test outside CI\n");
     false
+}
+
+/// The real `wire-academy serve` binary in its own process, on an ephemeral port: for
+/// tests that need more descriptors than one process may hold, or the server's own
+/// memory use. Killed when dropped, so a failing test leaves no server behind.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    // Kept open: the server prints "stopped" on its way out, into this pipe.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl ServerProcess {
+    /// Runs `wire-academy serve --addr 127.0.0.1:0 ARGS…` and waits for its
+    /// `wire-academy listening on http://ADDR` line.
+    pub fn spawn(args: &[&str]) -> ServerProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wire-academy"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the wire-academy binary starts");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("the server prints its address");
+        let addr = line
+            .trim()
+            .strip_prefix("wire-academy listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .expect("an address");
+        ServerProcess { child, addr, _stdout: stdout }
+    }
+
+    /// The server's resident memory now, in KiB (Linux `/proc/PID/status`, VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
+        line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
+    }
+
+    /// SIGTERM (a graceful shutdown), then waits for the process to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill() only sends a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Raises this process's soft open-file limit to its hard limit; fails, saying what to
+/// do, when that is still below `need`.
+pub fn raise_nofile_to_hard_limit(need: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write only the struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
+        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            lim = raised;
+        }
+    }
+    assert!(
+        lim.rlim_cur >= need,
+        "this test needs {need} open files but the limit is {} (hard limit {}); raise the hard limit \
+         (as root: `ulimit -Hn {need}` in the shell that runs the tests, or LimitNOFILE= / limits.conf)",
+        lim.rlim_cur,
+        lim.rlim_max
+    );
+    lim.rlim_cur
+}
+
+/// `GET /stats` as JSON.
+pub async fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
+    once(addr, get("/stats")).await.json()
 }
