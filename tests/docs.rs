@@ -185,6 +185,41 @@ async fn scenario(name: &str) -> String {
                  $ curl -s 'localhost:8080/poll/lobby?after=0'\n{polled}\n"
             )
         }
+        "sse-stream" => {
+            let s = Server::start(name, &[]);
+            let mut c = Client::connect(s.addr).await;
+            c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\nAccept: text/event-stream\r\n\r\n").await;
+            settle().await;
+            common::publish(s.addr, "lobby", "hello").await;
+            settle().await;
+            common::publish(s.addr, "lobby", "two\nlines").await;
+            settle().await;
+            drop(c);
+            settle().await;
+            keep_connections(&s.finish(), &[1])
+        }
+        "sse-resume" => {
+            let s = Server::start(name, &[]);
+            for text in ["one", "two", "three"] {
+                common::publish(s.addr, "lobby", text).await;
+            }
+            settle().await;
+            let mut c = Client::connect(s.addr).await;
+            c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\nLast-Event-ID: 1\r\n\r\n").await;
+            settle().await;
+            drop(c);
+            settle().await;
+            keep_connections(&s.finish(), &[4])
+        }
+        "sse-heartbeat" => {
+            let s = Server::start(name, &["--heartbeat", "1"]);
+            let mut c = Client::connect(s.addr).await;
+            c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\n\r\n").await;
+            tokio::time::sleep(Duration::from_millis(1300)).await;
+            drop(c);
+            settle().await;
+            s.finish()
+        }
         other => panic!("no scenario named {other:?}"),
     }
 }
