@@ -63,6 +63,66 @@ impl Server {
     }
 }
 
+/// Starts `wire-academy proxy` in front of `upstream`; returns the process and its address.
+fn start_proxy(upstream: SocketAddr, flags: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wire-academy"))
+        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &upstream.to_string()])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the proxy starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    (child, addr)
+}
+
+/// Runs `wire-academy client ARGS` (in the background) and returns its stdout and
+/// stderr, as a terminal would show them, with the command line first.
+fn run_client(
+    via: SocketAddr,
+    shown_url: &str,
+    args: &[&str],
+    trace: Option<&Path>,
+) -> std::thread::JoinHandle<String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wire-academy"));
+    cmd.args(["client", "--url", &format!("http://{via}")]).args(args);
+    if let Some(t) = trace {
+        cmd.arg("--trace-out").arg(t);
+    }
+    let shown = format!("$ wire-academy client --url {shown_url} {}\n", args.join(" "));
+    std::thread::spawn(move || {
+        let out = cmd.output().expect("the client runs");
+        format!("{shown}{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+/// The cascade through a proxy with `flags`; returns the client's output, or its trace.
+async fn cascade_scenario(name: &str, flags: &[&str], publish_after: Duration, want_trace: bool) -> String {
+    let s = Server::start(name, &[]);
+    let (mut proxy, via) = start_proxy(s.addr, flags);
+    let trace = std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}.client.trace", std::process::id()));
+    let client = run_client(
+        via,
+        "http://localhost:8081",
+        &["--protocol", "auto", "--channel", "lobby", "--count", "1", "--probe-timeout", "2"],
+        want_trace.then_some(trace.as_path()),
+    );
+    tokio::time::sleep(publish_after).await;
+    common::publish(s.addr, "lobby", "hello").await;
+    let output = tokio::task::spawn_blocking(move || client.join().unwrap()).await.unwrap();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    s.finish();
+    if want_trace {
+        let t = std::fs::read_to_string(&trace).unwrap_or_default();
+        let _ = std::fs::remove_file(&trace);
+        t
+    } else {
+        output
+    }
+}
+
 /// Lets the server finish tracing what it just did before the next step.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -220,6 +280,15 @@ async fn scenario(name: &str) -> String {
             settle().await;
             s.finish()
         }
+        "cascade-blocked" => cascade_scenario(name, &["--block-websocket"], Duration::from_secs(3), false).await,
+        "cascade-blocked-trace" => cascade_scenario(name, &["--block-websocket"], Duration::from_secs(3), true).await,
+        "cascade-buffered" => {
+            cascade_scenario(name, &["--block-websocket", "--buffer-responses"], Duration::from_secs(5), false).await
+        }
+        "cascade-cut" => {
+            let flags = ["--block-websocket", "--buffer-responses", "--idle-timeout", "1"];
+            cascade_scenario(name, &flags, Duration::from_secs(8), false).await
+        }
         other => panic!("no scenario named {other:?}"),
     }
 }
@@ -258,7 +327,7 @@ fn normalize_block(block: &str) -> String {
     let flush = |hex: &mut String, first: &mut Option<u64>, out: &mut String| {
         if let Some(off) = first.take() {
             let mut bytes = hexdump::parse_hex(hex).expect("hex rows parse");
-            mask_dates(&mut bytes);
+            mask_bytes(&mut bytes);
             hexdump::rows(off, &bytes, out);
             hex.clear();
         }
@@ -273,7 +342,7 @@ fn normalize_block(block: &str) -> String {
         }
         flush(&mut hex, &mut first_offset, &mut out);
         let mut bytes = line.as_bytes().to_vec();
-        mask_dates(&mut bytes);
+        mask_bytes(&mut bytes);
         let line = String::from_utf8(bytes).unwrap();
         out.push_str(&mask_words(&line));
         out.push('\n');
@@ -298,6 +367,32 @@ fn mask_words(line: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Masks, in place and keeping lengths (so hex rows keep their layout), the bytes that
+/// differ from run to run: dates, ports of 127.0.0.1, session ids, WebSocket keys.
+fn mask_bytes(bytes: &mut [u8]) {
+    mask_dates(bytes);
+    mask_after(bytes, b"127.0.0.1:", |b| b.is_ascii_digit(), b'0');
+    mask_after(bytes, b"\"session\":\"", |b| b.is_ascii_hexdigit(), b'0');
+    mask_after(bytes, b"Sec-WebSocket-Key: ", |b| b.is_ascii_alphanumeric() || b"+/=".contains(&b), b'A');
+    mask_after(bytes, b"Sec-WebSocket-Accept: ", |b| b.is_ascii_alphanumeric() || b"+/=".contains(&b), b'A');
+}
+
+/// Replaces the run of bytes matching `keep` that follows each `prefix` with `with`.
+fn mask_after(bytes: &mut [u8], prefix: &[u8], keep: impl Fn(u8) -> bool, with: u8) {
+    let mut i = 0;
+    while i + prefix.len() <= bytes.len() {
+        if &bytes[i..i + prefix.len()] == prefix {
+            i += prefix.len();
+            while i < bytes.len() && keep(bytes[i]) {
+                bytes[i] = with;
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// Replaces each IMF-fixdate (`Tue, 24 Nov 2026 04:30:44 GMT`, always 29 bytes) with a
@@ -409,7 +504,12 @@ fn masking_keeps_what_matters() {
     assert_ne!(normalize(a), normalize(c), "a changed byte is a difference");
     let mut d1 = b"Date: Tue, 24 Nov 2026 04:30:44 GMT\r\n".to_vec();
     let mut d2 = b"Date: Wed, 25 Nov 2026 14:00:01 GMT\r\n".to_vec();
-    mask_dates(&mut d1);
-    mask_dates(&mut d2);
+    mask_bytes(&mut d1);
+    mask_bytes(&mut d2);
     assert_eq!(d1, d2);
+    let mut h1 = b"Host: 127.0.0.1:41234\r\n{\"session\":\"00ff\"}".to_vec();
+    let mut h2 = b"Host: 127.0.0.1:55555\r\n{\"session\":\"abcd\"}".to_vec();
+    mask_bytes(&mut h1);
+    mask_bytes(&mut h2);
+    assert_eq!(h1, h2);
 }

@@ -61,7 +61,7 @@ pub async fn open(cfg: &ClientConfig, cursor: u64) -> io::Result<(Box<dyn Stream
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake answer in time"))??;
     let headers: Vec<(&str, &[u8])> = head.headers().collect();
     if let Err(e) = client_verify(&key, head.status, &headers) {
-        return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("upgrade refused: {} {e}", head.status)));
+        return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("upgrade refused: {e}")));
     }
     let limits = SessionLimits { max_message: DEFAULT_MAX_MESSAGE, max_frame: DEFAULT_MAX_MESSAGE };
     let mut session = Session::client(limits, mask_key);
