@@ -28,11 +28,13 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::fmt::Write as _;
 use std::mem;
 use std::ops::Range;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+// HTTP's chunked coding belongs to the HTTP codec: one implementation, used here.
+use super::http::response::chunked;
 
 // ---------------------------------------------------------------------------
 // 1. Lines
@@ -286,20 +288,6 @@ pub fn http_chunk(payload: &[u8]) -> Bytes {
         return Bytes::new();
     }
     chunked(payload.len(), |buf| buf.put_slice(payload))
-}
-
-/// RFC 9112 §7.1: `chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF`,
-/// with `chunk-size = 1*HEXDIG`. `write` must put exactly `len` bytes.
-fn chunked(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
-    let hex_digits = (len.checked_ilog2().unwrap_or(0) / 4 + 1) as usize;
-    let mut buf = BytesMut::with_capacity(hex_digits + 2 + len + 2);
-    // fmt::Write for BytesMut grows the buffer and never fails.
-    let _ = write!(buf, "{len:x}\r\n");
-    let start = buf.len();
-    write(&mut buf);
-    debug_assert_eq!(buf.len() - start, len, "chunk-size must match chunk-data");
-    buf.put_slice(b"\r\n");
-    buf.freeze()
 }
 
 /// `retry: MS\n\n`: sets the client's reconnection time.

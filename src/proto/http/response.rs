@@ -96,8 +96,12 @@ impl Response {
         }
     }
 
-    /// Writes the head of a response whose body is a stream of [`chunk`]s.
+    /// Writes the head of a response whose body is a stream of [`chunk`]s. On HTTP/1.0
+    /// the body is delimited by closing the connection (RFC 9112 §6.3 rule 8), so the
+    /// head says `Connection: close` whatever the caller asked.
     pub fn encode_stream_head(&self, ctx: &Context, out: &mut BytesMut) {
+        let close_delimited = Context { keep_alive: ctx.keep_alive && ctx.version == Version::Http11, ..*ctx };
+        let ctx = &close_delimited;
         self.encode_status_and_headers(ctx, out);
         if ctx.version == Version::Http11 {
             put_header(out, "Transfer-Encoding", "chunked");
@@ -150,9 +154,19 @@ pub fn chunk_size_line(len: usize, out: &mut BytesMut) {
 /// the last chunk, so it is refused here; use [`LAST_CHUNK`] to end a body.
 pub fn chunk(data: &[u8]) -> Bytes {
     assert!(!data.is_empty(), "an empty chunk is the last-chunk; use LAST_CHUNK");
-    let mut out = BytesMut::with_capacity(data.len() + 12);
-    chunk_size_line(data.len(), &mut out);
-    out.put_slice(data);
+    chunked(data.len(), |out| out.put_slice(data))
+}
+
+/// A chunk of `len` bytes that `write` puts straight into the one buffer, after the size
+/// line: `chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF` (RFC 9112 §7.1). One
+/// allocation per chunk, and the data is written once, not copied in afterwards.
+pub fn chunked(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let hex_digits = (len.checked_ilog2().unwrap_or(0) / 4 + 1) as usize;
+    let mut out = BytesMut::with_capacity(hex_digits + 2 + len + 2);
+    chunk_size_line(len, &mut out);
+    let start = out.len();
+    write(&mut out);
+    debug_assert_eq!(out.len() - start, len, "chunk-size must match chunk-data");
     out.put_slice(b"\r\n");
     out.freeze()
 }
@@ -284,8 +298,9 @@ mod tests {
         r.encode_stream_head(&ctx(Version::Http11, true, false), &mut out);
         assert!(out.ends_with(b"Transfer-Encoding: chunked\r\n\r\n"));
         let mut out = BytesMut::new();
-        r.encode_stream_head(&ctx(Version::Http10, false, false), &mut out);
+        r.encode_stream_head(&ctx(Version::Http10, true, false), &mut out);
         assert!(!out.windows(8).any(|w| w == b"chunked\r"));
+        assert!(out.ends_with(b"Connection: close\r\n\r\n"), "1.0 streams end by closing, even if asked to keep alive");
     }
 
     #[test]
