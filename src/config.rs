@@ -65,6 +65,11 @@ pub const SSE_READ_SINK: usize = 512;
 /// The process's open-file limit is raised to fit at start-up (see `net::rlimit`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
+/// Channels that may exist at once (`--max-channels`). Each holds its history and a
+/// broadcast ring of `--max-queue` slots, so without a bound, clients inventing channel
+/// names could grow memory without end. Idle channels make room for new ones.
+pub const DEFAULT_MAX_CHANNELS: usize = 10_000;
+
 /// Messages one subscriber may fall behind before it is cut off (API.md `--max-queue`).
 /// A client that stops reading must not make the server buffer without bound.
 pub const DEFAULT_MAX_QUEUE: usize = 1024;
@@ -112,6 +117,7 @@ pub struct Config {
     pub sse_retry: Duration,
     pub max_connections: usize,
     pub max_queue: usize,
+    pub max_channels: usize,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -142,6 +148,7 @@ impl Default for Config {
             sse_retry: DEFAULT_SSE_RETRY,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_queue: DEFAULT_MAX_QUEUE,
+            max_channels: DEFAULT_MAX_CHANNELS,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,

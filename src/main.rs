@@ -149,6 +149,9 @@ struct ServeArgs {
     /// Messages a subscriber may fall behind before it is cut off.
     #[arg(long, env = "WIRE_ACADEMY_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
+    /// Channels that may exist at once; idle ones make room for new ones (past it: 503).
+    #[arg(long, env = "WIRE_ACADEMY_MAX_CHANNELS", default_value_t = config::DEFAULT_MAX_CHANNELS)]
+    max_channels: usize,
     /// Seconds a graceful shutdown waits for connections to finish.
     #[arg(long, env = "WIRE_ACADEMY_SHUTDOWN_TIMEOUT", value_parser = secs, default_value = "5")]
     shutdown_timeout: Duration,
@@ -274,6 +277,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         heartbeat: args.heartbeat,
         max_connections: args.max_connections,
         max_queue: args.max_queue,
+        max_channels: args.max_channels,
         shutdown_timeout: args.shutdown_timeout,
         trace: args.trace.target(),
         ..Config::default()

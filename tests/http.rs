@@ -426,3 +426,40 @@ async fn negotiate_offers_the_cascade() {
     assert_eq!(once(s.addr, get("/negotiate/bad%name")).await.status, 400);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn channels_are_bounded_by_max_channels() {
+    let s = start(Config { max_channels: 2, ..config() }).await;
+    // Reading unknown channels makes none: polls on a thousand names cost nothing.
+    for i in 0..50 {
+        assert_eq!(once(s.addr, get(&format!("/poll/ghost-{i}?after=0"))).await.status, 200);
+    }
+    assert_eq!(s.shared.hub.channel_count(), 0);
+    // Two channels held by waiting long-polls fill the server.
+    let mut held = Vec::new();
+    for ch in ["a", "b"] {
+        let mut c = Client::connect(s.addr).await;
+        c.send(get(&format!("/long-poll/{ch}?timeout=30"))).await;
+        held.push(c);
+    }
+    while s.shared.hub.channel_count() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = once(s.addr, post("/publish/c", "no room")).await;
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+    // The channels in use go on working.
+    publish(s.addr, "a", "still here").await;
+    assert_eq!(held[0].response().await.json()["messages"][0]["data"], "still here");
+    drop(held);
+    // Once idle, a channel makes room for a new one.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = once(s.addr, post("/publish/c", "room now")).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "an idle channel never made room");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}

@@ -16,6 +16,7 @@
 //! instance's hub with what the others publish; the transports only ever see this API.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -97,6 +98,8 @@ pub struct Channel {
     log: Mutex<Log>,
     tx: broadcast::Sender<Arc<Message>>,
     history: usize,
+    /// When the channel was last used (the hub's clock), to evict the idlest first.
+    last_used: AtomicU64,
 }
 
 impl Channel {
@@ -105,6 +108,7 @@ impl Channel {
             log: Mutex::new(Log { last_id: 0, history: VecDeque::with_capacity(history.min(1024)) }),
             tx: broadcast::channel(queue.max(1)).0,
             history,
+            last_used: AtomicU64::new(0),
         }
     }
 
@@ -147,47 +151,97 @@ impl Channel {
 }
 
 /// All channels of this process.
+///
+/// Channels are created by publishing or subscribing, never by reading, and there are
+/// at most `max_channels` of them: each holds its history and a broadcast ring, so names
+/// invented by clients must not grow memory without end. When the limit is reached, the
+/// channel idle longest (no subscriber, no task using it) is dropped to make room; a
+/// client that later resumes on it is told `truncated`, as after a restart. If every
+/// channel is in use, a new one is refused ([`TooManyChannels`], answered `503`).
 pub struct Hub {
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     history: usize,
     queue: usize,
+    max_channels: usize,
+    /// A logical clock for `Channel::last_used`.
+    clock: AtomicU64,
 }
+
+/// Every channel slot is in use by live subscribers; no new channel can be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyChannels;
 
 impl Hub {
     /// `history`: messages kept per channel; `queue`: how far a subscriber may fall
-    /// behind before it is told it lagged (API.md `--max-queue`).
+    /// behind before it is told it lagged (API.md `--max-queue`). At most
+    /// [`DEFAULT_MAX_CHANNELS`](crate::config::DEFAULT_MAX_CHANNELS) channels.
     pub fn new(history: usize, queue: usize) -> Self {
-        Hub { channels: Mutex::new(HashMap::new()), history, queue }
+        Self::with_max_channels(history, queue, crate::config::DEFAULT_MAX_CHANNELS)
     }
 
-    fn channel(&self, name: &str) -> Arc<Channel> {
-        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn with_max_channels(history: usize, queue: usize, max_channels: usize) -> Self {
+        Hub {
+            channels: Mutex::new(HashMap::new()),
+            history,
+            queue,
+            max_channels: max_channels.max(1),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Channel>>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The channel, made if it does not exist yet (and there is room).
+    fn channel(&self, name: &str) -> Result<Arc<Channel>, TooManyChannels> {
+        let now = self.clock.fetch_add(1, Relaxed);
+        let mut map = self.lock();
         if let Some(c) = map.get(name) {
-            return c.clone();
+            c.last_used.store(now, Relaxed);
+            return Ok(c.clone());
+        }
+        if map.len() >= self.max_channels {
+            // Idle: no subscriber, and no task holding it (only the map's reference).
+            let idlest = map
+                .iter()
+                .filter(|(_, c)| Arc::strong_count(c) == 1 && c.tx.receiver_count() == 0)
+                .min_by_key(|(_, c)| c.last_used.load(Relaxed))
+                .map(|(name, _)| name.clone());
+            map.remove(&idlest.ok_or(TooManyChannels)?);
         }
         let c = Arc::new(Channel::new(self.history, self.queue));
+        c.last_used.store(now, Relaxed);
         map.insert(name.to_string(), c.clone());
-        c
+        Ok(c)
     }
 
     /// Publishes `data` (UTF-8 text) and returns the message with its new id.
-    pub fn publish(&self, channel: &str, data: Bytes) -> Arc<Message> {
-        self.channel(channel).publish(data)
+    pub fn publish(&self, channel: &str, data: Bytes) -> Result<Arc<Message>, TooManyChannels> {
+        Ok(self.channel(channel)?.publish(data))
     }
 
-    /// The messages after `after` (see [`Snapshot`]).
+    /// The messages after `after` (see [`Snapshot`]). Reading never makes a channel: one
+    /// that does not exist reads as empty.
     pub fn since(&self, channel: &str, after: Option<u64>) -> Snapshot {
-        let c = self.channel(channel);
+        let Some(c) = self.lock().get(channel).cloned() else {
+            return Channel::snapshot(&Log { last_id: 0, history: VecDeque::new() }, after);
+        };
         let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
         Channel::snapshot(&log, after)
     }
 
     /// A snapshot and a subscription to everything after it, taken atomically.
-    pub fn subscribe(&self, channel: &str, after: Option<u64>) -> (Snapshot, Subscription) {
-        let c = self.channel(channel);
+    pub fn subscribe(&self, channel: &str, after: Option<u64>) -> Result<(Snapshot, Subscription), TooManyChannels> {
+        let c = self.channel(channel)?;
         let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
         let rx = c.tx.subscribe();
-        (Channel::snapshot(&log, after), rx)
+        Ok((Channel::snapshot(&log, after), rx))
+    }
+
+    /// How many channels exist now.
+    pub fn channel_count(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -203,9 +257,9 @@ mod tests {
     fn ids_start_at_one_and_cursors_select_after() {
         let hub = Hub::new(10, 8);
         for i in 1..=3 {
-            assert_eq!(hub.publish("a", Bytes::from(format!("m{i}"))).id, i);
+            assert_eq!(hub.publish("a", Bytes::from(format!("m{i}"))).unwrap().id, i);
         }
-        assert_eq!(hub.publish("b", Bytes::from("x")).id, 1, "each channel has its own sequence");
+        assert_eq!(hub.publish("b", Bytes::from("x")).unwrap().id, 1, "each channel has its own sequence");
         let s = hub.since("a", Some(1));
         assert_eq!((ids(&s), s.truncated, s.next), (vec![2, 3], false, 3));
         let s = hub.since("a", None);
@@ -220,7 +274,7 @@ mod tests {
     fn history_is_bounded_and_truncation_is_said() {
         let hub = Hub::new(3, 8);
         for i in 1..=5 {
-            hub.publish("a", Bytes::from(format!("m{i}")));
+            hub.publish("a", Bytes::from(format!("m{i}"))).unwrap();
         }
         let s = hub.since("a", Some(0));
         assert_eq!((ids(&s), s.truncated, s.next), (vec![3, 4, 5], true, 5));
@@ -235,17 +289,35 @@ mod tests {
     #[test]
     fn subscribe_misses_nothing_between_snapshot_and_live() {
         let hub = Hub::new(10, 8);
-        hub.publish("a", Bytes::from("1"));
-        let (snap, mut rx) = hub.subscribe("a", Some(0));
-        hub.publish("a", Bytes::from("2"));
+        hub.publish("a", Bytes::from("1")).unwrap();
+        let (snap, mut rx) = hub.subscribe("a", Some(0)).unwrap();
+        hub.publish("a", Bytes::from("2")).unwrap();
         assert_eq!(ids(&snap), vec![1]);
         assert_eq!(rx.try_recv().unwrap().id, 2);
     }
 
     #[test]
+    fn channels_are_bounded_and_the_idlest_idle_one_makes_room() {
+        let hub = Hub::with_max_channels(10, 8, 2);
+        assert_eq!(hub.since("nobody", Some(0)).messages.len(), 0);
+        assert_eq!(hub.channel_count(), 0, "reading makes no channel");
+        hub.publish("old", Bytes::from("1")).unwrap();
+        let (_, _rx) = hub.subscribe("busy", None).unwrap();
+        // Full: "old" is idle, so it makes room; "busy" has a subscriber and stays.
+        hub.publish("new", Bytes::from("1")).unwrap();
+        assert_eq!(hub.channel_count(), 2);
+        let s = hub.since("old", Some(1));
+        assert!(s.truncated, "a client resuming on an evicted channel is told");
+        // Now "new" is the only idle one; with it in use too, a third is refused.
+        let (_, _rx2) = hub.subscribe("new", None).unwrap();
+        assert_eq!(hub.publish("third", Bytes::from("x")).unwrap_err(), TooManyChannels);
+        assert_eq!(hub.since("busy", None).next, 0);
+    }
+
+    #[test]
     fn json_is_encoded_once_and_escaped() {
         let hub = Hub::new(10, 8);
-        let m = hub.publish("a", Bytes::from("say \"hi\"\n"));
+        let m = hub.publish("a", Bytes::from("say \"hi\"\n")).unwrap();
         assert_eq!(&m.json()[..], br#"{"id":1,"data":"say \"hi\"\n"}"#);
         assert!(std::ptr::eq(m.json().as_ptr(), m.json().as_ptr()), "same bytes every time");
     }
@@ -253,8 +325,8 @@ mod tests {
     #[test]
     fn sse_encodings_are_made_once_and_shared_by_every_subscriber() {
         let hub = Hub::new(10, 8);
-        let mut subscribers: Vec<_> = (0..3).map(|_| hub.subscribe("a", None).1).collect();
-        hub.publish("a", Bytes::from("one\r\ntwo"));
+        let mut subscribers: Vec<_> = (0..3).map(|_| hub.subscribe("a", None).unwrap().1).collect();
+        hub.publish("a", Bytes::from("one\r\ntwo")).unwrap();
         let got: Vec<Arc<Message>> = subscribers.iter_mut().map(|rx| rx.try_recv().unwrap()).collect();
         assert_eq!(&got[0].sse_chunk()[..], b"1b\r\nid: 1\ndata: one\ndata: two\n\n\r\n");
         assert_eq!(&got[0].sse_event()[..], b"id: 1\ndata: one\ndata: two\n\n");

@@ -148,10 +148,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // Each answer carries a fresh session id: never reuse a cached one.
                 .header("Cache-Control", "no-store"),
             Ok(Route::Publish(channel)) => match std::str::from_utf8(&body) {
-                Ok(_) => {
-                    let msg = shared.hub.publish(&channel, body);
-                    Response::json(200, format!("{{\"id\":{}}}", msg.id))
-                }
+                Ok(_) => match shared.hub.publish(&channel, body) {
+                    Ok(msg) => Response::json(200, format!("{{\"id\":{}}}", msg.id)),
+                    Err(_) => too_many_channels(),
+                },
                 Err(_) => Response::text(400, "a message is UTF-8 text\n"),
             },
             Ok(Route::Poll(channel)) => match cursor(&head) {
@@ -233,7 +233,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn long_poll(&mut self, head: &RequestHead, channel: &str, after: Option<u64>, hold: Duration) -> Next {
         let shared = self.shared.clone();
         let _held = shared.stats.hold(Transport::LongPoll);
-        let (snap, mut rx) = shared.hub.subscribe(channel, after);
+        let Ok((snap, mut rx)) = shared.hub.subscribe(channel, after) else {
+            return self.respond(head, too_many_channels(), Transport::LongPoll).await;
+        };
         // Without a cursor the client starts at the live head: wait for what comes next.
         let cursor = after.unwrap_or(snap.next);
         let snap = if !snap.messages.is_empty() || snap.truncated {
@@ -329,6 +331,12 @@ pub async fn lingering_drain<S: AsyncRead + Unpin>(io: &mut S) {
         }
     })
     .await;
+}
+
+/// Every channel slot is held by live subscribers (`--max-channels`): `503`, try later.
+pub fn too_many_channels() -> Response {
+    Response::text(503, "the server has as many channels in use as --max-channels allows; try again shortly\n")
+        .header("Retry-After", "1")
 }
 
 /// `after=ID`: absent means the live head; present must be an unsigned integer.

@@ -45,7 +45,7 @@ impl Server {
         let listener = TcpListener::bind(config.addr).await?;
         let tracer = Tracer::start(&config.trace)?;
         let shared = Arc::new(Shared {
-            hub: Hub::new(config.history, config.max_queue),
+            hub: Hub::with_max_channels(config.history, config.max_queue, config.max_channels),
             stats: Stats::default(),
             shutdown: watch::channel(false).0,
             config,

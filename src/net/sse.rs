@@ -283,6 +283,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             stats.wrote(Transport::Sse, start.len());
             return if keep_alive { Next::KeepAlive } else { Next::Close };
         }
+        // Snapshot and subscription are taken together: nothing falls between them.
+        let Ok((snap, mut rx)) = shared.hub.subscribe(channel, after) else {
+            return self.respond(&head, super::http::too_many_channels(), Transport::Sse).await;
+        };
         // Let go of the head and of the request buffers (the head's bytes share the read
         // buffer's allocation): an open stream keeps only a small sink for reads.
         drop(head);
@@ -290,8 +294,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.out = BytesMut::new();
 
         let _held = stats.hold(Transport::Sse);
-        // Snapshot and subscription are taken together: nothing falls between them.
-        let (snap, mut rx) = shared.hub.subscribe(channel, after);
         let mut outbox = Outbox::default();
         outbox.push(start.freeze(), Piece::Control);
         outbox.push(framing.retry(config.sse_retry), Piece::Control);
@@ -440,7 +442,7 @@ mod tests {
     fn truncated_event_has_data_and_resumes_before_the_retained() {
         let hub = Hub::new(2, 8);
         for i in 1..=5 {
-            hub.publish("a", Bytes::from(format!("m{i}")));
+            hub.publish("a", Bytes::from(format!("m{i}"))).unwrap();
         }
         let snap = hub.since("a", Some(1));
         let bare = Framing { chunked: false };
@@ -454,7 +456,7 @@ mod tests {
     #[test]
     fn events_are_the_shared_bytes() {
         let hub = Hub::new(4, 8);
-        let m = hub.publish("a", Bytes::from("hi"));
+        let m = hub.publish("a", Bytes::from("hi")).unwrap();
         let (c, b) = (Framing { chunked: true }, Framing { chunked: false });
         // Two subscribers' queues hold the same allocation, not two copies.
         let (mut one, mut two) = (Outbox::default(), Outbox::default());
