@@ -2,3 +2,4 @@
 //! out; events in, bytes out. Partial input is normal, never an error.
 
 pub mod http;
+pub mod ws;

@@ -1,0 +1,1610 @@
+//! The message-level state machine, RFC 6455 §5.4 (fragmentation), §5.5
+//! (control frames), §5.6 (data frames) and §7 (closing the connection).
+//!
+//! A [`Session`] is one side of one WebSocket connection after the opening
+//! handshake. It never touches a socket, a clock or a random number
+//! generator (sans-I/O, in the style of Python's wsproto):
+//!
+//! ```text
+//!   bytes read ──► receive_data / read_buf ──► next_event() ──► Event ──► app
+//!   app ──► send_text / send_binary / send_ping / close ─┐
+//!   protocol's own replies (pong, close echo) ───────────┴──► take_outgoing() ──► bytes to write
+//! ```
+//!
+//! Inside, `next_event` works in three stages per frame:
+//!
+//! 1. **header**: parse it (`frame.rs`) and check it against the role and the
+//!    state (masking, RSV bits, opcodes, control frame rules, fragmentation
+//!    order, size limits). A bad header fails the connection before a single
+//!    payload byte is waited for.
+//! 2. **payload as it arrives**: unmask the bytes that have arrived so far,
+//!    in place, and if they belong to a text message feed them to the UTF-8
+//!    validator. Invalid text is therefore rejected the moment the offending
+//!    byte arrives, even in the middle of a frame (Autobahn 6.4.x: "fail
+//!    fast"), and the unmasking work is spread over the reads while the
+//!    bytes are still in cache.
+//! 3. **complete frame**: split the payload off the read buffer (no copy),
+//!    then act on it: a control frame is answered and reported at once; a
+//!    data frame is either a whole message, or a fragment appended to the
+//!    message being reassembled.
+//!
+//! Frames are processed one `next_event` call at a time, so events come out
+//! in wire order and the caller's reaction to one event (an echo, say) is
+//! queued before anything the protocol queues for a later frame (such as the
+//! close frame of a protocol error).
+//!
+//! Violations end the connection with a close frame whose code says why
+//! (§7.4.1): 1002 "protocol error", 1007 "data inconsistent with the message
+//! type" (bad UTF-8), 1009 "message too big". See [`Violation`].
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::frame::{
+    CloseBodyError, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, close_code_is_valid,
+    encode_frame, parse_close_body,
+};
+use super::mask::apply_mask;
+use super::utf8::{Utf8Bytes, Utf8Validator};
+
+/// Default limit on a whole message (the sum of its fragments): 1 MiB, the
+/// same as the server's `--max-message`. The RFC sets no limit; §10.4 asks
+/// implementations to impose one.
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+
+/// Default limit on a single frame's payload.
+pub const DEFAULT_MAX_FRAME: usize = 1 << 20;
+
+/// §5.5.1: a close body is a 2-byte code plus a reason, inside the 125 bytes
+/// every control frame is limited to, so a reason has at most 123 bytes.
+pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
+
+/// Reads are at least this big: room for many small frames per syscall.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// While a large frame is arriving, reserve up to this much of what is still
+/// missing, so it lands in few reads without committing `max_frame` bytes of
+/// memory on the peer's word alone.
+const READ_AHEAD_MAX: usize = 64 * 1024;
+
+/// Outgoing payloads up to this size are copied next to their header in one
+/// shared buffer, so a burst of small frames becomes one write. Larger
+/// payloads (server side only; a client has to copy in order to mask) are
+/// queued as their own `Bytes`, without a copy, for a vectored write.
+const COALESCE_MAX: usize = 1024;
+
+/// Which end of the connection this session is. The difference is masking:
+/// §5.1 "a client MUST mask all frames that it sends to the server" and "A
+/// server MUST NOT mask any frames that it sends to the client."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Client,
+}
+
+/// Size limits, checked as soon as a frame header announces a length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Largest message (sum of all its fragments' payloads), in bytes.
+    pub max_message: usize,
+    /// Largest single frame payload, in bytes.
+    pub max_frame: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits { max_message: DEFAULT_MAX_MESSAGE, max_frame: DEFAULT_MAX_FRAME }
+    }
+}
+
+/// Where the closing handshake stands (§7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseState {
+    /// Messages flow both ways.
+    Open,
+    /// We queued a Close frame (the application called `close`) and wait for
+    /// the peer's. Incoming data frames are dropped; only its Close matters.
+    CloseSent,
+    /// The peer's Close arrived and our reply is queued but not yet taken
+    /// with [`Session::take_outgoing`]. Nothing more is read.
+    CloseReceived,
+    /// Nothing more will be read or queued: either both Close frames have
+    /// crossed, or the connection failed (see [`Session::failure`]). Write
+    /// whatever `take_outgoing` still returns, then close TCP (§5.5.1: "The
+    /// server MUST close the underlying TCP connection immediately; the
+    /// client SHOULD wait for the server to close the connection").
+    Closed,
+}
+
+/// What `next_event` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text message, already checked to be UTF-8.
+    Text(Utf8Bytes),
+    /// A complete binary message.
+    Binary(Bytes),
+    /// A Ping arrived; the matching Pong is already queued.
+    Ping(Bytes),
+    /// A Pong arrived (an answer to our ping, or a heartbeat).
+    Pong(Bytes),
+    /// The peer's Close frame. `code` is `None` if it had no body. If we had
+    /// not closed first, our reply is already queued.
+    Close { code: Option<u16>, reason: String },
+    /// The peer broke the protocol. A Close frame with `code` and `reason`
+    /// is queued (unless we had already sent one) and the session reads
+    /// nothing more: §7.1.7 "An endpoint MUST NOT continue to attempt to
+    /// process data (including a responding Close frame) from the remote
+    /// endpoint after being instructed to _Fail the WebSocket Connection_."
+    ProtocolError { code: u16, reason: &'static str },
+}
+
+/// Everything that fails the connection, with its close code (§7.4.1):
+///
+/// * 1002: "an endpoint is terminating the connection due to a protocol error."
+/// * 1007: "an endpoint is terminating the connection because it has received
+///   data within a message that was not consistent with the type of the
+///   message (e.g., non-UTF-8 \[RFC3629\] data within a text message)."
+/// * 1009: "an endpoint is terminating the connection because it has received
+///   a message that is too big for it to process."
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// A server received an unmasked frame.
+    UnmaskedFrame,
+    /// A client received a masked frame.
+    MaskedFrame,
+    /// RSV1, RSV2 or RSV3 set, and no extension was negotiated.
+    ReservedBits,
+    /// Opcode 0x3-0x7 or 0xB-0xF.
+    ReservedOpcode,
+    /// A control frame with FIN=0.
+    FragmentedControl,
+    /// A control frame with more than 125 bytes of payload.
+    ControlTooLong,
+    /// A continuation frame with no message to continue.
+    UnexpectedContinuation,
+    /// A new text/binary frame while a fragmented message is unfinished.
+    ExpectedContinuation,
+    /// A 64-bit length with its most significant bit set.
+    LengthMsbSet,
+    /// A Close body of exactly one byte.
+    CloseBodyOneByte,
+    /// A Close code that may not be sent.
+    InvalidCloseCode,
+    /// A text message that is not UTF-8.
+    InvalidUtf8,
+    /// A Close reason that is not UTF-8.
+    InvalidCloseReason,
+    /// A frame whose payload exceeds `max_frame`.
+    FrameTooBig,
+    /// A message whose fragments add up to more than `max_message`.
+    MessageTooBig,
+}
+
+impl Violation {
+    /// The close code sent for this violation.
+    pub fn code(self) -> u16 {
+        match self {
+            Violation::InvalidUtf8 | Violation::InvalidCloseReason => 1007,
+            Violation::FrameTooBig | Violation::MessageTooBig => 1009,
+            _ => 1002,
+        }
+    }
+
+    /// The close reason sent for this violation (well under 123 bytes).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Violation::UnmaskedFrame => "client frames must be masked",
+            Violation::MaskedFrame => "server frames must not be masked",
+            Violation::ReservedBits => "reserved bits set without an extension",
+            Violation::ReservedOpcode => "reserved opcode",
+            Violation::FragmentedControl => "fragmented control frame",
+            Violation::ControlTooLong => "control frame payload over 125 bytes",
+            Violation::UnexpectedContinuation => "continuation frame without a message to continue",
+            Violation::ExpectedContinuation => "new message before the previous one finished",
+            Violation::LengthMsbSet => "64-bit payload length has its top bit set",
+            Violation::CloseBodyOneByte => "close frame body of 1 byte",
+            Violation::InvalidCloseCode => "invalid close code",
+            Violation::InvalidUtf8 => "invalid UTF-8 in text message",
+            Violation::InvalidCloseReason => "invalid UTF-8 in close reason",
+            Violation::FrameTooBig => "frame too big",
+            Violation::MessageTooBig => "message too big",
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason(), self.code())
+    }
+}
+
+/// Why a send was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The session is not [`CloseState::Open`]. §5.5.1: "The application
+    /// MUST NOT send any more data frames after sending a Close frame."
+    Closed,
+    /// A ping or pong payload over 125 bytes (§5.5).
+    ControlTooLong,
+    /// A close code that may not be sent (see `close_code_is_valid`).
+    InvalidCloseCode(u16),
+    /// `send_encoded` on a client: pre-encoded frames are unmasked, and a
+    /// client must mask.
+    NotServer,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed => f.write_str("the connection is closing or closed"),
+            SendError::ControlTooLong => f.write_str("control frame payload over 125 bytes"),
+            SendError::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
+            SendError::NotServer => f.write_str("pre-encoded frames are for servers only"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// The frame whose header has been read and whose payload is arriving. Its
+/// payload, as far as it has arrived, sits at the front of `read_buf`.
+#[derive(Debug)]
+struct IncomingFrame {
+    header: FrameHeader,
+    /// Payload length (checked against the limits, so it fits in usize).
+    len: usize,
+    /// Payload bytes at the front of `read_buf` already unmasked (and, for
+    /// text, validated). Also the mask offset of the next byte.
+    done: usize,
+    /// The payload belongs to a text message: validate it as it arrives.
+    text: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MessageKind {
+    Text,
+    Binary,
+}
+
+/// A fragmented message being reassembled (§5.4).
+#[derive(Debug)]
+struct PartialMessage {
+    kind: MessageKind,
+    /// The payloads of the fragments completed so far.
+    data: BytesMut,
+}
+
+/// Supplies masking keys for a client. §5.3: "the masking key MUST be
+/// derived from a strong source of entropy", which is the caller's business:
+/// the codec stays deterministic and testable.
+type MaskSource = Box<dyn FnMut() -> [u8; 4] + Send>;
+
+/// One side of a WebSocket connection, after the handshake.
+pub struct Session {
+    role: Role,
+    limits: SessionLimits,
+    /// Client only: where masking keys come from.
+    mask_source: Option<MaskSource>,
+
+    /// Bytes read from the peer and not yet consumed.
+    read_buf: BytesMut,
+    /// The frame being received, once its header has been read.
+    frame: Option<IncomingFrame>,
+    /// The fragmented message being reassembled, from its first frame's
+    /// header until its final fragment.
+    message: Option<PartialMessage>,
+    /// Validates the current text message across frames and reads.
+    utf8: Utf8Validator,
+
+    state: CloseState,
+    failure: Option<Violation>,
+
+    /// Outgoing bytes: `out_chunks` first, then `out_tail`, which collects
+    /// small frames so that they go out together.
+    out_chunks: VecDeque<Bytes>,
+    out_tail: BytesMut,
+    out_len: usize,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("failure", &self.failure)
+            .field("buffered_in", &self.read_buf.len())
+            .field("frame", &self.frame)
+            .field("message", &self.message)
+            .field("buffered_out", &self.out_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A server-side session: incoming frames must be masked, outgoing
+    /// frames are not.
+    pub fn server(limits: SessionLimits) -> Session {
+        Session::new(Role::Server, limits, None)
+    }
+
+    /// A client-side session: incoming frames must not be masked; every
+    /// outgoing frame is masked with a fresh key from `mask_source` (give it
+    /// a closure over a CSPRNG; tests give it a constant).
+    pub fn client(limits: SessionLimits, mask_source: impl FnMut() -> [u8; 4] + Send + 'static) -> Session {
+        Session::new(Role::Client, limits, Some(Box::new(mask_source)))
+    }
+
+    fn new(role: Role, limits: SessionLimits, mask_source: Option<MaskSource>) -> Session {
+        Session {
+            role,
+            limits,
+            mask_source,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            frame: None,
+            message: None,
+            utf8: Utf8Validator::new(),
+            state: CloseState::Open,
+            failure: None,
+            out_chunks: VecDeque::new(),
+            out_tail: BytesMut::new(),
+            out_len: 0,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn state(&self) -> CloseState {
+        self.state
+    }
+
+    /// The closing handshake is over (or the connection failed): flush
+    /// `take_outgoing`, then close TCP.
+    pub fn is_closed(&self) -> bool {
+        self.state == CloseState::Closed
+    }
+
+    /// Why the connection failed, if it did.
+    pub fn failure(&self) -> Option<Violation> {
+        self.failure
+    }
+
+    // ------------------------------------------------------------------
+    // Input
+    // ------------------------------------------------------------------
+
+    /// Append bytes from the peer (e.g. the leftovers after the handshake).
+    /// Prefer [`read_buf`](Self::read_buf) for socket reads: it avoids this
+    /// copy.
+    pub fn receive_data(&mut self, data: &[u8]) {
+        if self.is_reading() {
+            self.read_buf.extend_from_slice(data);
+        }
+    }
+
+    /// The buffer to read from the socket into (e.g. tokio's
+    /// `AsyncReadExt::read_buf`), with spare capacity reserved: at least
+    /// 4 KiB, more (up to 64 KiB) while a large frame is arriving, plus room
+    /// for the next header so it tends to arrive in the same read. Only
+    /// append to it; then call `next_event` until it returns `None`.
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        let missing = match &self.frame {
+            Some(f) => f.len.saturating_sub(self.read_buf.len()),
+            None => 0,
+        };
+        let want = (missing.min(READ_AHEAD_MAX) + MAX_HEADER_LEN).max(READ_CHUNK);
+        self.read_buf.reserve(want);
+        &mut self.read_buf
+    }
+
+    /// Bytes received but not yet turned into events.
+    pub fn buffered_input(&self) -> usize {
+        self.read_buf.len()
+    }
+
+    fn is_reading(&self) -> bool {
+        matches!(self.state, CloseState::Open | CloseState::CloseSent)
+    }
+
+    /// The next thing that happened, or `None` if more bytes are needed (or
+    /// the session reads nothing more; check [`state`](Self::state)). Call
+    /// it in a loop after every read until it returns `None`, and write
+    /// [`take_outgoing`](Self::take_outgoing) afterwards.
+    pub fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if !self.is_reading() {
+                // §1.4: "after receiving a control frame indicating the
+                // connection should be closed, a peer discards any further
+                // data received."
+                self.read_buf.clear();
+                return None;
+            }
+
+            // Stage 1: the header.
+            if self.frame.is_none() {
+                let (header, header_len) = match FrameHeader::parse(&self.read_buf) {
+                    Ok(Some(parsed)) => parsed,
+                    Ok(None) => return None,
+                    Err(FrameError::LengthMsbSet) => {
+                        return Some(self.fail(Violation::LengthMsbSet));
+                    }
+                };
+                self.read_buf.advance(header_len);
+                match self.check_header(&header) {
+                    Ok(frame) => self.frame = Some(frame),
+                    Err(v) => return Some(self.fail(v)),
+                }
+            }
+
+            // Stage 2: unmask and validate whatever part of the payload has
+            // arrived, without waiting for the rest.
+            let frame = self.frame.as_mut().expect("set above");
+            let arrived = self.read_buf.len().min(frame.len);
+            if arrived > frame.done {
+                let new = &mut self.read_buf[frame.done..arrived];
+                if let Some(key) = frame.header.mask {
+                    apply_mask(new, key, frame.done);
+                }
+                // §8.1: invalid UTF-8 MUST fail the connection; doing it as
+                // the bytes arrive is what makes it "fail fast".
+                if frame.text && self.utf8.feed(new).is_err() {
+                    return Some(self.fail(Violation::InvalidUtf8));
+                }
+                frame.done = arrived;
+            }
+            if frame.done < frame.len {
+                return None;
+            }
+
+            // Stage 3: the frame is complete. Split its payload off the read
+            // buffer: a reference-counted view, not a copy.
+            let frame = self.frame.take().expect("set above");
+            let payload = self.read_buf.split_to(frame.len).freeze();
+            match self.on_frame(frame.header, payload) {
+                Ok(Some(event)) => return Some(event),
+                Ok(None) => continue, // a non-final fragment, or ignored
+                Err(v) => return Some(self.fail(v)),
+            }
+        }
+    }
+
+    /// Check a header against the role, the state and the limits, and set
+    /// up the frame's reception. The checks follow §5.2's field order.
+    fn check_header(&mut self, h: &FrameHeader) -> Result<IncomingFrame, Violation> {
+        // §5.2 RSV1-3: "MUST be 0 unless an extension is negotiated that
+        // defines meanings for non-zero values. If a nonzero value is
+        // received and none of the negotiated extensions defines the meaning
+        // of such a nonzero value, the receiving endpoint MUST _Fail the
+        // WebSocket Connection_." We negotiate no extensions.
+        if h.rsv1 || h.rsv2 || h.rsv3 {
+            return Err(Violation::ReservedBits);
+        }
+        // §5.2 Opcode: "If an unknown opcode is received, the receiving
+        // endpoint MUST _Fail the WebSocket Connection_."
+        if h.opcode.is_reserved() {
+            return Err(Violation::ReservedOpcode);
+        }
+        // §5.1: "The server MUST close the connection upon receiving a frame
+        // that is not masked." ... "A client MUST close a connection if it
+        // detects a masked frame." Both MAY use 1002.
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(Violation::UnmaskedFrame),
+            (Role::Client, true) => return Err(Violation::MaskedFrame),
+            _ => {}
+        }
+
+        if h.opcode.is_control() {
+            // §5.5: "All control frames MUST have a payload length of 125
+            // bytes or less and MUST NOT be fragmented."
+            if !h.fin {
+                return Err(Violation::FragmentedControl);
+            }
+            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(Violation::ControlTooLong);
+            }
+            // Control frames may arrive in the middle of a fragmented
+            // message (§5.4: "An endpoint MUST be capable of handling control
+            // frames in the middle of a fragmented message."), so they touch
+            // neither `message` nor the UTF-8 validator.
+            return Ok(IncomingFrame { header: *h, len: h.payload_len as usize, done: 0, text: false });
+        }
+
+        // Data frames. §5.4: "A fragmented message consists of a single
+        // frame with the FIN bit clear and an opcode other than 0, followed
+        // by zero or more frames with the FIN bit clear and the opcode set to
+        // 0, and terminated by a single frame with the FIN bit set and an
+        // opcode of 0." and "The fragments of one message MUST NOT be
+        // interleaved between the fragments of another message unless an
+        // extension has been negotiated that can interpret the interleaving."
+        let kind = match (h.opcode, &self.message) {
+            (OpCode::Continuation, Some(m)) => m.kind,
+            (OpCode::Continuation, None) => return Err(Violation::UnexpectedContinuation),
+            (_, Some(_)) => return Err(Violation::ExpectedContinuation),
+            (OpCode::Text, None) => MessageKind::Text,
+            (_, None) => MessageKind::Binary,
+        };
+
+        // Limits (§10.4), decided from the announced length alone, before a
+        // payload byte is buffered.
+        if h.payload_len > self.limits.max_frame as u64 {
+            return Err(Violation::FrameTooBig);
+        }
+        let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
+        if so_far.saturating_add(h.payload_len) > self.limits.max_message as u64 {
+            return Err(Violation::MessageTooBig);
+        }
+
+        if h.opcode != OpCode::Continuation {
+            // The first frame of a message.
+            if kind == MessageKind::Text {
+                self.utf8.reset();
+            }
+            if !h.fin {
+                self.message = Some(PartialMessage { kind, data: BytesMut::new() });
+            }
+        }
+        Ok(IncomingFrame {
+            header: *h,
+            len: h.payload_len as usize, // <= max_frame, so it fits
+            done: 0,
+            text: kind == MessageKind::Text,
+        })
+    }
+
+    /// Act on a complete frame (payload already unmasked and, for text,
+    /// validated so far). `Ok(None)`: nothing to report yet.
+    fn on_frame(&mut self, h: FrameHeader, payload: Bytes) -> Result<Option<Event>, Violation> {
+        let open = self.state == CloseState::Open;
+        match h.opcode {
+            OpCode::Ping => {
+                // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send
+                // a Pong frame in response, unless it already received a
+                // Close frame." §5.5.3: the Pong "must have identical
+                // "Application data" as found in the message body of the Ping
+                // frame being replied to." After our own Close we send
+                // nothing more, so the ping is dropped.
+                if !open {
+                    return Ok(None);
+                }
+                self.queue_frame(OpCode::Pong, &payload);
+                Ok(Some(Event::Ping(payload)))
+            }
+            OpCode::Pong => Ok(open.then_some(Event::Pong(payload))),
+            OpCode::Close => self.on_close(&payload).map(Some),
+            _ => self.on_data(h, payload),
+        }
+    }
+
+    fn on_data(&mut self, h: FrameHeader, payload: Bytes) -> Result<Option<Event>, Violation> {
+        let (kind, data) = if h.opcode != OpCode::Continuation && h.fin {
+            // An unfragmented message (§5.4: "a single frame with the FIN bit
+            // set and an opcode other than 0"): hand the payload over as is.
+            let kind = if h.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
+            (kind, payload)
+        } else {
+            // One fragment: append it. check_header created `message` at
+            // the first fragment and rejects continuations without one.
+            let message = self.message.as_mut().expect("checked by check_header");
+            message.data.extend_from_slice(&payload);
+            if !h.fin {
+                return Ok(None);
+            }
+            let message = self.message.take().expect("present");
+            (message.kind, message.data.freeze())
+        };
+
+        let event = match kind {
+            MessageKind::Text => {
+                // Every byte was validated on arrival; what remains is a
+                // sequence cut off by the end of the message (§5.6: "the
+                // whole message MUST contain valid UTF-8").
+                if self.utf8.finish().is_err() {
+                    return Err(Violation::InvalidUtf8);
+                }
+                Event::Text(Utf8Bytes::from_validated(data))
+            }
+            MessageKind::Binary => Event::Binary(data),
+        };
+        // After our Close, data is read (to find the peer's Close) but
+        // dropped.
+        Ok((self.state == CloseState::Open).then_some(event))
+    }
+
+    fn on_close(&mut self, body: &[u8]) -> Result<Event, Violation> {
+        // §5.5.1: "If there is a body, the first two bytes of the body MUST
+        // be a 2-byte unsigned integer (in network byte order) representing a
+        // status code with value /code/ defined in Section 7.4. Following the
+        // 2-byte integer, the body MAY contain UTF-8-encoded data".
+        let (code, reason) = match parse_close_body(body) {
+            Ok(None) => (None, String::new()),
+            Ok(Some((code, reason))) => (Some(code), reason.to_owned()),
+            Err(CloseBodyError::OneByte) => return Err(Violation::CloseBodyOneByte),
+            Err(CloseBodyError::InvalidCode(_)) => return Err(Violation::InvalidCloseCode),
+            Err(CloseBodyError::InvalidUtf8) => return Err(Violation::InvalidCloseReason),
+        };
+        match self.state {
+            CloseState::Open => {
+                // §5.5.1: "If an endpoint receives a Close frame and did not
+                // previously send a Close frame, the endpoint MUST send a
+                // Close frame in response. (When sending a Close frame in
+                // response, the endpoint typically echos the status code it
+                // received.)" A close without a code gets an empty one back.
+                // Any half-received message is abandoned.
+                self.queue_close(code, "");
+                self.state = CloseState::CloseReceived;
+            }
+            // We closed first; this is the answer. Handshake complete.
+            _ => self.state = CloseState::Closed,
+        }
+        self.message = None;
+        self.read_buf.clear();
+        Ok(Event::Close { code, reason })
+    }
+
+    /// _Fail the WebSocket Connection_ (§7.1.7): "If _The WebSocket
+    /// Connection is Established_ prior to the point where the endpoint is
+    /// required to _Fail the WebSocket Connection_, the endpoint SHOULD send
+    /// a Close frame with an appropriate status code (Section 7.4) before
+    /// proceeding to _Close the WebSocket Connection_."
+    fn fail(&mut self, v: Violation) -> Event {
+        if self.state == CloseState::Open {
+            self.queue_close(Some(v.code()), v.reason());
+        }
+        self.state = CloseState::Closed;
+        self.failure = Some(v);
+        self.frame = None;
+        self.message = None;
+        self.read_buf.clear();
+        Event::ProtocolError { code: v.code(), reason: v.reason() }
+    }
+
+    // ------------------------------------------------------------------
+    // Output
+    // ------------------------------------------------------------------
+
+    /// The next chunk of bytes to write, in order. After the last one, a
+    /// session in `CloseReceived` becomes `Closed`.
+    pub fn take_outgoing(&mut self) -> Option<Bytes> {
+        let chunk = match self.out_chunks.pop_front() {
+            Some(c) => Some(c),
+            None if !self.out_tail.is_empty() => Some(self.out_tail.split().freeze()),
+            None => None,
+        };
+        if let Some(c) = &chunk {
+            self.out_len -= c.len();
+        }
+        if self.out_len == 0 && self.state == CloseState::CloseReceived {
+            // Our reply to the peer's Close has been handed to the driver.
+            self.state = CloseState::Closed;
+        }
+        chunk
+    }
+
+    /// All pending chunks, e.g. for one vectored write.
+    pub fn drain_outgoing(&mut self) -> impl Iterator<Item = Bytes> + '_ {
+        std::iter::from_fn(move || self.take_outgoing())
+    }
+
+    /// Bytes queued and not yet taken: the send queue length to compare
+    /// against a limit for clients that stop reading.
+    pub fn outgoing_len(&self) -> usize {
+        self.out_len
+    }
+
+    pub fn has_outgoing(&self) -> bool {
+        self.out_len > 0
+    }
+
+    /// Queue a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.check_open()?;
+        self.queue_frame(OpCode::Text, text.as_bytes());
+        Ok(())
+    }
+
+    /// Queue a text message held in `Bytes`; large payloads are queued
+    /// without a copy on the server side.
+    pub fn send_text_bytes(&mut self, text: Utf8Bytes) -> Result<(), SendError> {
+        self.check_open()?;
+        self.queue_frame_bytes(OpCode::Text, text.into_bytes());
+        Ok(())
+    }
+
+    /// Queue a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.check_open()?;
+        self.queue_frame(OpCode::Binary, data);
+        Ok(())
+    }
+
+    /// Queue a binary message held in `Bytes` (no copy for large payloads on
+    /// the server side).
+    pub fn send_binary_bytes(&mut self, data: Bytes) -> Result<(), SendError> {
+        self.check_open()?;
+        self.queue_frame_bytes(OpCode::Binary, data);
+        Ok(())
+    }
+
+    /// Queue a Ping (e.g. for zombie detection; the driver owns the timer).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.check_control(payload)?;
+        self.queue_frame(OpCode::Ping, payload);
+        Ok(())
+    }
+
+    /// Queue an unsolicited Pong (§5.5.3: "A Pong frame MAY be sent
+    /// unsolicited. This serves as a unidirectional heartbeat.").
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.check_control(payload)?;
+        self.queue_frame(OpCode::Pong, payload);
+        Ok(())
+    }
+
+    /// Queue a frame encoded beforehand, e.g. by [`encode_server_text`], so
+    /// that one publish is encoded once and the same `Bytes` go to every
+    /// subscriber. It must be one complete, unmasked, FIN=1 data frame.
+    pub fn send_encoded(&mut self, frame: Bytes) -> Result<(), SendError> {
+        if self.role != Role::Server {
+            return Err(SendError::NotServer);
+        }
+        self.check_open()?;
+        debug_assert!(matches!(
+            FrameHeader::parse(&frame),
+            Ok(Some((h, n))) if h.fin && h.mask.is_none() && !h.opcode.is_control()
+                && n as u64 + h.payload_len == frame.len() as u64
+        ));
+        self.out_len += frame.len();
+        if frame.len() <= COALESCE_MAX {
+            self.out_tail.extend_from_slice(&frame);
+        } else {
+            self.push_chunk(frame);
+        }
+        Ok(())
+    }
+
+    /// Start the closing handshake (§7.1.2). `reason` is cut to 123 bytes
+    /// (at a character boundary) to fit the control frame limit. Afterwards
+    /// nothing more can be sent; keep calling `next_event` until the peer's
+    /// Close arrives (or give up on a timer and close TCP).
+    pub fn close(&mut self, code: u16, reason: &str) -> Result<(), SendError> {
+        // §7.4.1: 1005, 1006 and 1015 "MUST NOT be set as a status code in
+        // a Close control frame by an endpoint"; the rest of the invalid
+        // range is unassigned.
+        if !close_code_is_valid(code) {
+            return Err(SendError::InvalidCloseCode(code));
+        }
+        self.check_open()?;
+        let mut cut = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.queue_close(Some(code), &reason[..cut]);
+        self.state = CloseState::CloseSent;
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        match self.state {
+            CloseState::Open => Ok(()),
+            _ => Err(SendError::Closed),
+        }
+    }
+
+    fn check_control(&self, payload: &[u8]) -> Result<(), SendError> {
+        self.check_open()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        Ok(())
+    }
+
+    fn queue_close(&mut self, code: Option<u16>, reason: &str) {
+        let mut body = Vec::with_capacity(2 + reason.len());
+        if let Some(code) = code {
+            body.extend_from_slice(&code.to_be_bytes());
+            body.extend_from_slice(reason.as_bytes());
+        }
+        self.queue_frame(OpCode::Close, &body);
+    }
+
+    /// §5.3: "When preparing a masked frame, the client MUST pick a fresh
+    /// masking key from the set of allowed 32-bit values."
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        self.mask_source.as_mut().map(|source| source())
+    }
+
+    /// Encode one whole frame (FIN=1) into the shared outgoing buffer,
+    /// masking it if we are the client.
+    fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
+        let mask = self.next_mask();
+        let header = FrameHeader::new(true, opcode, mask, payload.len() as u64);
+        header.encode(&mut self.out_tail);
+        let start = self.out_tail.len();
+        self.out_tail.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.out_tail[start..], key, 0);
+        }
+        self.out_len += header.encoded_len() + payload.len();
+    }
+
+    /// Like `queue_frame`, but a large payload on the server side is queued
+    /// as its own chunk instead of being copied.
+    fn queue_frame_bytes(&mut self, opcode: OpCode, payload: Bytes) {
+        if self.role == Role::Client || payload.len() <= COALESCE_MAX {
+            self.queue_frame(opcode, &payload);
+            return;
+        }
+        let header = FrameHeader::new(true, opcode, None, payload.len() as u64);
+        header.encode(&mut self.out_tail);
+        self.out_len += header.encoded_len() + payload.len();
+        self.push_chunk(payload);
+    }
+
+    /// Queue `chunk` after everything queued so far.
+    fn push_chunk(&mut self, chunk: Bytes) {
+        if !self.out_tail.is_empty() {
+            self.out_chunks.push_back(self.out_tail.split().freeze());
+        }
+        self.out_chunks.push_back(chunk);
+    }
+}
+
+/// Encode a complete, unmasked text frame (what a server sends). Encode a
+/// published message once and queue the same `Bytes` on every connection
+/// with [`Session::send_encoded`]: the payload is neither re-encoded nor
+/// copied per subscriber. `payload` must be UTF-8.
+pub fn encode_server_text(payload: &[u8]) -> Bytes {
+    debug_assert!(std::str::from_utf8(payload).is_ok());
+    encode_frame(OpCode::Text, true, payload, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    fn limits(max_message: usize, max_frame: usize) -> SessionLimits {
+        SessionLimits { max_message, max_frame }
+    }
+
+    fn new_session(role: Role, limits: SessionLimits) -> Session {
+        match role {
+            Role::Server => Session::server(limits),
+            Role::Client => Session::client(limits, || KEY),
+        }
+    }
+
+    /// A frame as the peer of `role` would send it: masked towards a server.
+    fn peer(role: Role, opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mask = (role == Role::Server).then_some(KEY);
+        encode_frame(opcode, fin, payload, mask).to_vec()
+    }
+
+    fn text(s: &str) -> Event {
+        Event::Text(Utf8Bytes::from(s))
+    }
+
+    fn error(v: Violation) -> Event {
+        Event::ProtocolError { code: v.code(), reason: v.reason() }
+    }
+
+    /// Feed `input` in pieces of `chunk` bytes, collecting every event.
+    fn feed(s: &mut Session, input: &[u8], chunk: usize) -> Vec<Event> {
+        let mut events = Vec::new();
+        for piece in input.chunks(chunk) {
+            s.receive_data(piece);
+            while let Some(e) = s.next_event() {
+                events.push(e);
+            }
+        }
+        events
+    }
+
+    fn drain(s: &mut Session) -> Vec<u8> {
+        s.drain_outgoing().flat_map(|b| b.to_vec()).collect()
+    }
+
+    /// Decode frames that we sent (unmasking them if we are a client).
+    fn sent_frames(bytes: &[u8]) -> Vec<(FrameHeader, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (h, n) = FrameHeader::parse(rest).unwrap().expect("complete frame");
+            let len = h.payload_len as usize;
+            let mut payload = rest[n..n + len].to_vec();
+            if let Some(key) = h.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            out.push((h, payload));
+            rest = &rest[n + len..];
+        }
+        out
+    }
+
+    /// Run `input` through a fresh session three ways (all at once, one
+    /// byte at a time, and followed by the bytes of another frame) and check
+    /// that each way yields `expected` and the same outgoing bytes. Returns
+    /// the all-at-once session (its outgoing bytes already drained) and
+    /// those outgoing bytes.
+    fn check3(role: Role, lim: SessionLimits, input: &[u8], expected: &[Event]) -> (Session, Vec<u8>) {
+        let mut whole = new_session(role, lim);
+        assert_eq!(feed(&mut whole, input, input.len().max(1)), expected, "all at once");
+        let out = drain(&mut whole);
+
+        let mut bytewise = new_session(role, lim);
+        assert_eq!(feed(&mut bytewise, input, 1), expected, "one byte at a time");
+        assert_eq!(drain(&mut bytewise), out, "same output bytewise");
+        assert_eq!(bytewise.state(), whole.state());
+
+        // Trailing bytes: a ping follows. It is seen only if the input left
+        // the session reading.
+        let tail = peer(role, OpCode::Ping, true, b"tail");
+        let mut with_tail = input.to_vec();
+        with_tail.extend_from_slice(&tail);
+        let mut expected_tail = expected.to_vec();
+        let stops = matches!(expected.last(), Some(Event::Close { .. } | Event::ProtocolError { .. }));
+        if !stops {
+            expected_tail.push(Event::Ping(Bytes::from_static(b"tail")));
+        }
+        for chunk in [with_tail.len(), 1] {
+            let mut s = new_session(role, lim);
+            assert_eq!(feed(&mut s, &with_tail, chunk), expected_tail, "with trailing bytes, chunk {chunk}");
+        }
+        (whole, out)
+    }
+
+    // ---------------------------------------------------------------
+    // RFC 6455 §5.7 examples, decoded by a session and produced by one.
+    // ---------------------------------------------------------------
+
+    #[test]
+    fn rfc_5_7_single_frame_unmasked_text() {
+        let wire = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+        check3(Role::Client, SessionLimits::default(), &wire, &[text("Hello")]);
+        let mut server = Session::server(SessionLimits::default());
+        server.send_text("Hello").unwrap();
+        assert_eq!(drain(&mut server), wire);
+        assert_eq!(encode_server_text(b"Hello"), &wire[..]);
+    }
+
+    #[test]
+    fn rfc_5_7_single_frame_masked_text() {
+        let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        check3(Role::Server, SessionLimits::default(), &wire, &[text("Hello")]);
+        let mut client = Session::client(SessionLimits::default(), || KEY);
+        client.send_text("Hello").unwrap();
+        assert_eq!(drain(&mut client), wire);
+    }
+
+    #[test]
+    fn rfc_5_7_fragmented_unmasked_text() {
+        let wire = [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f];
+        check3(Role::Client, SessionLimits::default(), &wire, &[text("Hello")]);
+    }
+
+    #[test]
+    fn rfc_5_7_unmasked_ping_gets_the_masked_pong() {
+        // The client receives the RFC's unmasked Ping and answers with the
+        // RFC's masked Pong, byte for byte.
+        let ping = [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+        let pong = [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let (_, out) =
+            check3(Role::Client, SessionLimits::default(), &ping, &[Event::Ping(Bytes::from_static(b"Hello"))]);
+        assert_eq!(out, pong);
+        // And the server receiving that Pong reports it and answers nothing.
+        let (_, out) =
+            check3(Role::Server, SessionLimits::default(), &pong, &[Event::Pong(Bytes::from_static(b"Hello"))]);
+        assert!(out.is_empty());
+        // A server's own ping is the RFC's unmasked one.
+        let mut server = Session::server(SessionLimits::default());
+        server.send_ping(b"Hello").unwrap();
+        assert_eq!(drain(&mut server), ping);
+    }
+
+    #[test]
+    fn rfc_5_7_256_bytes_binary() {
+        let payload: Vec<u8> = (0..256).map(|i| i as u8).collect();
+        let mut wire = vec![0x82, 0x7E, 0x01, 0x00];
+        wire.extend_from_slice(&payload);
+        check3(Role::Client, SessionLimits::default(), &wire, &[Event::Binary(Bytes::from(payload.clone()))]);
+        let mut server = Session::server(SessionLimits::default());
+        server.send_binary(&payload).unwrap();
+        assert_eq!(drain(&mut server), wire);
+    }
+
+    #[test]
+    fn rfc_5_7_64k_binary() {
+        let payload: Vec<u8> = (0..65536).map(|i| (i * 7) as u8).collect();
+        let mut wire = vec![0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00];
+        wire.extend_from_slice(&payload);
+        check3(Role::Client, SessionLimits::default(), &wire, &[Event::Binary(Bytes::from(payload.clone()))]);
+        let mut server = Session::server(SessionLimits::default());
+        server.send_binary_bytes(Bytes::from(payload)).unwrap();
+        assert_eq!(drain(&mut server), wire);
+    }
+
+    // ---------------------------------------------------------------
+    // Fragmentation and control frames
+    // ---------------------------------------------------------------
+
+    #[test]
+    fn fragmented_message_with_interleaved_ping() {
+        let r = Role::Server;
+        let mut wire = peer(r, OpCode::Text, false, b"Hel");
+        wire.extend(peer(r, OpCode::Ping, true, b"are you there"));
+        wire.extend(peer(r, OpCode::Continuation, false, b""));
+        wire.extend(peer(r, OpCode::Pong, true, b"hb"));
+        wire.extend(peer(r, OpCode::Continuation, true, b"lo"));
+        let (_, out) = check3(
+            r,
+            SessionLimits::default(),
+            &wire,
+            &[Event::Ping(Bytes::from_static(b"are you there")), Event::Pong(Bytes::from_static(b"hb")), text("Hello")],
+        );
+        let frames = sent_frames(&out);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0, FrameHeader::new(true, OpCode::Pong, None, 13));
+        assert_eq!(frames[0].1, b"are you there");
+    }
+
+    #[test]
+    fn utf8_character_split_across_fragments_and_controls() {
+        // "€" = E2 82 AC, split over three fragments with a ping between.
+        let r = Role::Client;
+        let mut wire = peer(r, OpCode::Text, false, b"\xE2");
+        wire.extend(peer(r, OpCode::Continuation, false, b"\x82"));
+        wire.extend(peer(r, OpCode::Ping, true, b""));
+        wire.extend(peer(r, OpCode::Continuation, true, b"\xAC!"));
+        check3(r, SessionLimits::default(), &wire, &[Event::Ping(Bytes::new()), text("€!")]);
+    }
+
+    #[test]
+    fn binary_fragments_and_empty_messages() {
+        let r = Role::Server;
+        let mut wire = peer(r, OpCode::Binary, false, &[1, 2]);
+        wire.extend(peer(r, OpCode::Continuation, true, &[3]));
+        wire.extend(peer(r, OpCode::Text, true, b""));
+        wire.extend(peer(r, OpCode::Binary, true, b""));
+        check3(
+            r,
+            SessionLimits::default(),
+            &wire,
+            &[Event::Binary(Bytes::from_static(&[1, 2, 3])), text(""), Event::Binary(Bytes::new())],
+        );
+    }
+
+    #[test]
+    fn control_frame_of_exactly_125_bytes_is_fine() {
+        let payload = [b'x'; 125];
+        let wire = peer(Role::Server, OpCode::Ping, true, &payload);
+        let (_, out) =
+            check3(Role::Server, SessionLimits::default(), &wire, &[Event::Ping(Bytes::copy_from_slice(&payload))]);
+        assert_eq!(sent_frames(&out)[0].1, payload);
+    }
+
+    #[test]
+    fn read_buf_is_the_zero_copy_input_path() {
+        let mut s = Session::server(SessionLimits::default());
+        let wire = peer(Role::Server, OpCode::Text, true, b"direct");
+        let buf = s.read_buf();
+        assert!(buf.capacity() - buf.len() >= READ_CHUNK);
+        buf.extend_from_slice(&wire[..4]);
+        assert_eq!(s.next_event(), None);
+        s.read_buf().extend_from_slice(&wire[4..]);
+        assert_eq!(s.next_event(), Some(text("direct")));
+        assert_eq!(s.buffered_input(), 0);
+    }
+
+    #[test]
+    fn single_frame_payload_is_not_copied() {
+        let mut s = Session::client(SessionLimits::default(), || KEY);
+        let wire = peer(Role::Client, OpCode::Binary, true, &[9; 300]);
+        s.read_buf().extend_from_slice(&wire);
+        let base = s.read_buf.as_ptr() as usize;
+        let Some(Event::Binary(b)) = s.next_event() else { panic!() };
+        // The payload is a view into the read buffer, right after the header.
+        assert_eq!(b.as_ptr() as usize, base + 4);
+    }
+
+    // ---------------------------------------------------------------
+    // Protocol errors, each answered with a close frame of the right code.
+    // ---------------------------------------------------------------
+
+    /// Check a violation three ways, plus the queued close frame.
+    fn check_violation(role: Role, lim: SessionLimits, input: &[u8], events_before: &[Event], v: Violation) {
+        let mut expected = events_before.to_vec();
+        expected.push(error(v));
+        let (s, out) = check3(role, lim, input, &expected);
+        assert!(s.is_closed());
+        assert_eq!(s.failure(), Some(v));
+        let frames = sent_frames(&out);
+        let (h, body) = frames.last().expect("a close frame");
+        assert_eq!(h.opcode, OpCode::Close);
+        assert_eq!(h.mask.is_some(), role == Role::Client);
+        assert_eq!(parse_close_body(body), Ok(Some((v.code(), v.reason()))));
+    }
+
+    fn bad(role: Role, input: &[u8], v: Violation) {
+        check_violation(role, SessionLimits::default(), input, &[], v);
+    }
+
+    #[test]
+    fn unmasked_frame_to_server_is_1002() {
+        let wire = encode_frame(OpCode::Text, true, b"hi", None);
+        bad(Role::Server, &wire, Violation::UnmaskedFrame);
+        assert_eq!(Violation::UnmaskedFrame.code(), 1002);
+    }
+
+    #[test]
+    fn masked_frame_to_client_is_1002() {
+        let wire = encode_frame(OpCode::Text, true, b"hi", Some(KEY));
+        bad(Role::Client, &wire, Violation::MaskedFrame);
+    }
+
+    #[test]
+    fn rsv_bits_are_1002() {
+        for bit in [0x40, 0x20, 0x10] {
+            for role in [Role::Server, Role::Client] {
+                let mut wire = peer(role, OpCode::Text, true, b"hi");
+                wire[0] |= bit;
+                bad(role, &wire, Violation::ReservedBits);
+            }
+        }
+    }
+
+    #[test]
+    fn reserved_opcodes_are_1002() {
+        for op in [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+            let wire = peer(Role::Server, OpCode::Reserved(op), true, b"");
+            bad(Role::Server, &wire, Violation::ReservedOpcode);
+        }
+    }
+
+    #[test]
+    fn oversized_control_frame_is_1002_from_the_header_alone() {
+        // Only the header: a 126-byte ping is refused before its payload.
+        let mut header = BytesMut::new();
+        FrameHeader::new(true, OpCode::Ping, Some(KEY), 126).encode(&mut header);
+        bad(Role::Server, &header, Violation::ControlTooLong);
+        let full = peer(Role::Server, OpCode::Close, true, &[b'a'; 126]);
+        bad(Role::Server, &full, Violation::ControlTooLong);
+    }
+
+    #[test]
+    fn fragmented_control_frame_is_1002() {
+        for op in [OpCode::Ping, OpCode::Pong, OpCode::Close] {
+            let wire = peer(Role::Server, op, false, b"");
+            bad(Role::Server, &wire, Violation::FragmentedControl);
+        }
+    }
+
+    #[test]
+    fn continuation_without_a_message_is_1002() {
+        for fin in [true, false] {
+            let wire = peer(Role::Server, OpCode::Continuation, fin, b"x");
+            bad(Role::Server, &wire, Violation::UnexpectedContinuation);
+        }
+        // Also right after a complete message.
+        let mut wire = peer(Role::Server, OpCode::Text, true, b"done");
+        wire.extend(peer(Role::Server, OpCode::Continuation, true, b"x"));
+        check_violation(
+            Role::Server,
+            SessionLimits::default(),
+            &wire,
+            &[text("done")],
+            Violation::UnexpectedContinuation,
+        );
+    }
+
+    #[test]
+    fn new_message_inside_a_fragmented_one_is_1002() {
+        for op in [OpCode::Text, OpCode::Binary] {
+            let mut wire = peer(Role::Server, OpCode::Text, false, b"a");
+            wire.extend(peer(Role::Server, op, true, b"b"));
+            bad(Role::Server, &wire, Violation::ExpectedContinuation);
+        }
+    }
+
+    #[test]
+    fn length_with_msb_set_is_1002() {
+        let wire = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        bad(Role::Server, &wire, Violation::LengthMsbSet);
+    }
+
+    #[test]
+    fn one_byte_close_body_is_1002() {
+        let wire = peer(Role::Server, OpCode::Close, true, &[0x03]);
+        bad(Role::Server, &wire, Violation::CloseBodyOneByte);
+    }
+
+    #[test]
+    fn invalid_close_codes_are_1002() {
+        // Autobahn 7.9.x, plus 1015 and beyond the top of the range.
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+            let wire = peer(Role::Server, OpCode::Close, true, &code.to_be_bytes());
+            bad(Role::Server, &wire, Violation::InvalidCloseCode);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_text_is_1007() {
+        let wire = peer(Role::Server, OpCode::Text, true, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80");
+        bad(Role::Server, &wire, Violation::InvalidUtf8);
+        // Truncated at the end of a single-frame message.
+        let wire = peer(Role::Server, OpCode::Text, true, b"ok\xE2\x82");
+        bad(Role::Server, &wire, Violation::InvalidUtf8);
+        // Truncated at the end of a fragmented message.
+        let mut wire = peer(Role::Client, OpCode::Text, false, b"ok");
+        wire.extend(peer(Role::Client, OpCode::Continuation, true, b"\xF0\x9F\x98"));
+        bad(Role::Client, &wire, Violation::InvalidUtf8);
+        assert_eq!(Violation::InvalidUtf8.code(), 1007);
+    }
+
+    #[test]
+    fn invalid_utf8_in_close_reason_is_1007() {
+        let wire = peer(
+            Role::Server,
+            OpCode::Close,
+            true,
+            b"\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80",
+        );
+        bad(Role::Server, &wire, Violation::InvalidCloseReason);
+        assert_eq!(Violation::InvalidCloseReason.code(), 1007);
+    }
+
+    #[test]
+    fn too_big_is_1009_from_the_header_alone() {
+        let lim = limits(100, 100);
+        // A 101-byte frame: the header is enough to refuse it.
+        let mut header = BytesMut::new();
+        FrameHeader::new(true, OpCode::Binary, Some(KEY), 101).encode(&mut header);
+        check_violation(Role::Server, lim, &header, &[], Violation::FrameTooBig);
+        // Exactly the limit is fine.
+        let ok = peer(Role::Server, OpCode::Binary, true, &[0; 100]);
+        check3(Role::Server, lim, &ok, &[Event::Binary(Bytes::from(vec![0; 100]))]);
+        // An absurd 64-bit length never allocates anything.
+        let mut header = BytesMut::new();
+        FrameHeader::new(true, OpCode::Text, Some(KEY), i64::MAX as u64).encode(&mut header);
+        check_violation(Role::Server, lim, &header, &[], Violation::FrameTooBig);
+    }
+
+    #[test]
+    fn message_over_the_limit_is_1009_at_the_fragment_that_crosses_it() {
+        let lim = limits(100, 60);
+        let mut wire = peer(Role::Server, OpCode::Text, false, &[b'a'; 60]);
+        // Only the header of the second fragment: 60 + 41 > 100.
+        let mut header = BytesMut::new();
+        FrameHeader::new(false, OpCode::Continuation, Some(KEY), 41).encode(&mut header);
+        wire.extend_from_slice(&header);
+        check_violation(Role::Server, lim, &wire, &[], Violation::MessageTooBig);
+        // 60 + 40 fits.
+        let mut ok = peer(Role::Server, OpCode::Text, false, &[b'a'; 60]);
+        ok.extend(peer(Role::Server, OpCode::Continuation, true, &[b'b'; 40]));
+        let expected = format!("{}{}", "a".repeat(60), "b".repeat(40));
+        check3(Role::Server, lim, &ok, &[text(&expected)]);
+        // A single frame over max_frame but under max_message.
+        let big = peer(Role::Server, OpCode::Binary, true, &[0; 61]);
+        check_violation(Role::Server, lim, &big, &[], Violation::FrameTooBig);
+        assert_eq!(Violation::MessageTooBig.code(), 1009);
+    }
+
+    #[test]
+    fn events_before_a_violation_come_first_and_replies_keep_order() {
+        // Autobahn 5.15: a fragmented message, then a continuation with
+        // nothing to continue, all in one read. The first message is
+        // delivered, the app echoes it, and only then is the violation found,
+        // so the echo goes out before the close frame.
+        let r = Role::Server;
+        let mut wire = peer(r, OpCode::Text, false, b"frag1");
+        wire.extend(peer(r, OpCode::Continuation, true, b"frag2"));
+        wire.extend(peer(r, OpCode::Continuation, false, b"frag3"));
+        wire.extend(peer(r, OpCode::Text, true, b"frag4"));
+        let mut s = Session::server(SessionLimits::default());
+        s.receive_data(&wire);
+        let Some(Event::Text(t)) = s.next_event() else { panic!("expected the first message") };
+        assert_eq!(t, "frag1frag2");
+        s.send_text_bytes(t).unwrap();
+        assert_eq!(s.next_event(), Some(error(Violation::UnexpectedContinuation)));
+        assert_eq!(s.next_event(), None);
+        let frames = sent_frames(&drain(&mut s));
+        assert_eq!(frames.len(), 2);
+        assert_eq!((frames[0].0.opcode, frames[0].1.as_slice()), (OpCode::Text, &b"frag1frag2"[..]));
+        assert_eq!(frames[1].0.opcode, OpCode::Close);
+        assert_eq!(s.send_text("late"), Err(SendError::Closed));
+    }
+
+    // ---------------------------------------------------------------
+    // Fail-fast UTF-8 (Autobahn 6.4.1-6.4.4)
+    // ---------------------------------------------------------------
+
+    const PART1: &[u8] = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"; // κόσμε
+    const PART2: &[u8] = b"\xf4\x90\x80\x80"; // would be U+110000
+    const PART3: &[u8] = b"\x65\x64\x69\x74\x65\x64"; // "edited"
+
+    /// Feed `wire` one byte at a time; return how many bytes had been fed
+    /// when the 1007 came out.
+    fn bytes_until_1007(role: Role, wire: &[u8]) -> usize {
+        let mut s = new_session(role, SessionLimits::default());
+        for (i, b) in wire.iter().enumerate() {
+            s.receive_data(std::slice::from_ref(b));
+            if let Some(e) = s.next_event() {
+                assert_eq!(e, error(Violation::InvalidUtf8), "after {} bytes", i + 1);
+                return i + 1;
+            }
+        }
+        panic!("no error")
+    }
+
+    #[test]
+    fn fail_fast_inside_one_unfinished_frame() {
+        // 6.4.3/6.4.4: one frame announcing the whole payload, sent in chops.
+        for role in [Role::Server, Role::Client] {
+            let payload = [PART1, PART2, PART3].concat();
+            let wire = peer(role, OpCode::Text, true, &payload);
+            let header_len = wire.len() - payload.len();
+            // Chop 1 (header + PART1) is fine and incomplete.
+            let mut s = new_session(role, SessionLimits::default());
+            s.receive_data(&wire[..header_len + PART1.len()]);
+            assert_eq!(s.next_event(), None);
+            assert_eq!(s.state(), CloseState::Open);
+            // Chop 2 is rejected at once, though 6 payload bytes are missing.
+            s.receive_data(&wire[header_len + PART1.len()..header_len + PART1.len() + PART2.len()]);
+            assert_eq!(s.next_event(), Some(error(Violation::InvalidUtf8)));
+            assert!(s.is_closed());
+            let frames = sent_frames(&drain(&mut s));
+            assert_eq!(parse_close_body(&frames[0].1).unwrap().unwrap().0, 1007);
+            // Byte by byte: the error comes with the 0x90, not later.
+            assert_eq!(bytes_until_1007(role, &wire), header_len + PART1.len() + 2);
+        }
+    }
+
+    #[test]
+    fn fail_fast_across_fragments() {
+        // 6.4.1: three frames; the second holds the bad sequence.
+        let r = Role::Server;
+        let f1 = peer(r, OpCode::Text, false, PART1);
+        let f2 = peer(r, OpCode::Continuation, false, PART2);
+        let f3 = peer(r, OpCode::Continuation, true, PART3);
+        let wire = [f1.clone(), f2, f3].concat();
+        let mut s = Session::server(SessionLimits::default());
+        s.receive_data(&f1);
+        assert_eq!(s.next_event(), None);
+        assert_eq!(bytes_until_1007(r, &wire), f1.len() + 6 + 2);
+
+        // 6.4.2: the bad code point itself is split over two frames:
+        // F4 ends the first, 90 80 80 starts the second.
+        let g1 = peer(r, OpCode::Text, false, &[PART1, &PART2[..1]].concat());
+        let g2 = peer(r, OpCode::Continuation, false, &[&PART2[1..], PART3].concat());
+        let wire = [g1.clone(), g2].concat();
+        assert_eq!(bytes_until_1007(r, &wire), g1.len() + 6 + 1);
+        check_violation(r, SessionLimits::default(), &wire, &[], Violation::InvalidUtf8);
+    }
+
+    // ---------------------------------------------------------------
+    // Closing (§5.5.1, §7)
+    // ---------------------------------------------------------------
+
+    #[test]
+    fn peer_close_is_echoed_with_its_code() {
+        for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
+        {
+            let mut body = code.to_be_bytes().to_vec();
+            body.extend_from_slice(b"bye");
+            let wire = peer(Role::Server, OpCode::Close, true, &body);
+            let (s, out) = check3(
+                Role::Server,
+                SessionLimits::default(),
+                &wire,
+                &[Event::Close { code: Some(code), reason: "bye".into() }],
+            );
+            assert_eq!(s.state(), CloseState::Closed, "reply taken, so closed");
+            let frames = sent_frames(&out);
+            assert_eq!(frames.len(), 1);
+            assert_eq!(frames[0].0.opcode, OpCode::Close);
+            assert_eq!(frames[0].1, code.to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn close_state_moves_to_closed_when_the_reply_is_taken() {
+        let mut s = Session::server(SessionLimits::default());
+        s.receive_data(&peer(Role::Server, OpCode::Close, true, b""));
+        assert_eq!(s.next_event(), Some(Event::Close { code: None, reason: String::new() }));
+        assert_eq!(s.state(), CloseState::CloseReceived);
+        assert!(!s.is_closed());
+        assert_eq!(s.send_text("x"), Err(SendError::Closed));
+        // An empty close is answered with an empty close.
+        assert_eq!(s.take_outgoing().unwrap(), &[0x88, 0x00][..]);
+        assert!(s.is_closed());
+        assert_eq!(s.take_outgoing(), None);
+    }
+
+    #[test]
+    fn client_echo_close_is_masked() {
+        let wire = peer(Role::Client, OpCode::Close, true, &1001u16.to_be_bytes());
+        let (_, out) = check3(
+            Role::Client,
+            SessionLimits::default(),
+            &wire,
+            &[Event::Close { code: Some(1001), reason: String::new() }],
+        );
+        let frames = sent_frames(&out);
+        assert_eq!(frames[0].0.mask, Some(KEY));
+        assert_eq!(frames[0].1, 1001u16.to_be_bytes());
+    }
+
+    #[test]
+    fn close_in_the_middle_of_a_fragmented_message() {
+        // Autobahn 7.1.5: the half message is dropped, the close is echoed.
+        let r = Role::Server;
+        let mut wire = peer(r, OpCode::Text, false, b"fragment1");
+        wire.extend(peer(r, OpCode::Close, true, &1000u16.to_be_bytes()));
+        wire.extend(peer(r, OpCode::Continuation, true, b"fragment2"));
+        let (_, out) =
+            check3(r, SessionLimits::default(), &wire, &[Event::Close { code: Some(1000), reason: String::new() }]);
+        assert_eq!(sent_frames(&out)[0].1, 1000u16.to_be_bytes());
+    }
+
+    #[test]
+    fn we_close_first_then_ignore_data_until_the_peer_closes() {
+        let r = Role::Server;
+        let mut s = Session::server(SessionLimits::default());
+        s.close(1001, "going away").unwrap();
+        assert_eq!(s.state(), CloseState::CloseSent);
+        let frames = sent_frames(&drain(&mut s));
+        assert_eq!(parse_close_body(&frames[0].1), Ok(Some((1001, "going away"))));
+        assert_eq!(s.send_text("more"), Err(SendError::Closed));
+        assert_eq!(s.send_ping(b""), Err(SendError::Closed));
+        assert_eq!(s.close(1000, ""), Err(SendError::Closed));
+
+        let mut wire = peer(r, OpCode::Text, true, b"in flight");
+        wire.extend(peer(r, OpCode::Ping, true, b"p"));
+        wire.extend(peer(r, OpCode::Close, true, &1001u16.to_be_bytes()));
+        assert_eq!(feed(&mut s, &wire, 3), [Event::Close { code: Some(1001), reason: String::new() }]);
+        assert!(s.is_closed());
+        assert_eq!(s.failure(), None);
+        // No pong and no second close: nothing is sent after our Close.
+        assert!(!s.has_outgoing());
+    }
+
+    #[test]
+    fn violation_after_our_close_sends_no_second_close() {
+        let mut s = Session::server(SessionLimits::default());
+        s.close(1000, "").unwrap();
+        drain(&mut s);
+        s.receive_data(&peer(Role::Server, OpCode::Close, true, &[0x03]));
+        assert_eq!(s.next_event(), Some(error(Violation::CloseBodyOneByte)));
+        assert!(s.is_closed());
+        assert!(!s.has_outgoing());
+    }
+
+    #[test]
+    fn close_arguments_are_checked() {
+        let mut s = Session::server(SessionLimits::default());
+        assert_eq!(s.close(1005, ""), Err(SendError::InvalidCloseCode(1005)));
+        assert_eq!(s.state(), CloseState::Open);
+        // The reason is cut to 123 bytes at a character boundary.
+        let long = "é".repeat(100); // 200 bytes
+        s.close(4000, &long).unwrap();
+        let frames = sent_frames(&drain(&mut s));
+        let (code, reason) = parse_close_body(&frames[0].1).unwrap().unwrap();
+        assert_eq!(code, 4000);
+        assert_eq!(reason, "é".repeat(61)); // 122 bytes
+        assert!(frames[0].1.len() <= 125);
+    }
+
+    // ---------------------------------------------------------------
+    // Sending
+    // ---------------------------------------------------------------
+
+    #[test]
+    fn small_frames_are_coalesced_large_ones_not_copied() {
+        let mut s = Session::server(SessionLimits::default());
+        s.send_text("a").unwrap();
+        s.send_ping(b"p").unwrap();
+        let big = Bytes::from(vec![7u8; 10_000]);
+        s.send_binary_bytes(big.clone()).unwrap();
+        s.send_text("z").unwrap();
+        let chunks: Vec<Bytes> = s.drain_outgoing().collect();
+        // [text a + ping + big's header], [big payload, same memory], [text z]
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[1].as_ptr(), big.as_ptr());
+        let all: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
+        let frames = sent_frames(&all);
+        let ops: Vec<OpCode> = frames.iter().map(|f| f.0.opcode).collect();
+        assert_eq!(ops, [OpCode::Text, OpCode::Ping, OpCode::Binary, OpCode::Text]);
+        assert_eq!(s.outgoing_len(), 0);
+    }
+
+    #[test]
+    fn fan_out_encodes_once() {
+        let frame = encode_server_text(b"{\"id\":1,\"data\":\"hi\"}");
+        let mut a = Session::server(SessionLimits::default());
+        let mut b = Session::server(SessionLimits::default());
+        a.send_encoded(frame.clone()).unwrap();
+        b.send_encoded(frame.clone()).unwrap();
+        let mut direct = Session::server(SessionLimits::default());
+        direct.send_text("{\"id\":1,\"data\":\"hi\"}").unwrap();
+        let expected = drain(&mut direct);
+        assert_eq!(drain(&mut a), expected);
+        assert_eq!(drain(&mut b), expected);
+        // Large frames are shared, not copied.
+        let big = encode_server_text(&[b'x'; 5000]);
+        a.send_encoded(big.clone()).unwrap();
+        assert_eq!(a.take_outgoing().unwrap().as_ptr(), big.as_ptr());
+        let mut c = Session::client(SessionLimits::default(), || KEY);
+        assert_eq!(c.send_encoded(frame), Err(SendError::NotServer));
+    }
+
+    #[test]
+    fn client_masks_every_frame_with_a_fresh_key() {
+        let mut n = 0u8;
+        let mut c = Session::client(SessionLimits::default(), move || {
+            n += 1;
+            [n, n, n, n]
+        });
+        c.send_text("one").unwrap();
+        c.send_binary_bytes(Bytes::from(vec![1u8; 5000])).unwrap();
+        c.send_pong(b"hb").unwrap();
+        c.close(1000, "done").unwrap();
+        let frames = sent_frames(&drain(&mut c));
+        let keys: Vec<_> = frames.iter().map(|f| f.0.mask).collect();
+        assert_eq!(keys, [Some([1; 4]), Some([2; 4]), Some([3; 4]), Some([4; 4])]);
+        assert_eq!(frames[0].1, b"one");
+        assert_eq!(frames[1].1, vec![1u8; 5000]);
+        assert_eq!(parse_close_body(&frames[3].1), Ok(Some((1000, "done"))));
+    }
+
+    #[test]
+    fn session_can_move_between_threads() {
+        // A tokio driver spawns one task per connection.
+        fn is_send<T: Send>() {}
+        is_send::<Session>();
+        is_send::<Event>();
+    }
+
+    #[test]
+    fn control_payload_limit_on_send() {
+        let mut s = Session::server(SessionLimits::default());
+        assert_eq!(s.send_ping(&[0; 126]), Err(SendError::ControlTooLong));
+        assert_eq!(s.send_pong(&[0; 126]), Err(SendError::ControlTooLong));
+        assert!(s.send_ping(&[0; 125]).is_ok());
+    }
+
+    #[test]
+    fn client_and_server_sessions_talk_to_each_other() {
+        let mut server = Session::server(SessionLimits::default());
+        let mut client = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
+        client.send_text("hello server").unwrap();
+        client.send_binary(&[0, 159, 146, 150]).unwrap();
+        client.send_ping(b"p").unwrap();
+        let bytes = drain(&mut client);
+        assert_eq!(
+            feed(&mut server, &bytes, 5),
+            [
+                text("hello server"),
+                Event::Binary(Bytes::from_static(&[0, 159, 146, 150])),
+                Event::Ping(Bytes::from_static(b"p")),
+            ]
+        );
+        server.send_text("hello client").unwrap();
+        server.close(1000, "bye").unwrap();
+        let bytes = drain(&mut server);
+        assert_eq!(
+            feed(&mut client, &bytes, 2),
+            [
+                Event::Pong(Bytes::from_static(b"p")),
+                text("hello client"),
+                Event::Close { code: Some(1000), reason: "bye".into() },
+            ]
+        );
+        let reply = drain(&mut client);
+        assert!(client.is_closed());
+        assert_eq!(feed(&mut server, &reply, 1), [Event::Close { code: Some(1000), reason: String::new() }]);
+        assert!(server.is_closed());
+    }
+}
