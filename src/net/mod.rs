@@ -6,6 +6,7 @@ pub mod date;
 pub mod http;
 pub mod rlimit;
 pub mod server;
+pub mod ws;
 
 use tokio::sync::watch;
 
