@@ -315,6 +315,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Err(r) => (r, None),
         };
         let keep_alive = upgraded.is_some();
+        // Counted as open before the client can see its 101, so that `/stats` never
+        // shows fewer connections than the clients already hold.
+        let _open = upgraded.is_some().then(|| shared.stats.hold(Transport::WebSocket));
         let date = super::date::now();
         let head_request = head.method() == "HEAD";
         let ctx = Context { version: head.version, head_request, keep_alive, date: &date };

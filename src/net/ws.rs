@@ -159,10 +159,8 @@ impl Upgraded {
     /// is what the HTTP driver had read past the handshake (perhaps the first frames).
     /// Returns when the connection is finished; the caller then shuts down TCP.
     pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(self, io: &mut S, leftover: BytesMut) {
-        let Upgraded { mut session, mut subscription, unsent, endpoint, shared: held } = self;
-        let _open = held.stats.hold(Transport::WebSocket);
+        let Upgraded { mut session, mut subscription, unsent, endpoint, shared } = self;
         session.receive_data(&leftover);
-        let shared = held.clone();
         let mut driver = Driver { io, session, out: Outgoing::default(), unsent, shared, endpoint, counted: 0 };
         driver.serve(subscription.as_mut()).await;
         driver.count_writes();
