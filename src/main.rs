@@ -152,6 +152,21 @@ struct ServeArgs {
     /// Channels that may exist at once; idle ones make room for new ones (past it: 503).
     #[arg(long, env = "WIRE_ACADEMY_MAX_CHANNELS", default_value_t = config::DEFAULT_MAX_CHANNELS)]
     max_channels: usize,
+    /// Seconds between the pings the server sends each WebSocket peer (0: never ping).
+    #[arg(long, env = "WIRE_ACADEMY_PING_INTERVAL", value_parser = secs, default_value = "20")]
+    ping_interval: Duration,
+    /// Seconds a WebSocket peer has, after a ping, to send anything at all before it is
+    /// closed as a zombie.
+    #[arg(long, env = "WIRE_ACADEMY_PING_TIMEOUT", value_parser = secs, default_value = "20")]
+    ping_timeout: Duration,
+    /// An Origin allowed to open WebSockets (repeatable; the variable takes a comma-separated
+    /// list). None given: any origin. Requests without Origin (non-browsers) are always allowed.
+    #[arg(long = "allowed-origin", env = "WIRE_ACADEMY_ALLOWED_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// A WebSocket subprotocol the server speaks (repeatable, most preferred first; the
+    /// variable takes a comma-separated list). None given: no subprotocol is ever selected.
+    #[arg(long = "subprotocol", env = "WIRE_ACADEMY_SUBPROTOCOL", value_name = "NAME", value_delimiter = ',')]
+    subprotocols: Vec<String>,
     /// Seconds a graceful shutdown waits for connections to finish.
     #[arg(long, env = "WIRE_ACADEMY_SHUTDOWN_TIMEOUT", value_parser = secs, default_value = "5")]
     shutdown_timeout: Duration,
@@ -278,6 +293,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_connections: args.max_connections,
         max_queue: args.max_queue,
         max_channels: args.max_channels,
+        ping_interval: args.ping_interval,
+        ping_timeout: args.ping_timeout,
+        allowed_origins: args.allowed_origins,
+        subprotocols: args.subprotocols,
         shutdown_timeout: args.shutdown_timeout,
         trace: args.trace.target(),
         ..Config::default()

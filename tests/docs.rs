@@ -77,8 +77,9 @@ fn start_proxy(upstream: SocketAddr, flags: &[&str]) -> (Child, SocketAddr) {
     (child, addr)
 }
 
-/// Runs `wire-academy client ARGS` (in the background) and returns its stdout and
-/// stderr, as a terminal would show them, with the command line first.
+/// Runs `wire-academy client ARGS` (in the background) and returns what a terminal
+/// would show: the command line, then stdout and stderr interleaved as they were
+/// written (both go into one pipe, as in a terminal).
 fn run_client(
     via: SocketAddr,
     shown_url: &str,
@@ -90,10 +91,18 @@ fn run_client(
     if let Some(t) = trace {
         cmd.arg("--trace-out").arg(t);
     }
-    let shown = format!("$ wire-academy client --url {shown_url} {}\n", args.join(" "));
+    let quoted: Vec<String> =
+        args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.to_string() }).collect();
+    let shown = format!("$ wire-academy client --url {shown_url} {}\n", quoted.join(" "));
+    let (mut reader, writer) = std::io::pipe().expect("a pipe");
+    cmd.stdout(writer.try_clone().expect("a pipe")).stderr(writer);
+    let mut child = cmd.spawn().expect("the client runs");
+    drop(cmd); // the parent's copies of the write end, so EOF comes when the client exits
     std::thread::spawn(move || {
-        let out = cmd.output().expect("the client runs");
-        format!("{shown}{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout))
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut out).expect("client output is UTF-8");
+        let _ = child.wait();
+        format!("{shown}{out}")
     })
 }
 
@@ -289,6 +298,48 @@ async fn scenario(name: &str) -> String {
             let flags = ["--block-websocket", "--buffer-responses", "--idle-timeout", "1"];
             cascade_scenario(name, &flags, Duration::from_secs(8), false).await
         }
+        "client-transports" => {
+            let s = Server::start(name, &[]);
+            let mut shown = String::new();
+            for protocol in ["short-poll", "long-poll", "sse", "websocket"] {
+                let text = format!("hello over {protocol}");
+                let args = ["--protocol", protocol, "--send", &text, "--count", "1", "--json"];
+                let c = run_client(s.addr, "http://localhost:8080", &args, None);
+                shown.push_str(&tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap());
+            }
+            s.finish();
+            shown
+        }
+        "client-long-poll-trace" => {
+            let s = Server::start(name, &[]);
+            let trace =
+                std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}.client.trace", std::process::id()));
+            let c =
+                run_client(s.addr, "http://localhost:8080", &["--protocol", "long-poll", "--count", "1"], Some(&trace));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            common::publish(s.addr, "lobby", "hello").await;
+            tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap();
+            s.finish();
+            let t = std::fs::read_to_string(&trace).unwrap_or_default();
+            let _ = std::fs::remove_file(&trace);
+            t
+        }
+        "client-sse-reconnect" => {
+            // The proxy cuts the stream when it has been quiet for a second; the client
+            // reconnects with Last-Event-ID and the server resumes after it.
+            let s = Server::start(name, &[]);
+            let (mut proxy, via) = start_proxy(s.addr, &["--idle-timeout", "1"]);
+            let c = run_client(via, "http://localhost:8081", &["--protocol", "sse", "--count", "2"], None);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            common::publish(s.addr, "lobby", "before the cut").await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            common::publish(s.addr, "lobby", "during the reconnect").await;
+            let out = tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap();
+            let _ = proxy.kill();
+            let _ = proxy.wait();
+            s.finish();
+            out
+        }
         other => panic!("no scenario named {other:?}"),
     }
 }
@@ -344,11 +395,25 @@ fn normalize_block(block: &str) -> String {
         let mut bytes = line.as_bytes().to_vec();
         mask_bytes(&mut bytes);
         let line = String::from_utf8(bytes).unwrap();
-        out.push_str(&mask_words(&line));
+        out.push_str(&mask_delays(&mask_words(&line)));
         out.push('\n');
     }
     flush(&mut hex, &mut first_offset, &mut out);
     out
+}
+
+/// `reconnecting in 1234 ms` -> `reconnecting in N ms`: backoff delays are random.
+fn mask_delays(line: &str) -> String {
+    let words: Vec<&str> = line.split(' ').collect();
+    let masked: Vec<&str> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let delay = i > 0 && words[i - 1] == "in" && words.get(i + 1) == Some(&"ms");
+            if delay && w.bytes().all(|b| b.is_ascii_digit()) { "N" } else { w }
+        })
+        .collect();
+    masked.join(" ")
 }
 
 /// `+0.000123s` -> `+T`, `127.0.0.1:53122` -> `127.0.0.1:PORT`.

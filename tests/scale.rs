@@ -1,7 +1,9 @@
-//! Scale: 10,000 held long-polls on one server, released by one publish.
+//! Scale: 10,000 held long-polls on one server, released by one publish; 10,000
+//! WebSockets on one channel, each receiving a burst in order.
 //!
 //! The server runs as its own process (the real binary), so that its 10,000 sockets and
 //! the test's 10,000 count against two open-file limits, as they would in production.
+//! The tests take turns: together they would need twice the descriptors and both cores.
 
 mod common;
 
@@ -11,8 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Client, get};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 pub const HELD: usize = 10_000;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Server(Child, SocketAddr);
 
@@ -44,6 +50,7 @@ fn raise_limit(want: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_held_long_polls_released_by_one_publish() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     raise_limit(HELD as u64 + 256);
     let server = start_binary(&["--max-connections", "12000"]);
     let addr = server.1;
@@ -86,5 +93,92 @@ async fn ten_thousand_held_long_polls_released_by_one_publish() {
     }
     let took = published.elapsed();
     eprintln!("{HELD} long-polls released and answered in {took:?}");
+    assert!(took < Duration::from_secs(20));
+}
+
+/// Messages in the burst each WebSocket client must receive, in order.
+const BURST: u64 = 10;
+
+/// A WebSocket client as cheap as it gets: a handshake written by hand, then a loop
+/// that reads server frames (small, unmasked text frames here) until `BURST` arrived.
+/// Returns the ids it received.
+async fn ws_client(addr: SocketAddr, ready: tokio::sync::mpsc::Sender<()>) -> Vec<u64> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        b"GET /ws/ten-k HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let mut upgraded = false;
+    let mut ids = Vec::new();
+    while (ids.len() as u64) < BURST {
+        let n = s.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the server closed after {} messages", ids.len());
+        buf.extend_from_slice(&chunk[..n]);
+        if !upgraded {
+            let Some(end) = common::find(&buf, b"\r\n\r\n") else { continue };
+            assert!(buf.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&buf));
+            buf.drain(..end + 4);
+            upgraded = true;
+            ready.send(()).await.unwrap();
+        }
+        // Frames: 0x81, a 7-bit length (the JSON is short), the payload.
+        while buf.len() >= 2 && buf.len() >= 2 + (buf[1] & 0x7f) as usize {
+            assert_eq!(buf[0], 0x81, "a final text frame");
+            let len = buf[1] as usize;
+            assert!(len < 126, "a short message");
+            let v: serde_json::Value = serde_json::from_slice(&buf[2..2 + len]).unwrap();
+            ids.push(v["id"].as_u64().unwrap());
+            buf.drain(..2 + len);
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_websockets_each_receive_a_burst_in_order() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    raise_limit(HELD as u64 + 256);
+    let server = start_binary(&["--max-connections", "12000"]);
+    let addr = server.1;
+    let started = Instant::now();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(500));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(HELD);
+    let mut tasks = Vec::with_capacity(HELD);
+    for _ in 0..HELD {
+        let sem = sem.clone();
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            // Connect in waves so the listen backlog is not overrun.
+            let permit = sem.acquire_owned().await.unwrap();
+            let (got_101, mut wait) = tokio::sync::mpsc::channel(1);
+            let client = tokio::spawn(ws_client(addr, got_101));
+            wait.recv().await.expect("upgraded");
+            drop(permit);
+            ready.send(()).await.unwrap();
+            client.await.unwrap()
+        }));
+    }
+    for _ in 0..HELD {
+        ready_rx.recv().await.unwrap();
+    }
+    let stats = common::once(addr, get("/stats")).await.json();
+    assert_eq!(stats["transports"]["websocket"]["open"], HELD as i64, "every upgrade is held");
+    eprintln!("{HELD} WebSockets upgraded in {:?}", started.elapsed());
+    let published = Instant::now();
+    for i in 1..=BURST {
+        common::publish(addr, "ten-k", &format!("burst {i}")).await;
+    }
+    let want: Vec<u64> = (1..=BURST).collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), want, "every message, in order");
+    }
+    let took = published.elapsed();
+    eprintln!("{HELD} WebSockets each received {BURST} messages in {took:?}");
+    let stats = common::once(addr, get("/stats")).await.json();
+    assert!(stats["transports"]["websocket"]["delivered"].as_u64().unwrap() >= HELD as u64 * BURST);
     assert!(took < Duration::from_secs(20));
 }

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use crate::proto::sse;
+use crate::proto::ws;
 
 /// One published message. `data` is valid UTF-8 (checked at publish time).
 ///
@@ -36,12 +37,20 @@ pub struct Message {
     json: OnceLock<Bytes>,
     sse_chunk: OnceLock<Bytes>,
     sse_event: OnceLock<Bytes>,
+    ws_frame: OnceLock<Bytes>,
 }
 
 impl Message {
     pub fn new(id: u64, data: Bytes) -> Self {
         debug_assert!(std::str::from_utf8(&data).is_ok());
-        Message { id, data, json: OnceLock::new(), sse_chunk: OnceLock::new(), sse_event: OnceLock::new() }
+        Message {
+            id,
+            data,
+            json: OnceLock::new(),
+            sse_chunk: OnceLock::new(),
+            sse_event: OnceLock::new(),
+            ws_frame: OnceLock::new(),
+        }
     }
 
     pub fn text(&self) -> &str {
@@ -72,6 +81,14 @@ impl Message {
     /// The same event without chunk framing, for HTTP/1.0 streams (delimited by close).
     pub fn sse_event(&self) -> &Bytes {
         self.sse_event.get_or_init(|| sse::encode_event_bytes(Some(self.id), None, self.text()))
+    }
+
+    /// The complete WebSocket frame a server sends for this message: an unmasked, final
+    /// text frame (RFC 6455 §5.2, §5.6) whose payload is [`json`](Self::json). Encoded
+    /// the first time a subscriber needs it; every other subscriber queues the same
+    /// `Bytes` (a reference count, not a copy) with `Session::send_encoded`.
+    pub fn ws_frame(&self) -> &Bytes {
+        self.ws_frame.get_or_init(|| ws::encode_server_text(self.json()))
     }
 }
 
@@ -340,5 +357,43 @@ mod tests {
         // And the history hands a resuming client the very same bytes too.
         let snap = hub.since("a", Some(0));
         assert!(std::ptr::eq(snap.messages[0].sse_chunk().as_ptr(), queued[0].as_ptr()));
+    }
+
+    #[test]
+    fn ws_frame_is_encoded_once_and_shared_by_every_subscriber() {
+        use crate::proto::ws::{FrameHeader, OpCode, Session, SessionLimits};
+        let hub = Hub::new(10, 8);
+        let mut subscribers: Vec<_> = (0..3).map(|_| hub.subscribe("a", None).unwrap().1).collect();
+        let big = "x".repeat(2000);
+        let mut encoded = Vec::new();
+        for text in ["Hello", big.as_str()] {
+            hub.publish("a", Bytes::from(text.to_string())).unwrap();
+            let got: Vec<Arc<Message>> = subscribers.iter_mut().map(|rx| rx.try_recv().unwrap()).collect();
+            let frame = got[0].ws_frame().clone();
+            let (h, n) = FrameHeader::parse(&frame).unwrap().unwrap();
+            assert_eq!((h.fin, h.opcode, h.mask), (true, OpCode::Text, None), "one final unmasked text frame");
+            assert_eq!(&frame[n..], &got[0].json()[..], "its payload is the message's JSON");
+            for m in &got {
+                assert!(std::ptr::eq(m.ws_frame().as_ptr(), frame.as_ptr()), "one encoding for everyone");
+            }
+            // What each connection then writes: a small frame is copied next to the
+            // frames queued with it, so that they leave in one write (session.rs,
+            // COALESCE_MAX); a large one is queued as the shared Bytes itself.
+            for m in &got {
+                let mut s = Session::server(SessionLimits::default());
+                s.send_encoded(m.ws_frame().clone()).unwrap();
+                let out: Vec<Bytes> = s.drain_outgoing().collect();
+                assert_eq!(out.concat(), &frame[..]);
+                if frame.len() > 1024 {
+                    assert!(std::ptr::eq(out[0].as_ptr(), frame.as_ptr()), "no copy per subscriber");
+                }
+            }
+            encoded.push(frame);
+        }
+        // A client resuming from history gets the very same bytes as the live ones.
+        let snap = hub.since("a", Some(0));
+        for (m, frame) in snap.messages.iter().zip(&encoded) {
+            assert!(std::ptr::eq(m.ws_frame().as_ptr(), frame.as_ptr()));
+        }
     }
 }

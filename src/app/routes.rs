@@ -11,6 +11,10 @@ pub enum Route {
     Negotiate(String),
     /// `GET /sse/{channel}`: a `text/event-stream` that stays open.
     Sse(String),
+    /// `GET /ws/{channel}`: a WebSocket upgrade onto a channel.
+    WebSocket(String),
+    /// `GET /echo`: a WebSocket that echoes every message (for conformance suites).
+    Echo,
     Stats,
 }
 
@@ -21,6 +25,7 @@ impl Route {
             Route::Poll(_) => Transport::ShortPoll,
             Route::LongPoll(_) => Transport::LongPoll,
             Route::Sse(_) => Transport::Sse,
+            Route::WebSocket(_) | Route::Echo => Transport::WebSocket,
             Route::Negotiate(_) | Route::Stats => Transport::Other,
         }
     }
@@ -52,6 +57,12 @@ const POST: &str = "POST";
 /// Matches a request to a route. GET routes also answer HEAD (RFC 9110 §9.3.2).
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     let (allow, route) = match path.split_once('/').map(|(_, rest)| rest.split_once('/')) {
+        // The WebSocket endpoints take any method: the opening handshake itself refuses
+        // a method other than GET with `400` (RFC 6455 §4.2.1 item 1, API.md), which
+        // says more than a 405 would.
+        Some(Some(("ws", channel))) if valid_channel(channel) => return Ok(Route::WebSocket(channel.to_string())),
+        Some(Some(("ws", _))) => return Err(RouteError::BadChannel),
+        Some(None) if path == "/echo" => return Ok(Route::Echo),
         Some(Some((kind, channel))) => {
             let make: fn(String) -> Route = match kind {
                 "publish" => Route::Publish,
@@ -99,6 +110,12 @@ mod tests {
         assert_eq!(route("POST", "/sse/lobby"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(route("GET", "/sse/no%20spaces"), Err(RouteError::BadChannel));
         assert_eq!(Route::Sse("x".into()).transport(), Transport::Sse);
+        assert_eq!(route("GET", "/ws/lobby"), Ok(Route::WebSocket("lobby".into())));
+        assert_eq!(route("POST", "/ws/lobby"), Ok(Route::WebSocket("lobby".into())), "the handshake says 400");
+        assert_eq!(route("GET", "/ws/bad%20name"), Err(RouteError::BadChannel));
+        assert_eq!(route("GET", "/echo"), Ok(Route::Echo));
+        assert_eq!(route("GET", "/echo/x"), Err(RouteError::NotFound));
+        assert_eq!(Route::Echo.transport(), Transport::WebSocket);
         assert_eq!(route("GET", "/publish/chat"), Err(RouteError::MethodNotAllowed("POST")));
         assert_eq!(route("POST", "/poll/chat"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(route("DELETE", "/stats"), Err(RouteError::MethodNotAllowed("GET, HEAD")));

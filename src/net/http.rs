@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
-use super::Shared;
+use super::{Shared, ws};
 use crate::app::hub::Snapshot;
 use crate::app::query_param;
 use crate::app::routes::{self, Route, RouteError};
@@ -27,6 +27,7 @@ use crate::app::stats::Transport;
 use crate::config::{LINGER_BYTES, LINGER_TIME, READ_BUFFER};
 use crate::proto::http::response::Context;
 use crate::proto::http::{BodyDecoder, BodyKind, HeadLimits, HttpError, RequestHead, Response, Version, parse_head};
+use crate::proto::ws::{HandshakeOptions, server_accept};
 
 /// What happens to the connection after a response.
 #[derive(Debug, PartialEq, Eq)]
@@ -169,6 +170,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // The stream takes the head by value so that it can let go of the read buffer
             // the head's bytes share, for as long as the stream lasts (see `net::sse`).
             Ok(Route::Sse(channel)) => return self.sse(head, &channel).await,
+            Ok(Route::WebSocket(name)) => {
+                let endpoint = cursor(&head).map(|after| ws::Endpoint::Channel { name, after });
+                return self.websocket(&head, endpoint).await;
+            }
+            Ok(Route::Echo) => return self.websocket(&head, Ok(ws::Endpoint::Echo)).await,
         };
         self.respond(&head, response, transport).await
     }
@@ -275,6 +281,75 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             None => Response::new(204),
         };
         self.respond(head, response, Transport::LongPoll).await
+    }
+
+    /// `GET /ws/{channel}` and `GET /echo`: the opening handshake (RFC 6455 §4.2) on
+    /// this HTTP connection, then the connection belongs to the WebSocket driver.
+    ///
+    /// The decision is the codec's (`proto::ws::handshake::server_accept`), made from
+    /// the method and the header lines as received; this only writes the answer. A
+    /// refusal (`400`; `426` with `Sec-WebSocket-Version: 13`; `403` for an Origin
+    /// outside `--allowed-origin`) closes the connection: what the client sends next
+    /// may already be frames, not a request. A plain GET without `Upgrade: websocket`
+    /// is such a refusal too: `400`, "missing Upgrade: websocket" (§4.2.1 item 3; the
+    /// codec keeps `426` for a wrong or missing version, which is what §4.4 ties it to).
+    async fn websocket(&mut self, head: &RequestHead, endpoint: Result<ws::Endpoint, Response>) -> Next {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let headers: Vec<(&str, &[u8])> = head.headers().collect();
+        let options = HandshakeOptions {
+            allowed_origins: config.allowed_origins.clone(),
+            subprotocols: config.subprotocols.clone(),
+        };
+        // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
+        let accepted = match (head.version, endpoint) {
+            (_, Err(bad_query)) => Err(bad_query),
+            (Version::Http11, Ok(endpoint)) => server_accept(head.method(), &headers, &options)
+                .map_err(|e| {
+                    let mut r = Response::text(e.status(), format!("{}\n", e.reason()));
+                    for (name, value) in e.extra_headers() {
+                        r = r.header(name, *value);
+                    }
+                    r
+                })
+                .map(|a| (a, endpoint)),
+            (Version::Http10, Ok(_)) => Err(Response::text(400, "a WebSocket handshake needs HTTP/1.1\n")),
+        };
+        let (response, upgraded) = match accepted {
+            Ok((a, endpoint)) => {
+                let mut r = Response::new(101)
+                    .header("Upgrade", "websocket")
+                    .header("Connection", "Upgrade")
+                    .header("Sec-WebSocket-Accept", a.accept);
+                if let Some(protocol) = a.protocol {
+                    r = r.header("Sec-WebSocket-Protocol", protocol);
+                }
+                match ws::Upgraded::new(shared.clone(), endpoint) {
+                    Ok(upgraded) => (r, Some(upgraded)),
+                    Err(_) => (too_many_channels(), None),
+                }
+            }
+            Err(r) => (r, None),
+        };
+        let keep_alive = upgraded.is_some();
+        // Counted as open before the client can see its 101, so that `/stats` never
+        // shows fewer connections than the clients already hold.
+        let _open = upgraded.is_some().then(|| shared.stats.hold(Transport::WebSocket));
+        let date = super::date::now();
+        let head_request = head.method() == "HEAD";
+        let ctx = Context { version: head.version, head_request, keep_alive, date: &date };
+        self.out.clear();
+        response.encode(&ctx, &mut self.out);
+        if self.io.write_all(&self.out).await.is_err() {
+            return Next::Close;
+        }
+        shared.stats.wrote(Transport::WebSocket, self.out.len());
+        if let Some(upgraded) = upgraded {
+            // Whatever was read past the request head is the start of the frame stream.
+            let leftover = self.buf.split();
+            upgraded.run(&mut self.io, leftover).await;
+        }
+        Next::Close
     }
 
     /// Writes a response to `head`; says whether the connection goes on.

@@ -11,6 +11,7 @@ pub mod http;
 pub mod rlimit;
 pub mod server;
 pub mod sse;
+pub mod ws;
 
 use tokio::sync::watch;
 

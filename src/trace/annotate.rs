@@ -16,6 +16,12 @@
 //! names each line (`sse field id: 3`, `sse comment (heartbeat)`, `sse blank line:
 //! dispatch event id=3`), at the stream offset of the line's own bytes, which sit
 //! inside the chunk data that carried them.
+//! After a `101`, both readers read WebSocket frames (RFC 6455 §5.2) with the codec's
+//! own `FrameHeader::parse` and `annotate_frame`: each frame's header (FIN, RSV1-3, the
+//! opcode by name, MASK, the payload length and which of the 7/16/64-bit forms carried
+//! it), its masking key, and its payload unmasked (a Close frame's code and reason). A
+//! frame split across reads waits in `pending` until it is whole, like any other unit;
+//! a frame too large to hold is named piece by piece as it passes.
 
 use std::collections::VecDeque;
 
@@ -23,6 +29,7 @@ use bytes::BytesMut;
 
 use crate::proto::http::{self, ChunkedDecoder, HeadLimits, Piece, ResponseBody};
 use crate::proto::sse::{self, LineKind, StreamLine};
+use crate::proto::ws::{FrameHeader, annotate_frame, apply_mask};
 
 /// "These bytes of the stream mean this."
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +53,9 @@ enum Signal {
     Request { head: bool },
     /// A `101 Switching Protocols` went by: both directions now speak another protocol.
     Upgraded,
+    /// A final response other than `101` answered the last request: an upgrade that
+    /// was asked for was refused, so the request stream is HTTP again.
+    Answered,
 }
 
 /// Both directions of one connection.
@@ -87,8 +97,10 @@ impl Conversation {
         let mut signals = Vec::new();
         let notes = self.response.feed(bytes, &mut signals, &mut self.head_requests);
         for s in signals {
-            if let Signal::Upgraded = s {
-                self.request.upgrade();
+            match s {
+                Signal::Upgraded => self.request.upgrade(),
+                Signal::Answered if self.head_requests.is_empty() => self.request.resume_http(),
+                _ => {}
             }
         }
         notes
@@ -106,8 +118,11 @@ enum Mode {
     Chunked { dec: ChunkedDecoder, unit: usize, sse: Option<Box<EventStream>> },
     /// A body that runs until the connection closes (HTTP/1.0 streams).
     UntilClose { sse: Option<Box<EventStream>> },
+    /// A request asked to upgrade (`Upgrade: websocket`): what follows it is held,
+    /// unread, until the response says whether it is frames (`101`) or HTTP again.
+    AwaitingUpgrade,
     /// After a `101`: WebSocket frames.
-    Upgraded,
+    Upgraded(WsFrames),
     /// Bytes this reader can no longer interpret, and why.
     Opaque(&'static str),
 }
@@ -135,7 +150,13 @@ impl Reader {
     }
 
     fn upgrade(&mut self) {
-        self.mode = Mode::Upgraded;
+        self.mode = Mode::Upgraded(WsFrames::default());
+    }
+
+    fn resume_http(&mut self) {
+        if matches!(self.mode, Mode::AwaitingUpgrade) {
+            self.mode = Mode::Head;
+        }
     }
 
     fn feed(&mut self, bytes: &[u8], signals: &mut Vec<Signal>, head_requests: &mut VecDeque<bool>) -> Vec<Note> {
@@ -191,14 +212,15 @@ impl Reader {
                     notes.push(Note { offset: at, len: rest.len() as u64, text });
                     rest.len()
                 }
-                Mode::Upgraded => {
-                    notes.push(Note {
-                        offset: at,
-                        len: rest.len() as u64,
-                        text: format!("{} bytes after the protocol switch", rest.len()),
-                    });
-                    rest.len()
-                }
+                Mode::AwaitingUpgrade => 0,
+                Mode::Upgraded(ws) => match read_ws_frame(rest, at, ws, &mut notes) {
+                    Ok(n) => n,
+                    Err(why) => {
+                        notes.push(Note { offset: at, len: 0, text: format!("ws unreadable frame header: {why}") });
+                        self.mode = Mode::Opaque("after an unreadable WebSocket frame header");
+                        0
+                    }
+                },
                 Mode::Opaque(why) => {
                     notes.push(Note {
                         offset: at,
@@ -208,14 +230,14 @@ impl Reader {
                     rest.len()
                 }
             };
-            if used == 0 && matches!(self.mode, Mode::Head) {
-                break; // a head still arriving
+            if used == 0 && matches!(self.mode, Mode::Head | Mode::AwaitingUpgrade | Mode::Upgraded(_)) {
+                break; // a head or a frame still arriving, or bytes held until the answer
             }
             pos += used;
         }
         self.pending.drain(..pos);
         self.base += pos as u64;
-        if matches!(self.mode, Mode::Head) && self.pending.len() > MAX_PENDING_HEAD {
+        if matches!(self.mode, Mode::Head | Mode::AwaitingUpgrade) && self.pending.len() > MAX_PENDING_HEAD {
             self.mode = Mode::Opaque("that do not form an HTTP head");
         }
         notes
@@ -250,7 +272,9 @@ fn read_request_head(rest: &[u8], at: u64, notes: &mut Vec<Note>, mode: &mut Mod
         Ok(Some(head)) => {
             head_lines(head.raw(), at, "request line", notes);
             signals.push(Signal::Request { head: head.method() == "HEAD" });
+            let upgrade = head.has_token("upgrade", "websocket");
             *mode = match head.body {
+                http::BodyKind::None if upgrade => Mode::AwaitingUpgrade,
                 http::BodyKind::None => Mode::Head,
                 http::BodyKind::Length(n) => Mode::Length(n),
                 http::BodyKind::Chunked => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, sse: None },
@@ -290,9 +314,12 @@ fn read_response_head(
             };
             let stream = head.header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
             let sse = || stream.then(|| Box::new(EventStream::new()));
+            if head.status >= 200 {
+                signals.push(Signal::Answered);
+            }
             *mode = if head.status == 101 {
                 signals.push(Signal::Upgraded);
-                Mode::Upgraded
+                Mode::Upgraded(WsFrames::default())
             } else {
                 match head.body(head_request) {
                     Ok(ResponseBody::None) => Mode::Head,
@@ -465,6 +492,79 @@ fn plain(s: &str) -> String {
         }
     }
     out
+}
+
+/// Where a reader stands in a stream of WebSocket frames.
+#[derive(Debug, Default)]
+pub struct WsFrames {
+    /// A frame too large to hold whole: its header, and how much of its payload has
+    /// been named so far.
+    large: Option<(FrameHeader, u64)>,
+}
+
+/// A frame up to this size (header and payload) is named once it has all arrived, as
+/// one unit; a larger one is named as its bytes pass, so the trace holds no more than
+/// this per direction.
+const MAX_PENDING_FRAME: u64 = 64 * 1024;
+
+/// Names the next frame (or the next piece of a large frame's payload). `Ok(0)`: the
+/// frame is still arriving; its bytes stay pending.
+fn read_ws_frame(rest: &[u8], at: u64, ws: &mut WsFrames, notes: &mut Vec<Note>) -> Result<usize, String> {
+    if let Some((header, seen)) = &mut ws.large {
+        let n = (header.payload_len - *seen).min(rest.len() as u64) as usize;
+        let mut piece = rest[..n].to_vec();
+        if let Some(key) = header.mask {
+            apply_mask(&mut piece, key, (*seen % 4) as usize);
+        }
+        let unmasked = if header.mask.is_some() { ", unmasked" } else { "" };
+        let text = format!(
+            "ws payload bytes {}..{} of {}{unmasked}: {}",
+            *seen,
+            *seen + n as u64,
+            header.payload_len,
+            preview(&piece)
+        );
+        notes.push(Note { offset: at, len: n as u64, text });
+        *seen += n as u64;
+        if *seen == header.payload_len {
+            ws.large = None;
+        }
+        return Ok(n);
+    }
+    let Some((header, header_len)) = FrameHeader::parse(rest).map_err(|e| e.to_string())? else {
+        return Ok(0);
+    };
+    let total = header_len as u64 + header.payload_len;
+    let whole = total <= rest.len() as u64;
+    if !whole && total <= MAX_PENDING_FRAME {
+        return Ok(0);
+    }
+    let payload = if whole { &rest[header_len..total as usize] } else { &[][..] };
+    // annotate_frame's lines: the header, the masking key (if any), then the payload
+    // or the close code and reason. Each is pinned to the bytes it describes.
+    let mut lines = annotate_frame(&header, payload).into_iter();
+    let first = lines.next().unwrap_or_default();
+    let key_len = if header.mask.is_some() { 4 } else { 0 };
+    notes.push(Note { offset: at, len: (header_len - key_len) as u64, text: format!("ws frame {first}") });
+    if header.mask.is_some() {
+        let key = lines.next().unwrap_or_default();
+        notes.push(Note { offset: at + (header_len - key_len) as u64, len: 4, text: format!("ws {key}") });
+    }
+    let payload_at = at + header_len as u64;
+    if !whole {
+        let text = format!("ws payload of {} bytes follows, named as it arrives", header.payload_len);
+        notes.push(Note { offset: payload_at, len: 0, text });
+        ws.large = Some((header, 0));
+        return Ok(header_len);
+    }
+    for line in lines {
+        let line = match line.strip_prefix("payload") {
+            Some(rest) if header.mask.is_some() => format!("ws unmasked payload{rest}"),
+            _ => format!("ws {line}"),
+        };
+        notes.push(Note { offset: payload_at, len: header.payload_len, text: line });
+    }
+    Ok(total as usize)
 }
 
 /// Quotes bytes for a note: text as an escaped string, anything else as a byte count.
@@ -653,5 +753,137 @@ mod tests {
         c.request_bytes(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
         let notes = c.response_bytes(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: x\r\n0\r\n\r\n");
         assert!(sse_notes(&notes).is_empty());
+    }
+    const UPGRADE_REQUEST: &[u8] = b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const SWITCHED: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+    /// A conversation past its `101`, and the stream offsets where frames start.
+    fn upgraded() -> (Conversation, u64, u64) {
+        let mut c = Conversation::new();
+        c.request_bytes(UPGRADE_REQUEST);
+        c.response_bytes(SWITCHED);
+        (c, UPGRADE_REQUEST.len() as u64, SWITCHED.len() as u64)
+    }
+
+    /// Feeds `bytes` whole, one byte at a time, and at every split point, and checks
+    /// that each way names the same units.
+    fn every_split(side: Side, bytes: &[u8]) -> Vec<String> {
+        let feed = |pieces: &[&[u8]]| {
+            let (mut c, _, _) = upgraded();
+            let mut all = Vec::new();
+            for p in pieces {
+                all.extend(match side {
+                    Side::Request => c.request_bytes(p),
+                    Side::Response => c.response_bytes(p),
+                });
+            }
+            texts(&all)
+        };
+        let whole = feed(&[bytes]);
+        let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(feed(&bytewise), whole, "one byte at a time");
+        for cut in 1..bytes.len() {
+            assert_eq!(feed(&[&bytes[..cut], &bytes[cut..]]), whole, "split at {cut}");
+        }
+        whole
+    }
+
+    #[test]
+    fn rfc_6455_5_7_masked_text_from_the_client() {
+        let (_, at, _) = upgraded();
+        let t = every_split(Side::Request, &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        assert_eq!(
+            t,
+            vec![
+                format!("{at}+2 ws frame FIN=1 RSV=000 opcode=0x1 text MASK=1 len=5 (7-bit) key=37fa213d"),
+                format!("{}+4 ws masking key: 37 fa 21 3d", at + 2),
+                format!("{}+5 ws unmasked payload (5 bytes, UTF-8): \"Hello\"", at + 6),
+            ]
+        );
+    }
+
+    #[test]
+    fn rfc_6455_5_7_unmasked_frames_from_the_server() {
+        let (_, _, at) = upgraded();
+        // A single-frame unmasked text message, then a fragmented one ("Hel", "lo").
+        let t = every_split(Side::Response, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        assert_eq!(
+            t,
+            vec![
+                format!("{at}+2 ws frame FIN=1 RSV=000 opcode=0x1 text MASK=0 len=5 (7-bit)"),
+                format!("{}+5 ws payload (5 bytes, UTF-8): \"Hello\"", at + 2),
+            ]
+        );
+        let t = every_split(Side::Response, &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
+        assert_eq!(t[0], format!("{at}+2 ws frame FIN=0 RSV=000 opcode=0x1 text MASK=0 len=3 (7-bit)"));
+        assert_eq!(t[2], format!("{}+2 ws frame FIN=1 RSV=000 opcode=0x0 continuation MASK=0 len=2 (7-bit)", at + 5));
+        assert_eq!(t[3], format!("{}+2 ws payload (2 bytes, UTF-8): \"lo\"", at + 7));
+    }
+
+    #[test]
+    fn rfc_6455_5_7_ping_pong_and_close() {
+        let (_, _, at) = upgraded();
+        let t = every_split(Side::Response, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        assert_eq!(t[0], format!("{at}+2 ws frame FIN=1 RSV=000 opcode=0x9 ping MASK=0 len=5 (7-bit)"));
+        let (_, at, _) = upgraded();
+        let t = every_split(Side::Request, &[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        assert_eq!(t[0], format!("{at}+2 ws frame FIN=1 RSV=000 opcode=0xa pong MASK=1 len=5 (7-bit) key=37fa213d"));
+        assert_eq!(t[2], format!("{}+5 ws unmasked payload (5 bytes, UTF-8): \"Hello\"", at + 6));
+        // A masked Close with code 1000 and a reason.
+        let close =
+            crate::proto::ws::encode_frame(crate::proto::ws::OpCode::Close, true, b"\x03\xe8bye", Some([1, 2, 3, 4]));
+        let t = every_split(Side::Request, &close);
+        assert_eq!(t[2], format!("{}+5 ws close code=1000 (normal closure) reason=\"bye\"", at + 6));
+    }
+
+    #[test]
+    fn rfc_6455_5_7_length_forms() {
+        use crate::proto::ws::{OpCode, encode_frame};
+        // 256 bytes: the 16-bit form, held until whole.
+        let (mut c, _, at) = upgraded();
+        let frame = encode_frame(OpCode::Binary, true, &[0xab; 256], None);
+        assert_eq!(&frame[..4], &[0x82, 0x7e, 0x01, 0x00]);
+        assert!(c.response_bytes(&frame[..100]).is_empty(), "a small frame is named once whole");
+        let t = texts(&c.response_bytes(&frame[100..]));
+        assert_eq!(t[0], format!("{at}+4 ws frame FIN=1 RSV=000 opcode=0x2 binary MASK=0 len=256 (16-bit)"));
+        assert!(t[1].starts_with(&format!("{}+256 ws payload (256 bytes, hex): ab ab", at + 4)), "{}", t[1]);
+        // 64 KiB: the 64-bit form, too big to hold, named as it passes.
+        let (mut c, at, _) = upgraded();
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let frame = encode_frame(OpCode::Binary, true, &vec![b'z'; 65536], Some(key));
+        assert_eq!(&frame[..10], &[0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0]);
+        let mut t = texts(&c.request_bytes(&frame[..1000]));
+        t.extend(texts(&c.request_bytes(&frame[1000..])));
+        assert_eq!(
+            t,
+            vec![
+                format!("{at}+10 ws frame FIN=1 RSV=000 opcode=0x2 binary MASK=1 len=65536 (64-bit) key=37fa213d"),
+                format!("{}+4 ws masking key: 37 fa 21 3d", at + 10),
+                format!("{}+0 ws payload of 65536 bytes follows, named as it arrives", at + 14),
+                format!("{}+986 ws payload bytes 0..986 of 65536, unmasked: {}", at + 14, preview(&[b'z'; 986])),
+                format!("{}+64550 ws payload bytes 986..65536 of 65536, unmasked: {}", at + 1000, preview(&[b'z'; 99])),
+            ]
+        );
+    }
+
+    #[test]
+    fn bytes_behind_an_upgrade_request_wait_for_the_answer() {
+        let frame = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        // The client sent its first frame right behind the handshake: it is held...
+        let mut c = Conversation::new();
+        let notes = c.request_bytes(&[UPGRADE_REQUEST, &frame[..]].concat());
+        assert!(notes.iter().all(|n| n.text.starts_with("http ")), "{notes:?}");
+        c.response_bytes(SWITCHED);
+        // ...and read as a frame once the 101 has gone by.
+        let t = texts(&c.request_bytes(b""));
+        assert!(t[0].contains("ws frame FIN=1 RSV=000 opcode=0x1 text MASK=1"), "{t:?}");
+        // Refused: the held bytes are HTTP again.
+        let mut c = Conversation::new();
+        c.request_bytes(&[UPGRADE_REQUEST, &b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n"[..]].concat());
+        c.response_bytes(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        let t = texts(&c.request_bytes(b""));
+        assert_eq!(t[0], format!("{}+21 http request line: GET /stats HTTP/1.1", UPGRADE_REQUEST.len()));
     }
 }

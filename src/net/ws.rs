@@ -1,0 +1,443 @@
+//! The WebSocket driver: the thin loop between an upgraded socket and `proto::ws::Session`.
+//!
+//! `net::http` answers the opening handshake with `101` and hands over the socket and
+//! whatever it had already read past the request head (a client may send its first
+//! frame right behind the handshake; tungstenite learned to keep those bytes the hard
+//! way). From then on every decision about bytes is the session's: it parses frames,
+//! answers pings, echoes closes and fails the connection on a protocol error. This file
+//! decides only about time (pings, how long to wait for a Close), about the socket
+//! (when to stop reading, when to close) and about the application (what a message
+//! means on `/echo` and on `/ws/{channel}`).
+//!
+//! # One task, full duplex, no split
+//!
+//! A WebSocket is full duplex: the peer may send while we write. Rather than split the
+//! stream into two halves and two tasks, one `select!` loop waits on everything at once:
+//!
+//! ```text
+//! loop {
+//!     drain session events: echo / publish / note that the peer is alive
+//!     move the session's outgoing bytes to the write queue
+//!     select! {
+//!         socket (poll_fn): write the queue (vectored) and read into session.read_buf()
+//!         hub broadcast:    a message for this channel -> send_encoded(the shared frame)
+//!         ping timer:       send a ping; the peer has --ping-timeout to show life
+//!         deadlines:        no sign of life -> close; no Close back -> give up
+//!         shutdown:         close 1001
+//!     }
+//! }
+//! ```
+//!
+//! The socket branch is a `poll_fn` that polls both directions of the one stream in
+//! the same poll, so a peer that is sending does not stop us from writing and a peer
+//! that is not reading does not stop us from reading. It becomes ready as soon as
+//! either direction makes progress.
+//!
+//! # Bounds
+//!
+//! - Input: the session reads at most one frame ahead and refuses a message over
+//!   `--max-message` from its header alone (close `1009`). While more than
+//!   [`unsent_limit`] bytes wait to be written (an `/echo` peer that sends and never
+//!   reads), the driver stops reading, so the peer's own writes block instead of our
+//!   memory growing.
+//! - Output on a channel: each message queued for this client is remembered by the
+//!   stream offset where its frame ends. A client with more than `--max-queue` messages
+//!   queued and not yet written has stopped reading: it gets close `1008` and nobody
+//!   else waits for it (each subscriber has its own queue; the frames themselves are
+//!   shared `Bytes`, so a slow client costs reference counts, not copies). A task that
+//!   falls behind the hub's broadcast itself (`Lagged`) gets the same `1008`.
+//!
+//! # Liveness
+//!
+//! Every `--ping-interval` the server sends a Ping. The peer then has `--ping-timeout`
+//! to show that it is alive, and **any bytes read from it count**, not only the Pong: a
+//! peer in the middle of sending a large frame cannot put a Pong before that frame's
+//! end, and bytes arriving prove the connection is alive just as well. A peer that
+//! sends nothing at all in that time is a zombie (a vanished laptop, a cut NAT
+//! mapping): it gets close `1008` and is dropped after [`WS_CLOSE_TIMEOUT`].
+//!
+//! # Closing
+//!
+//! However the end comes (the peer's Close, a protocol error, our own Close), the
+//! driver writes what the session queued (the Close frame last), and returns; the HTTP
+//! driver then shuts down the write side (TCP FIN) and drains reads for a moment
+//! (`net::http::lingering_drain`), so the Close frame is not destroyed by a TCP reset
+//! (RFC 6455 §7.1.1: the server closes TCP first).
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::io::IoSlice;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::time::{Instant, sleep_until};
+
+use super::Shared;
+use crate::app::hub::{Message, Subscription, TooManyChannels};
+use crate::app::stats::Transport;
+use crate::config::WS_CLOSE_TIMEOUT;
+use crate::proto::ws::{CloseState, Event, Session, SessionLimits};
+
+/// What the upgraded connection is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /echo`: every text and binary message comes back unchanged.
+    Echo,
+    /// `GET /ws/{channel}?after=ID`: the channel's messages, and each text message the
+    /// client sends is published to it.
+    Channel { name: String, after: Option<u64> },
+}
+
+/// Close codes the driver itself decides on (RFC 6455 §7.4.1). Protocol errors
+/// (1002, 1007, 1009) are the session's.
+mod code {
+    /// "an endpoint is "going away", such as a server going down".
+    pub const GOING_AWAY: u16 = 1001;
+    /// "received a type of data it cannot accept (e.g., an endpoint that understands
+    /// only text data MAY send this if it receives a binary message)".
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// "a message that violates its policy ... a generic status code that can be
+    /// returned when there is no other more suitable status code". Used for a client
+    /// that stopped reading and for one that stopped answering.
+    pub const POLICY: u16 = 1008;
+}
+
+/// Most messages pulled from the hub per wake-up, so that a burst leaves in one write
+/// while the loop still gets back to the socket and the timers.
+const BROADCAST_BATCH: usize = 64;
+
+/// Most buffers handed to one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// Bytes waiting to be written past which the driver stops reading from the peer. One
+/// message's echo must fit (Autobahn echoes 16 MiB messages), so the bound follows
+/// `--max-message`; with a floor so that small limits still batch writes.
+pub fn unsent_limit(max_message: usize) -> usize {
+    max_message.max(64 * 1024)
+}
+
+/// A connection whose handshake has been accepted and whose `101` is about to be
+/// written. Made *before* the `101` goes out, so that on a channel the subscription
+/// already exists when the client learns it is connected: anything published after the
+/// client saw its `101` reaches it.
+pub struct Upgraded {
+    session: Session,
+    subscription: Option<Subscription>,
+    unsent: VecDeque<u64>,
+    endpoint: Endpoint,
+    shared: Arc<Shared>,
+}
+
+impl Upgraded {
+    /// Creates the session and, on a channel, subscribes and queues the replay from
+    /// the cursor: a `{"truncated":true}` text message first when history no longer
+    /// covers it, then the retained messages, oldest first. Fails when the channel does
+    /// not exist and every channel slot is in use (`--max-channels`): the handshake is
+    /// then answered `503` instead of `101`.
+    pub fn new(shared: Arc<Shared>, endpoint: Endpoint) -> Result<Upgraded, TooManyChannels> {
+        let config = &shared.config;
+        let limits = SessionLimits { max_message: config.max_message, max_frame: config.max_message };
+        let mut session = Session::server(limits);
+        let mut unsent = VecDeque::new();
+        let mut subscription = None;
+        if let Endpoint::Channel { name, after } = &endpoint {
+            let (snap, rx) = shared.hub.subscribe(name, *after)?;
+            if snap.truncated {
+                let _ = session.send_text("{\"truncated\":true}");
+            }
+            for m in &snap.messages {
+                queue_message(&mut session, &mut unsent, 0, &shared, m);
+            }
+            subscription = Some(rx);
+        }
+        Ok(Upgraded { session, subscription, unsent, endpoint, shared })
+    }
+
+    /// Runs the WebSocket protocol on the upgraded connection until it ends. `leftover`
+    /// is what the HTTP driver had read past the handshake (perhaps the first frames).
+    /// Returns when the connection is finished; the caller then shuts down TCP.
+    pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(self, io: &mut S, leftover: BytesMut) {
+        let Upgraded { mut session, mut subscription, unsent, endpoint, shared } = self;
+        session.receive_data(&leftover);
+        let mut driver = Driver { io, session, out: Outgoing::default(), unsent, shared, endpoint, counted: 0 };
+        driver.serve(subscription.as_mut()).await;
+        driver.count_writes();
+    }
+}
+
+struct Driver<'a, S> {
+    io: &'a mut S,
+    session: Session,
+    out: Outgoing,
+    /// For each channel message queued and not yet fully written, the stream offset
+    /// (bytes written since the upgrade) at which its frame ends.
+    unsent: VecDeque<u64>,
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    /// Bytes written that `/stats` has been told about.
+    counted: u64,
+}
+
+/// What the socket branch reports.
+enum Io {
+    /// Bytes were written, or read into the session, or both.
+    Progress { read: usize },
+    /// The peer closed its side (EOF).
+    Eof,
+    /// The socket failed; nothing more can be done on it.
+    Failed,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
+    async fn serve(&mut self, mut rx: Option<&mut Subscription>) {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let mut shutdown = self.shared.shutdown.subscribe();
+        // Zero disables pings (and so zombie culling).
+        let pinging = !config.ping_interval.is_zero();
+        let mut next_ping = Instant::now() + config.ping_interval;
+        let mut pings_sent: u64 = 0;
+        // Set when a ping is out and nothing has been heard since.
+        let mut answer_by: Option<Instant> = None;
+        // Set once we wait for the end: the peer's Close, or the last bytes to leave.
+        let mut give_up_at: Option<Instant> = None;
+        let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+
+        loop {
+            self.count_writes();
+            // Events first, one at a time, each answered before the next is read: an
+            // echo must leave before anything the session queues for a later frame
+            // (such as the Close of a protocol error right behind it).
+            while let Some(event) = self.session.next_event() {
+                self.on_event(event);
+            }
+            self.out.take_from(&mut self.session);
+            self.forget_written();
+            if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
+                self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
+            }
+            if self.session.state() != CloseState::Open {
+                give_up_at.get_or_insert_with(|| Instant::now() + WS_CLOSE_TIMEOUT);
+            }
+            if self.session.is_closed() && self.out.is_empty() {
+                return; // both Close frames have crossed, or the connection failed
+            }
+
+            let open = self.session.state() == CloseState::Open;
+            let reading = matches!(self.session.state(), CloseState::Open | CloseState::CloseSent)
+                && self.out.len < unsent_limit(config.max_message);
+            let stats = &shared.stats;
+            tokio::select! {
+                io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, reading, &mut self.out)) => {
+                    match io {
+                        Io::Progress { read } => {
+                            if read > 0 {
+                                stats.read(Transport::WebSocket, read);
+                                answer_by = None; // any bytes from the peer show it is alive
+                            }
+                        }
+                        // EOF before the closing handshake: the peer is gone (1006,
+                        // "abnormal closure", in the RFC's terms). Nothing to send to.
+                        Io::Eof | Io::Failed => return,
+                    }
+                }
+                m = recv(&mut rx), if open && rx.is_some() => self.on_broadcast(m, &mut rx),
+                _ = sleep_until(next_ping), if open && pinging => {
+                    if answer_by.is_none() {
+                        pings_sent += 1;
+                        let _ = self.session.send_ping(pings_sent.to_string().as_bytes());
+                        answer_by = Some(Instant::now() + config.ping_timeout);
+                    }
+                    next_ping = Instant::now() + config.ping_interval;
+                }
+                _ = sleep_until(answer_by.unwrap_or(far)), if open && answer_by.is_some() => {
+                    self.close(code::POLICY, "no answer to ping within --ping-timeout");
+                }
+                _ = sleep_until(give_up_at.unwrap_or(far)), if give_up_at.is_some() => return,
+                _ = shutdown.wait_for(|stop| *stop), if open => {
+                    self.close(code::GOING_AWAY, "server shutting down");
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let stats = &self.shared.stats;
+        match (event, &self.endpoint) {
+            (Event::Text(text), Endpoint::Echo) => {
+                if self.session.send_text_bytes(text).is_ok() {
+                    stats.delivered(Transport::WebSocket, 1);
+                }
+            }
+            (Event::Binary(data), Endpoint::Echo) => {
+                if self.session.send_binary_bytes(data).is_ok() {
+                    stats.delivered(Transport::WebSocket, 1);
+                }
+            }
+            (Event::Text(text), Endpoint::Channel { name, .. }) => {
+                // Validated as UTF-8 by the session, so it is a message as it stands;
+                // it comes back to this client too, with its id, through the hub.
+                // This connection subscribes to the channel, so it exists and has its
+                // slot: publishing to it cannot be refused for want of channels.
+                let _ = self.shared.hub.publish(name, text.into_bytes());
+            }
+            (Event::Binary(_), Endpoint::Channel { .. }) => {
+                self.close(code::UNSUPPORTED_DATA, "a channel carries text messages only");
+            }
+            // The session has already queued the Pong, the Close echo, or the Close
+            // that reports a protocol error; reading the bytes proved the peer alive.
+            (Event::Ping(_) | Event::Pong(_) | Event::Close { .. } | Event::ProtocolError { .. }, _) => {}
+        }
+    }
+
+    fn on_broadcast(&mut self, first: Result<Arc<Message>, RecvError>, rx: &mut Option<&mut Subscription>) {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(m) = next.take() {
+            match m {
+                Ok(m) => self.queue_message(&m),
+                // The hub's queue for this subscriber overflowed: messages are lost to
+                // this connection, so end it; the client resumes with its cursor.
+                Err(RecvError::Lagged(_)) => {
+                    return self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
+                }
+                Err(RecvError::Closed) => return self.close(code::GOING_AWAY, "channel closed"),
+            }
+            taken += 1;
+            if taken < BROADCAST_BATCH
+                && let Some(rx) = rx.as_mut()
+            {
+                next = match rx.try_recv() {
+                    Ok(m) => Some(Ok(m)),
+                    Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                    Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    Err(TryRecvError::Empty) => None,
+                };
+            }
+        }
+    }
+
+    fn queue_message(&mut self, m: &Message) {
+        queue_message(&mut self.session, &mut self.unsent, self.out.written + self.out.len as u64, &self.shared, m);
+    }
+
+    /// Drops the messages whose frames have been written completely.
+    fn forget_written(&mut self) {
+        while self.unsent.front().is_some_and(|&end| end <= self.out.written) {
+            self.unsent.pop_front();
+        }
+    }
+
+    fn count_writes(&mut self) {
+        let new = self.out.written - self.counted;
+        if new > 0 {
+            self.shared.stats.wrote(Transport::WebSocket, new as usize);
+            self.counted = self.out.written;
+        }
+    }
+
+    /// Starts the closing handshake from our side (§7.1.2).
+    fn close(&mut self, code: u16, reason: &str) {
+        if self.session.close(code, reason).is_ok() {
+            self.out.take_from(&mut self.session);
+        }
+    }
+}
+
+/// Queues a channel message's shared frame and remembers the stream offset where it
+/// ends; `ahead` is the offset where the session's queue starts (bytes written plus
+/// bytes taken from the session and still waiting for the socket).
+fn queue_message(session: &mut Session, unsent: &mut VecDeque<u64>, ahead: u64, shared: &Shared, m: &Message) {
+    if session.send_encoded(m.ws_frame().clone()).is_ok() {
+        shared.stats.delivered(Transport::WebSocket, 1);
+        unsent.push_back(ahead + session.outgoing_len() as u64);
+    }
+}
+
+/// The hub's next message; pending forever on `/echo`, which has no subscription.
+async fn recv(rx: &mut Option<&mut Subscription>) -> Result<Arc<Message>, RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Bytes taken from the session and not yet written, in order.
+#[derive(Default)]
+struct Outgoing {
+    chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks`.
+    len: usize,
+    /// Bytes written since the upgrade: the stream offset of `chunks[0][0]`.
+    written: u64,
+}
+
+impl Outgoing {
+    fn take_from(&mut self, session: &mut Session) {
+        for chunk in session.drain_outgoing() {
+            self.len += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        self.len -= n;
+        self.written += n as u64;
+        while n > 0 {
+            let front = self.chunks.front_mut().expect("wrote no more than was queued");
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+}
+
+/// The socket branch: writes what is queued (as one vectored write of up to
+/// [`MAX_IOVECS`] buffers: a large frame's header and its shared payload leave together
+/// without being copied into one buffer) and, if `reading`, reads into the session's
+/// buffer. Ready as soon as either direction made progress, or on EOF or an error;
+/// pending (with both directions' wakers registered) otherwise.
+fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    cx: &mut Context<'_>,
+    session: &mut Session,
+    reading: bool,
+    out: &mut Outgoing,
+) -> Poll<Io> {
+    let mut wrote = 0;
+    while !out.chunks.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = out.chunks.iter().zip(slices.iter_mut()).map(|(c, s)| *s = IoSlice::new(c)).count();
+        match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+            Poll::Ready(Ok(k)) => {
+                out.advance(k);
+                wrote += k;
+            }
+            Poll::Pending => break,
+        }
+    }
+    if reading {
+        // `read_buf` is cancel-safe and keeps no state between polls, so a fresh future
+        // per poll is fine; it borrows `io` only for this one poll.
+        let read = pin!(io.read_buf(session.read_buf())).poll(cx);
+        match read {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Io::Eof),
+            Poll::Ready(Ok(n)) => return Poll::Ready(Io::Progress { read: n }),
+            Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
+            Poll::Pending => {}
+        }
+    }
+    if wrote > 0 { Poll::Ready(Io::Progress { read: 0 }) } else { Poll::Pending }
+}
