@@ -113,3 +113,15 @@ async fn held_requests_cut_settles_on_short_poll() {
     assert!(stats.idle_cuts.load(Relaxed) >= 1, "the proxy really cut a held request");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transparent_proxy_keeps_websocket() {
+    let s = start(config()).await;
+    let (via, stats) = proxy(s.addr, false, false, None).await;
+    let out = cascade(s.addr, via, "cascade-ws", Duration::from_millis(200)).await;
+    let transports = check_sequence(&out);
+    assert_eq!(settled_on(&out), ["websocket"], "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(transports.iter().all(|t| t == "websocket"));
+    assert_eq!(stats.refused_upgrades.load(Relaxed), 0);
+    s.stop().await;
+}

@@ -25,8 +25,8 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Every transport the client speaks over plain HTTP.
-const HTTP_CLIENTS: [&str; 3] = ["short-poll", "long-poll", "sse"];
+/// Every transport the client speaks.
+const HTTP_CLIENTS: [&str; 4] = ["short-poll", "long-poll", "sse", "websocket"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_clients_send_count_json_and_exit_zero() {
@@ -171,12 +171,50 @@ async fn http_clients_resume_after_cuts_without_gap_or_duplicate() {
     s.stop().await;
 }
 
-/// The same clients against a server we did not write (axum, tests/peers): the clients
-/// must speak HTTP as everyone else does, not only as our server does.
+/// The same clients against servers we did not write (axum for HTTP, tokio-tungstenite
+/// for WebSocket, tests/peers): the clients must speak HTTP, event streams and WebSocket
+/// as everyone else does, not only as our server does.
 #[tokio::test(flavor = "multi_thread")]
 async fn http_clients_work_against_an_independent_server() {
-    let addr = peers::axum_peer().await;
+    let (http, ws) = peers::peers().await;
     for protocol in HTTP_CLIENTS {
+        // The WebSocket peer serves /ws only: the client starts from a cursor, so it
+        // needs no HTTP request to find the live head.
+        let addr = if protocol == "websocket" { ws } else { http };
+        if protocol == "websocket" {
+            let channel = "tt-websocket";
+            let out = client(
+                addr,
+                &[
+                    "--protocol",
+                    protocol,
+                    "--channel",
+                    channel,
+                    "--after",
+                    "0",
+                    "--send",
+                    "one",
+                    "--send",
+                    "two",
+                    "--count",
+                    "2",
+                    "--json",
+                    "--timeout",
+                    "10",
+                ],
+            )
+            .await;
+            assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
+            let data: Vec<String> = json_lines(&out).iter().map(|l| l["data"].as_str().unwrap().to_string()).collect();
+            assert_eq!(data, ["one", "two"], "sent over the socket, received back from tokio-tungstenite");
+            let out = client(
+                addr,
+                &["--protocol", protocol, "--channel", channel, "--after", "1", "--count", "1", "--timeout", "10"],
+            )
+            .await;
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "[websocket] 2: two\n");
+            continue;
+        }
         let channel = format!("axum-{protocol}");
         let out = client(
             addr,

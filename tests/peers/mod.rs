@@ -1,7 +1,7 @@
 //! Servers this project did not write, serving API.md's endpoints, so the clients can be
-//! checked against an independent implementation: axum for HTTP (publish, poll,
-//! long-poll, SSE). Its channel model is written here from API.md alone, sharing no code
-//! with the server under `src/`.
+//! checked against independent implementations: axum for HTTP (publish, poll, long-poll,
+//! SSE) and tokio-tungstenite for `/ws/{channel}`. Their channel model is written here
+//! from API.md alone, sharing no code with the server under `src/`.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -70,8 +70,8 @@ fn cursor(q: &HashMap<String, String>) -> Option<u64> {
     q.get("after").and_then(|a| a.parse().ok())
 }
 
-async fn publish(State(ch): State<Channels>, Path(name): Path<String>, body: String) -> Response {
-    let id = ch.with(&name, |c| {
+fn publish_to(ch: &Channels, name: &str, body: String) -> u64 {
+    ch.with(name, |c| {
         c.last += 1;
         let m = (c.last, body);
         c.history.push_back(m.clone());
@@ -80,7 +80,11 @@ async fn publish(State(ch): State<Channels>, Path(name): Path<String>, body: Str
         }
         let _ = c.tx.send(m);
         c.last
-    });
+    })
+}
+
+async fn publish(State(ch): State<Channels>, Path(name): Path<String>, body: String) -> Response {
+    let id = publish_to(&ch, &name, body);
     ([("content-type", "application/json")], serde_json::json!({"id": id}).to_string()).into_response()
 }
 
@@ -141,12 +145,81 @@ async fn sse(
 
 /// Starts the axum peer on an ephemeral loopback port.
 pub async fn axum_peer() -> SocketAddr {
+    axum_peer_on(Channels::default()).await
+}
+
+/// Both peers over one channel model: (axum's address, tokio-tungstenite's address).
+/// A message published over either reaches subscribers of both.
+pub async fn peers() -> (SocketAddr, SocketAddr) {
+    let channels = Channels::default();
+    (axum_peer_on(channels.clone()).await, tungstenite_peer_on(channels).await)
+}
+
+/// tokio-tungstenite serving `GET /ws/{channel}?after=ID`: each message as a text frame
+/// `{"id":N,"data":"…"}` (a `{"truncated":true}` first when history does not cover the
+/// cursor), and each text frame the client sends published to the channel.
+async fn tungstenite_peer_on(channels: Channels) -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let channels = channels.clone();
+            tokio::spawn(async move {
+                let mut target = String::new();
+                // The callback's signature (and its large error type) is tokio-tungstenite's.
+                #[allow(clippy::result_large_err)]
+                let callback = |req: &Request, resp: WsResponse| {
+                    target = req.uri().to_string();
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                let Some(name) = path.strip_prefix("/ws/").map(String::from) else { return };
+                let after = query.split('&').find_map(|kv| kv.strip_prefix("after=")?.parse().ok());
+                let (truncated, msgs, _, mut rx) = channels.since(&name, after);
+                if truncated && ws.send(WsMessage::text("{\"truncated\":true}")).await.is_err() {
+                    return;
+                }
+                for (id, data) in msgs {
+                    let frame = serde_json::json!({"id": id, "data": data}).to_string();
+                    if ws.send(WsMessage::text(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                loop {
+                    tokio::select! {
+                        got = rx.recv() => {
+                            let Ok((id, data)) = got else { return };
+                            let frame = serde_json::json!({"id": id, "data": data}).to_string();
+                            if ws.send(WsMessage::text(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                        incoming = ws.next() => match incoming {
+                            Some(Ok(WsMessage::Text(text))) => {
+                                publish_to(&channels, &name, text.to_string());
+                            }
+                            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                            Some(Ok(_)) => {} // pings are answered by tungstenite itself
+                        },
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn axum_peer_on(channels: Channels) -> SocketAddr {
     let app = Router::new()
         .route("/publish/{ch}", post(publish))
         .route("/poll/{ch}", get(poll))
         .route("/long-poll/{ch}", get(long_poll))
         .route("/sse/{ch}", get(sse))
-        .with_state(Channels::default());
+        .with_state(channels);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
