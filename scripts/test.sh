@@ -63,3 +63,14 @@ done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo test
+
+# The Autobahn TestSuite (the WebSocket conformance suite) against /echo: categories
+# 1-10 must have no FAILED and no NON-STRICT case. It lives in ../shared/tools/autobahn
+# (CI clones shared/ beside the repository); its first run builds a Python venv.
+SHARED="${SHARED:-$PWD/../shared}"
+if [ -x "$SHARED/tools/autobahn/run.sh" ]; then
+  bash scripts/autobahn.sh
+else
+  echo "scripts/test.sh: MISSING: the Autobahn TestSuite ($SHARED/tools/autobahn); set SHARED=/path/to/shared to run it" >&2
+  [ "${CI:-}" = true ] && exit 1
+fi

@@ -31,6 +31,23 @@
 //!
 //! The data path reads left to right: socket -> trace tap -> driver buffer -> codec ->
 //! events -> app.
+//!
+//! For example, the request parser on bytes that arrive in two reads:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use wire_academy::proto::http::{parse_head, BodyKind, HeadLimits};
+//!
+//! let limits = HeadLimits { max_header: 8192, max_target: 8192, max_body: 1 << 20 };
+//! let mut buf = BytesMut::from(&b"POST /publish/lobby HTTP/1.1\r\nHost: x\r\nContent-Le"[..]);
+//! assert!(parse_head(&mut buf, &limits).unwrap().is_none()); // not an error: need more
+//!
+//! buf.extend_from_slice(b"ngth: 5\r\n\r\nhello");
+//! let head = parse_head(&mut buf, &limits).unwrap().unwrap();
+//! assert_eq!((head.method(), head.path()), ("POST", "/publish/lobby"));
+//! assert_eq!(head.body, BodyKind::Length(5));
+//! assert_eq!(&buf[..], b"hello"); // the body stays in the buffer for the body decoder
+//! ```
 
 pub mod app;
 pub mod client;
