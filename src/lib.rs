@@ -8,9 +8,13 @@
 //! config.rs     every limit and default, named, in one place
 //! proto/        pure codecs (sans-I/O): bytes in, events out; events in, bytes out
 //!   http/       request head parser, body decoders, response writer (RFC 9112)
+//!   ws/         WebSocket (RFC 6455): handshake, frame header, masking, UTF-8,
+//!               the message session (fragments, control frames, closing), annotations
 //! trace/        the hexdump formatter and annotator (pure) and the tap around a stream
-//! net/          thin tokio drivers: accept loop, limits, shutdown, the HTTP driver
-//! app/          routes, the channel hub (ids, history, cursors), counters
+//! net/          thin tokio drivers: accept loop, limits, shutdown, the HTTP driver,
+//!               the WebSocket driver (one full-duplex select loop per connection)
+//! app/          routes, the channel hub (ids, history, cursors, shared encodings),
+//!               counters
 //! ```
 //!
 //! # The sans-I/O contract
