@@ -9,11 +9,13 @@
 //! proto/        pure codecs (sans-I/O): bytes in, events out; events in, bytes out
 //!   http/       request head parser, body decoders, response writer (RFC 9112)
 //!   sse.rs      text/event-stream encoder and parser (WHATWG HTML §9.2)
-//!   ws/         WebSocket frames, masking, UTF-8, handshake, message session (RFC 6455)
+//!   ws/         WebSocket (RFC 6455): handshake, frame header, masking, UTF-8,
+//!               the message session (fragments, control frames, closing), annotations
 //! trace/        the hexdump formatter and annotator (pure) and the tap around a stream
 //! net/          thin tokio drivers: accept loop, limits, shutdown
-//!   http.rs     the HTTP/1.1 connection: requests, short and long polls
+//!   http.rs     the HTTP/1.1 connection: requests, short and long polls, the upgrade
 //!   sse.rs      an SSE stream: one full-duplex loop per subscriber
+//!   ws.rs       a WebSocket: one full-duplex select loop per connection
 //! app/          routes, the channel hub (ids, history, cursors, shared encodings),
 //!               counters
 //! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport,

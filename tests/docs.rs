@@ -132,6 +132,15 @@ async fn cascade_scenario(name: &str, flags: &[&str], publish_after: Duration, w
     }
 }
 
+/// A scenario that fails must not leave its server running (holding the test's
+/// stderr, a port and a trace file).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Lets the server finish tracing what it just did before the next step.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -340,8 +349,166 @@ async fn scenario(name: &str) -> String {
             s.finish();
             out
         }
+        "ws-handshake" => {
+            // RFC 6455 §1.3's own request, to a server that speaks the subprotocol "chat".
+            let s = Server::start(name, &["--subprotocol", "chat"]);
+            let mut c = Client::connect(s.addr).await;
+            let r = c
+                .request(format!(
+                    "GET /echo HTTP/1.1\r\nHost: localhost:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Key: {WS_KEY}\r\nOrigin: http://example.com\r\n\
+                     Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ))
+                .await;
+            assert_eq!(r.status, 101);
+            drop(c);
+            settle().await;
+            handshake_blocks(&s.finish())
+        }
+        "ws-masked-client-frame" | "ws-unmasked-server-frame" => {
+            // The client sends RFC 6455 §5.7's masked "Hello"; /echo sends it back unmasked.
+            let s = Server::start(name, &[]);
+            let mut c = ws_open(s.addr, "/echo").await;
+            c.send(masked(0x81, b"Hello")).await;
+            expect(&mut c, &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']).await;
+            drop(c);
+            settle().await;
+            let frames = frame_blocks(&s.finish());
+            let wanted = if name == "ws-masked-client-frame" { " read " } else { " wrote " };
+            frames.split("\n\n").filter(|b| b.contains(wanted)).map(|b| format!("{b}\n\n")).collect()
+        }
+        "ws-channel-frame" => {
+            // A message published over HTTP reaches a WebSocket subscriber as a text frame.
+            let s = Server::start(name, &[]);
+            let mut c = ws_open(s.addr, "/ws/lobby").await;
+            common::publish(s.addr, "lobby", "hello").await;
+            let frame = b"\x81\x17{\"id\":1,\"data\":\"hello\"}";
+            expect(&mut c, frame).await;
+            drop(c);
+            settle().await;
+            frame_blocks(&keep_connections(&s.finish(), &[1]))
+        }
+        "ws-fragmented" => {
+            // "Hello" in two fragments (RFC 6455 §5.7, masked here as a client must); the
+            // echo is one frame.
+            let s = Server::start(name, &[]);
+            let mut c = ws_open(s.addr, "/echo").await;
+            c.send(masked(0x01, b"Hel")).await;
+            settle().await;
+            c.send(masked(0x80, b"lo")).await;
+            expect(&mut c, &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']).await;
+            drop(c);
+            settle().await;
+            frame_blocks(&s.finish())
+        }
+        "ws-ping-pong" => {
+            // The client pings; then the server's own ping (every --ping-interval) is
+            // answered with a pong carrying the same payload.
+            let s = Server::start(name, &["--ping-interval", "0.5"]);
+            let mut c = ws_open(s.addr, "/echo").await;
+            c.send(masked(0x89, b"hi")).await;
+            expect(&mut c, &[0x8a, 0x02, b'h', b'i']).await;
+            expect(&mut c, &[0x89, 0x01, b'1']).await;
+            c.send(masked(0x8a, b"1")).await;
+            settle().await;
+            drop(c);
+            settle().await;
+            frame_blocks(&s.finish())
+        }
+        "ws-close" => {
+            // The closing handshake, then the server closes TCP first (RFC 6455 §7.1.1).
+            let s = Server::start(name, &[]);
+            let mut c = ws_open(s.addr, "/echo").await;
+            c.send(masked(0x88, b"\x03\xe8bye")).await;
+            expect(&mut c, &[0x88, 0x02, 0x03, 0xe8]).await;
+            c.expect_closed().await;
+            drop(c);
+            settle().await;
+            after_upgrade(&s.finish())
+        }
+        "ws-protocol-error" => {
+            // An unmasked frame from a client: the server fails the connection with 1002.
+            let s = Server::start(name, &[]);
+            let mut c = ws_open(s.addr, "/echo").await;
+            c.send(b"\x81\x05Hello").await;
+            expect(&mut c, b"\x88\x1e\x03\xeaclient frames must be masked").await;
+            c.expect_closed().await;
+            drop(c);
+            settle().await;
+            after_upgrade(&s.finish())
+        }
         other => panic!("no scenario named {other:?}"),
     }
+}
+
+/// RFC 6455 §1.3's sample key (its accept value is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`).
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// RFC 6455 §5.7's masking key. A real client draws a fresh random key for every frame
+/// (§5.3); a fixed one keeps the captured trace the same from run to run.
+const WS_MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// Connects and completes a WebSocket handshake on `path`.
+async fn ws_open(addr: SocketAddr, path: &str) -> Client {
+    let mut c = Client::connect(addr).await;
+    let r = c
+        .request(format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(r.status, 101);
+    settle().await;
+    c
+}
+
+/// A short client frame, masked with [`WS_MASK`], written by hand (not by the server's
+/// codec, so the trace shows what an independent client sent).
+fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut out = vec![b0, 0x80 | payload.len() as u8];
+    out.extend_from_slice(&WS_MASK);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ WS_MASK[i % 4]));
+    out
+}
+
+/// Reads exactly `want` from the server.
+async fn expect(c: &mut Client, want: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    let mut got = vec![0; want.len()];
+    tokio::time::timeout(common::LIMIT, c.stream.read_exact(&mut got)).await.expect("in time").expect("read");
+    assert_eq!(got, want);
+}
+
+/// A trace's blocks that pass `keep`.
+fn blocks_where(trace: &str, keep: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    for block in trace.split("\n\n").filter(|b| !b.trim().is_empty() && keep(b)) {
+        out.push_str(block);
+        out.push_str("\n\n");
+    }
+    out
+}
+
+/// Where a block's bytes start in its direction's stream, if it shows bytes.
+fn first_offset(block: &str) -> Option<u64> {
+    let row = block.lines().find(|l| l.len() > 10 && l.as_bytes()[8] == b':')?;
+    u64::from_str_radix(&row[..8], 16).ok()
+}
+
+/// The opening handshake: the connection's first bytes in each direction.
+fn handshake_blocks(trace: &str) -> String {
+    blocks_where(trace, |b| b.contains(" opened") || first_offset(b) == Some(0))
+}
+
+/// The frames: every block of bytes after the handshake.
+fn frame_blocks(trace: &str) -> String {
+    blocks_where(trace, |b| first_offset(b).is_some_and(|o| o > 0))
+}
+
+/// Everything after the handshake, the closing of the connection included.
+fn after_upgrade(trace: &str) -> String {
+    blocks_where(trace, |b| !b.contains(" opened") && first_offset(b) != Some(0))
 }
 
 /// Keeps only the trace blocks of the given connections (a scenario's setup traffic,
