@@ -11,6 +11,9 @@ use std::time::Duration;
 /// Where the server listens unless told otherwise (API.md, "Binary and commands").
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
+/// The embedded broker: one process, channels in memory, nothing to install.
+pub const DEFAULT_BROKER: &str = "memory";
+
 /// Messages each channel keeps for clients that resume with a cursor (API.md `--history`).
 pub const DEFAULT_HISTORY: usize = 1000;
 
@@ -129,6 +132,8 @@ pub struct Config {
     pub ping_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub allowed_origins: Vec<String>,
+    /// Where channels live: `memory` (API.md `--broker`).
+    pub broker: String,
     /// WebSocket subprotocols the server agrees to (`--subprotocol`), most preferred
     /// first. Empty: the `101` never carries `Sec-WebSocket-Protocol` (RFC 6455 §4.2.2).
     pub subprotocols: Vec<String>,
@@ -163,6 +168,7 @@ impl Default for Config {
             ping_timeout: DEFAULT_PING_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             allowed_origins: Vec::new(),
+            broker: DEFAULT_BROKER.to_string(),
             subprotocols: Vec::new(),
             trace: TraceTarget::Off,
         }

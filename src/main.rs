@@ -149,6 +149,9 @@ struct ServeArgs {
     /// Messages a subscriber may fall behind before it is cut off.
     #[arg(long, env = "WIRE_ACADEMY_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
+    /// Where channels live: `memory` (one process, the default; nothing to install).
+    #[arg(long, env = "WIRE_ACADEMY_BROKER", default_value = config::DEFAULT_BROKER)]
+    broker: String,
     /// Channels that may exist at once; idle ones make room for new ones (past it: 503).
     #[arg(long, env = "WIRE_ACADEMY_MAX_CHANNELS", default_value_t = config::DEFAULT_MAX_CHANNELS)]
     max_channels: usize,
@@ -293,6 +296,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_connections: args.max_connections,
         max_queue: args.max_queue,
         max_channels: args.max_channels,
+        broker: args.broker,
         ping_interval: args.ping_interval,
         ping_timeout: args.ping_timeout,
         allowed_origins: args.allowed_origins,
@@ -304,7 +308,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("wire-academy: cannot listen on {}: {e}", args.addr);
+            eprintln!("wire-academy: cannot start on {}: {e}", args.addr);
             return ExitCode::FAILURE;
         }
     };

@@ -434,7 +434,7 @@ async fn channels_are_bounded_by_max_channels() {
     for i in 0..50 {
         assert_eq!(once(s.addr, get(&format!("/poll/ghost-{i}?after=0"))).await.status, 200);
     }
-    assert_eq!(s.shared.hub.channel_count(), 0);
+    assert_eq!(s.shared.broker.channel_count(), 0);
     // Two channels held by waiting long-polls fill the server.
     let mut held = Vec::new();
     for ch in ["a", "b"] {
@@ -442,7 +442,7 @@ async fn channels_are_bounded_by_max_channels() {
         c.send(get(&format!("/long-poll/{ch}?timeout=30"))).await;
         held.push(c);
     }
-    while s.shared.hub.channel_count() < 2 {
+    while s.shared.broker.channel_count() < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let r = once(s.addr, post("/publish/c", "no room")).await;

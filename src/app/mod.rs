@@ -1,6 +1,7 @@
 //! The application: routes, the channel hub and the counters. Transport-independent:
 //! the drivers in `net/` turn wire events into calls here.
 
+pub mod broker;
 pub mod hub;
 pub mod routes;
 pub mod stats;
@@ -15,9 +16,10 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 /// a session id, the transports in order of preference, and the timings a client needs
 /// to tell a working transport from a blocked or buffered one. `cursor` is the channel's
 /// live head, so a client that starts here misses nothing published after this answer.
-pub fn negotiate(shared: &crate::net::Shared, channel: &str) -> String {
+pub async fn negotiate(shared: &crate::net::Shared, channel: &str) -> Result<String, broker::BrokerError> {
     let c = &shared.config;
-    serde_json::json!({
+    let cursor = shared.broker.since(channel, None).await?.next;
+    Ok(serde_json::json!({
         "session": crate::random::hex(16),
         "channel": channel,
         "transports": ["websocket", "sse", "long-poll", "short-poll"],
@@ -25,7 +27,7 @@ pub fn negotiate(shared: &crate::net::Shared, channel: &str) -> String {
         "ping_interval": c.ping_interval.as_secs_f64(),
         "long_poll_timeout": crate::config::DEFAULT_LONG_POLL_TIMEOUT.min(c.max_hold).as_secs_f64(),
         "short_poll_interval": 1.0,
-        "cursor": shared.hub.since(channel, None).next,
+        "cursor": cursor,
     })
-    .to_string()
+    .to_string())
 }

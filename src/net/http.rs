@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use super::{Shared, ws};
+use crate::app::broker::BrokerError;
 use crate::app::hub::Snapshot;
 use crate::app::query_param;
 use crate::app::routes::{self, Route, RouteError};
@@ -71,9 +71,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Err(HeadError::Gone) => return,
                 Err(HeadError::Timeout) => {
                     let r = Response::text(408, "the request's header section did not arrive in time\n");
-                    return self.answer_and_close(r, Version::Http11, Transport::Other).await;
+                    self.answer_closing(r, Version::Http11, Transport::Other).await;
+                    return self.close().await;
                 }
-                Err(HeadError::Http(e)) => return self.refuse(e, Version::Http11, Transport::Other).await,
+                Err(HeadError::Http(e)) => {
+                    self.refuse(e, Version::Http11, Transport::Other).await;
+                    return self.close().await;
+                }
             };
             first = false;
             if self.handle(head).await == Next::Close {
@@ -145,22 +149,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             Err(RouteError::BadChannel) => Response::text(400, "a channel name is 1 to 64 of A-Z a-z 0-9 _ . -\n"),
             Ok(Route::Stats) => Response::json(200, stats.to_json()),
-            Ok(Route::Negotiate(channel)) => Response::json(200, crate::app::negotiate(&shared, &channel))
+            Ok(Route::Negotiate(channel)) => match crate::app::negotiate(&shared, &channel).await {
                 // Each answer carries a fresh session id: never reuse a cached one.
-                .header("Cache-Control", "no-store"),
+                Ok(body) => Response::json(200, body).header("Cache-Control", "no-store"),
+                Err(e) => unavailable(&e),
+            },
             Ok(Route::Publish(channel)) => match std::str::from_utf8(&body) {
-                Ok(_) => match shared.hub.publish(&channel, body) {
+                Ok(_) => match shared.broker.publish(&channel, body).await {
                     Ok(msg) => Response::json(200, format!("{{\"id\":{}}}", msg.id)),
-                    Err(_) => too_many_channels(),
+                    Err(e) => unavailable(&e),
                 },
                 Err(_) => Response::text(400, "a message is UTF-8 text\n"),
             },
             Ok(Route::Poll(channel)) => match cursor(&head) {
-                Ok(after) => {
-                    let snap = shared.hub.since(&channel, after);
-                    stats.delivered(transport, snap.messages.len());
-                    Response::json(200, poll_body(&snap))
-                }
+                Ok(after) => match shared.broker.since(&channel, after).await {
+                    Ok(snap) => {
+                        stats.delivered(transport, snap.messages.len());
+                        Response::json(200, poll_body(&snap))
+                    }
+                    Err(e) => unavailable(&e),
+                },
                 Err(r) => r,
             },
             Ok(Route::LongPoll(channel)) => match (cursor(&head), self.hold_time(&head)) {
@@ -213,7 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok(_) => return Err(None),
                 Err(_) => {
                     let r = Response::text(408, "the request body did not arrive in time\n");
-                    self.answer_and_close(r, head.version, transport).await;
+                    self.answer_closing(r, head.version, transport).await;
                     return Err(None);
                 }
             }
@@ -239,8 +247,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn long_poll(&mut self, head: &RequestHead, channel: &str, after: Option<u64>, hold: Duration) -> Next {
         let shared = self.shared.clone();
         let _held = shared.stats.hold(Transport::LongPoll);
-        let Ok((snap, mut rx)) = shared.hub.subscribe(channel, after) else {
-            return self.respond(head, too_many_channels(), Transport::LongPoll).await;
+        let (snap, mut rx) = match shared.broker.subscribe(channel, after).await {
+            Ok(s) => s,
+            Err(e) => return self.respond(head, unavailable(&e), Transport::LongPoll).await,
         };
         // Without a cursor the client starts at the live head: wait for what comes next.
         let cursor = after.unwrap_or(snap.next);
@@ -252,24 +261,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             tokio::pin!(expiry);
             // Cap on bytes read ahead while holding (a pipelining client's next request).
             let read_cap = shared.config.max_header + shared.config.max_target;
-            loop {
+            /// How the wait ended.
+            enum Woken {
+                Message,
+                Expired,
+                ShuttingDown,
+            }
+            let woken = loop {
                 tokio::select! {
-                    r = rx.recv() => match r {
-                        Ok(_) | Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                            break Some(shared.hub.since(channel, Some(cursor)));
-                        }
-                    },
-                    _ = &mut expiry => break None,
+                    // Lagged or closed: whatever happened, the history has the answer.
+                    _ = rx.recv() => break Woken::Message,
+                    _ = &mut expiry => break Woken::Expired,
                     // Notice a client that gives up, so its task and socket are freed now,
                     // not when the timeout fires.
                     r = self.io.read_buf(&mut self.buf), if self.buf.len() < read_cap => match r {
                         Ok(0) | Err(_) => return Next::Close,
                         Ok(_) => {}
                     },
-                    _ = shutdown.wait_for(|stop| *stop) => {
-                        let snap = shared.hub.since(channel, Some(cursor));
-                        break (!snap.messages.is_empty() || snap.truncated).then_some(snap);
-                    }
+                    _ = shutdown.wait_for(|stop| *stop) => break Woken::ShuttingDown,
+                }
+            };
+            match woken {
+                Woken::Message => shared.broker.since(channel, Some(cursor)).await.ok(),
+                Woken::Expired => None,
+                // Answered now, with whatever there is (204 if nothing): held long-polls
+                // must not keep a shutdown waiting.
+                Woken::ShuttingDown => {
+                    let snap = shared.broker.since(channel, Some(cursor)).await.ok();
+                    snap.filter(|s| !s.messages.is_empty() || s.truncated)
                 }
             }
         };
@@ -324,9 +343,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 if let Some(protocol) = a.protocol {
                     r = r.header("Sec-WebSocket-Protocol", protocol);
                 }
-                match ws::Upgraded::new(shared.clone(), endpoint) {
+                match ws::Upgraded::new(shared.clone(), endpoint).await {
                     Ok(upgraded) => (r, Some(upgraded)),
-                    Err(_) => (too_many_channels(), None),
+                    Err(e) => (unavailable(&e), None),
                 }
             }
             Err(r) => (r, None),
@@ -366,13 +385,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if keep_alive { Next::KeepAlive } else { Next::Close }
     }
 
-    /// Answers a request that cannot be served, and closes.
+    /// Answers a request that cannot be served, saying `Connection: close`; the caller
+    /// then closes (once: `run` does it when `handle` says `Next::Close`).
     async fn refuse(&mut self, e: HttpError, version: Version, transport: Transport) {
         let r = Response::text(e.status(), format!("{}\n", e.explain()));
-        self.answer_and_close(r, version, transport).await;
+        self.answer_closing(r, version, transport).await;
     }
 
-    async fn answer_and_close(&mut self, response: Response, version: Version, transport: Transport) {
+    /// Writes a final response with `Connection: close`; does not close.
+    async fn answer_closing(&mut self, response: Response, version: Version, transport: Transport) {
         let date = super::date::now();
         let ctx = Context { version, head_request: false, keep_alive: false, date: &date };
         self.out.clear();
@@ -380,7 +401,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.io.write_all(&self.out).await.is_ok() {
             self.shared.stats.wrote(transport, self.out.len());
         }
-        self.close().await;
     }
 
     /// Closes gracefully: send FIN, then read and discard what the client still sends
@@ -408,10 +428,10 @@ pub async fn lingering_drain<S: AsyncRead + Unpin>(io: &mut S) {
     .await;
 }
 
-/// Every channel slot is held by live subscribers (`--max-channels`): `503`, try later.
-pub fn too_many_channels() -> Response {
-    Response::text(503, "the server has as many channels in use as --max-channels allows; try again shortly\n")
-        .header("Retry-After", "1")
+/// The broker cannot serve this now (every channel slot in use, `--max-channels`):
+/// `503`, try again later.
+pub fn unavailable(e: &BrokerError) -> Response {
+    Response::text(503, format!("{e}\n")).header("Retry-After", "1")
 }
 
 /// `after=ID`: absent means the live head; present must be an unsigned integer.

@@ -15,14 +15,15 @@ pub mod ws;
 
 use tokio::sync::watch;
 
-use crate::app::hub::Hub;
+use crate::app::broker::Broker;
 use crate::app::stats::Stats;
 use crate::config::Config;
 
 /// What every connection shares.
 pub struct Shared {
     pub config: Config,
-    pub hub: Hub,
+    /// Where channels live (`--broker`).
+    pub broker: Broker,
     pub stats: Stats,
     /// Becomes `true` when the server starts shutting down. The sender lives here, as
     /// long as any connection, so a receiver's `wait_for` never sees it dropped.

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Shared, http, rlimit};
-use crate::app::hub::Hub;
+use crate::app::broker::Broker;
 use crate::app::stats::Stats;
 use crate::config::Config;
 use crate::proto::http::response::Context;
@@ -35,6 +35,8 @@ pub struct Server {
 impl Server {
     /// Binds the listener and prepares everything; nothing is served until `run`.
     pub async fn bind(mut config: Config) -> io::Result<Server> {
+        crate::app::broker::parse_broker_url(&config.broker)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let want = config.max_connections as u64 + rlimit::RESERVED_FDS;
         let (limit, problem) = rlimit::raise_nofile(want);
         if let Some(problem) = problem {
@@ -45,7 +47,7 @@ impl Server {
         let listener = TcpListener::bind(config.addr).await?;
         let tracer = Tracer::start(&config.trace)?;
         let shared = Arc::new(Shared {
-            hub: Hub::with_max_channels(config.history, config.max_queue, config.max_channels),
+            broker: Broker::memory(config.history, config.max_queue, config.max_channels),
             stats: Stats::default(),
             shutdown: watch::channel(false).0,
             config,

@@ -284,8 +284,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return if keep_alive { Next::KeepAlive } else { Next::Close };
         }
         // Snapshot and subscription are taken together: nothing falls between them.
-        let Ok((snap, mut rx)) = shared.hub.subscribe(channel, after) else {
-            return self.respond(&head, super::http::too_many_channels(), Transport::Sse).await;
+        let (snap, mut rx) = match shared.broker.subscribe(channel, after).await {
+            Ok(s) => s,
+            Err(e) => return self.respond(&head, super::http::unavailable(&e), Transport::Sse).await,
         };
         // Let go of the head and of the request buffers (the head's bytes share the read
         // buffer's allocation): an open stream keeps only a small sink for reads.

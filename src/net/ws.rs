@@ -77,7 +77,8 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, sleep_until};
 
 use super::Shared;
-use crate::app::hub::{Message, Subscription, TooManyChannels};
+use crate::app::broker::BrokerError;
+use crate::app::hub::{Message, Subscription};
 use crate::app::stats::Transport;
 use crate::config::WS_CLOSE_TIMEOUT;
 use crate::proto::ws::{CloseState, Event, Session, SessionLimits};
@@ -138,14 +139,14 @@ impl Upgraded {
     /// covers it, then the retained messages, oldest first. Fails when the channel does
     /// not exist and every channel slot is in use (`--max-channels`): the handshake is
     /// then answered `503` instead of `101`.
-    pub fn new(shared: Arc<Shared>, endpoint: Endpoint) -> Result<Upgraded, TooManyChannels> {
+    pub async fn new(shared: Arc<Shared>, endpoint: Endpoint) -> Result<Upgraded, BrokerError> {
         let config = &shared.config;
         let limits = SessionLimits { max_message: config.max_message, max_frame: config.max_message };
         let mut session = Session::server(limits);
         let mut unsent = VecDeque::new();
         let mut subscription = None;
         if let Endpoint::Channel { name, after } = &endpoint {
-            let (snap, rx) = shared.hub.subscribe(name, *after)?;
+            let (snap, rx) = shared.broker.subscribe(name, *after).await?;
             if snap.truncated {
                 let _ = session.send_text("{\"truncated\":true}");
             }
@@ -206,6 +207,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // Set once we wait for the end: the peer's Close, or the last bytes to leave.
         let mut give_up_at: Option<Instant> = None;
         let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+        // The timers and the shutdown future are made once and reset when their deadline
+        // changes: made afresh in every turn of the loop, they would be registered with
+        // the runtime's timer wheel (and the watch's waiter list) once per message, for
+        // every subscriber of a busy channel.
+        let ping_timer = sleep_until(next_ping);
+        let answer_timer = sleep_until(far);
+        let give_up_timer = sleep_until(far);
+        let stopping = shutdown.wait_for(|stop| *stop);
+        tokio::pin!(ping_timer, answer_timer, give_up_timer, stopping);
+        let mut stop_seen = false;
 
         loop {
             self.count_writes();
@@ -213,15 +224,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             // echo must leave before anything the session queues for a later frame
             // (such as the Close of a protocol error right behind it).
             while let Some(event) = self.session.next_event() {
-                self.on_event(event);
+                self.on_event(event).await;
             }
             self.out.take_from(&mut self.session);
             self.forget_written();
             if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
                 self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
             }
-            if self.session.state() != CloseState::Open {
-                give_up_at.get_or_insert_with(|| Instant::now() + WS_CLOSE_TIMEOUT);
+            if self.session.state() != CloseState::Open && give_up_at.is_none() {
+                let at = Instant::now() + WS_CLOSE_TIMEOUT;
+                give_up_at = Some(at);
+                give_up_timer.as_mut().reset(at);
             }
             if self.session.is_closed() && self.out.is_empty() {
                 return; // both Close frames have crossed, or the connection failed
@@ -246,26 +259,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     }
                 }
                 m = recv(&mut rx), if open && rx.is_some() => self.on_broadcast(m, &mut rx),
-                _ = sleep_until(next_ping), if open && pinging => {
+                _ = &mut ping_timer, if open && pinging => {
                     if answer_by.is_none() {
                         pings_sent += 1;
                         let _ = self.session.send_ping(pings_sent.to_string().as_bytes());
-                        answer_by = Some(Instant::now() + config.ping_timeout);
+                        let by = Instant::now() + config.ping_timeout;
+                        answer_by = Some(by);
+                        answer_timer.as_mut().reset(by);
                     }
                     next_ping = Instant::now() + config.ping_interval;
+                    ping_timer.as_mut().reset(next_ping);
                 }
-                _ = sleep_until(answer_by.unwrap_or(far)), if open && answer_by.is_some() => {
+                _ = &mut answer_timer, if open && answer_by.is_some() => {
                     self.close(code::POLICY, "no answer to ping within --ping-timeout");
                 }
-                _ = sleep_until(give_up_at.unwrap_or(far)), if give_up_at.is_some() => return,
-                _ = shutdown.wait_for(|stop| *stop), if open => {
+                _ = &mut give_up_timer, if give_up_at.is_some() => return,
+                _ = &mut stopping, if open && !stop_seen => {
+                    stop_seen = true; // a finished future must not be polled again
                     self.close(code::GOING_AWAY, "server shutting down");
                 }
             }
         }
     }
 
-    fn on_event(&mut self, event: Event) {
+    async fn on_event(&mut self, event: Event) {
         let stats = &self.shared.stats;
         match (event, &self.endpoint) {
             (Event::Text(text), Endpoint::Echo) => {
@@ -283,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 // it comes back to this client too, with its id, through the hub.
                 // This connection subscribes to the channel, so it exists and has its
                 // slot: publishing to it cannot be refused for want of channels.
-                let _ = self.shared.hub.publish(name, text.into_bytes());
+                let _ = self.shared.broker.publish(name, text.into_bytes()).await;
             }
             (Event::Binary(_), Endpoint::Channel { .. }) => {
                 self.close(code::UNSUPPORTED_DATA, "a channel carries text messages only");
