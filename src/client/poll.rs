@@ -80,6 +80,18 @@ pub async fn live_head(http: &mut HttpClient, cfg: &ClientConfig) -> io::Result<
     Ok(parse_answer(&r.body)?.next)
 }
 
+/// The cursor a client resumes from: the last id it delivered, else `--after`, else
+/// the live head, learned once (and then kept in the sink, so that a reconnection before
+/// the first message still resumes from where the client began).
+pub async fn start_cursor(http: &mut HttpClient, cfg: &ClientConfig, sink: &mut Sink) -> io::Result<u64> {
+    if let Some(c) = sink.cursor.or(cfg.after) {
+        return Ok(c);
+    }
+    let head = live_head(http, cfg).await?;
+    sink.cursor = Some(head);
+    Ok(head)
+}
+
 /// Delivers a poll answer; returns the new cursor and whether `--count` is reached.
 pub fn deliver_answer(sink: &mut Sink, transport: &str, answer: PollAnswer) -> bool {
     let mut done = false;
@@ -112,18 +124,12 @@ pub async fn run(
         if sink.done() {
             return Ok(Ended::Done);
         }
-        let cursor = match sink.cursor.or(cfg.after) {
-            Some(c) => c,
-            None => match live_head(&mut http, cfg).await {
-                Ok(head) => {
-                    sink.cursor = Some(head);
-                    head
-                }
-                Err(e) => {
-                    retry(&mut backoff, transport, &e).await;
-                    continue;
-                }
-            },
+        let cursor = match start_cursor(&mut http, cfg, sink).await {
+            Ok(c) => c,
+            Err(e) => {
+                retry(&mut backoff, transport, &e).await;
+                continue;
+            }
         };
         // Publish what was asked, once we know where we start reading.
         while let Some(text) = sends.first() {

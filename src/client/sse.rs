@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 
 use super::backoff::Backoff;
 use super::http::HttpClient;
-use super::poll::{live_head, publish, retry};
+use super::poll::{publish, retry, start_cursor};
 use super::sink::{Delivery, Sink, status};
 use super::{ClientConfig, Ended};
 use crate::proto::http::{BodyDecoder, ResponseBody};
@@ -44,20 +44,12 @@ pub async fn run(
         if sink.done() {
             return Ok(Ended::Done);
         }
-        // Without a cursor, learn the live head first, so a reconnect before the first
-        // event still resumes from where this client began.
-        let cursor = match sink.cursor.or(cfg.after) {
-            Some(c) => c,
-            None => match live_head(&mut http, cfg).await {
-                Ok(head) => {
-                    sink.cursor = Some(head);
-                    head
-                }
-                Err(e) => {
-                    retry(&mut backoff, TRANSPORT, &e).await;
-                    continue;
-                }
-            },
+        let cursor = match start_cursor(&mut http, cfg, sink).await {
+            Ok(c) => c,
+            Err(e) => {
+                retry(&mut backoff, TRANSPORT, &e).await;
+                continue;
+            }
         };
         let id = cursor.to_string();
         let headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache"), ("Last-Event-ID", id.as_str())];

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::backoff::Backoff;
 use super::http::{HttpClient, Stream, connect};
-use super::poll::{live_head, retry};
+use super::poll::{retry, start_cursor};
 use super::sink::{Delivery, Sink, status};
 use super::{ClientConfig, Ended};
 use crate::config::{DEFAULT_MAX_HEADER, DEFAULT_MAX_MESSAGE, READ_BUFFER};
@@ -93,18 +93,12 @@ pub async fn run(
         if sink.done() {
             return Ok(Ended::Done);
         }
-        let cursor = match sink.cursor.or(cfg.after) {
-            Some(c) => c,
-            None => match live_head(&mut http, cfg).await {
-                Ok(head) => {
-                    sink.cursor = Some(head);
-                    head
-                }
-                Err(e) => {
-                    retry(&mut backoff, TRANSPORT, &e).await;
-                    continue;
-                }
-            },
+        let cursor = match start_cursor(&mut http, cfg, sink).await {
+            Ok(c) => c,
+            Err(e) => {
+                retry(&mut backoff, TRANSPORT, &e).await;
+                continue;
+            }
         };
         let (mut conn, mut session) = match open(cfg, cursor).await {
             Ok(o) => o,
