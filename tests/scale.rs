@@ -58,15 +58,20 @@ async fn ten_thousand_held_long_polls_released_by_one_publish() {
     // Connect in waves so the listen backlog is not overrun.
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(500));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(HELD);
+    // Clients start reading (and their read time limit starts) at the publish, not while
+    // the server is still taking the others in.
+    let (go, gate) = tokio::sync::watch::channel(false);
     for _ in 0..HELD {
         let sem = sem.clone();
         let ready = ready_tx.clone();
+        let mut gate = gate.clone();
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await.unwrap();
             let mut c = Client::connect(addr).await;
             c.send(get("/long-poll/ten-k?after=0&timeout=60")).await;
             drop(permit);
             ready.send(()).await.unwrap();
+            gate.wait_for(|open| *open).await.unwrap();
             c.response().await
         }));
     }
@@ -86,6 +91,7 @@ async fn ten_thousand_held_long_polls_released_by_one_publish() {
     }
     let published = Instant::now();
     common::publish(addr, "ten-k", "all of you").await;
+    go.send_replace(true);
     for t in tasks {
         let r = t.await.unwrap();
         assert_eq!(r.status, 200);
