@@ -80,16 +80,43 @@ pub async fn live_head(http: &mut HttpClient, cfg: &ClientConfig) -> io::Result<
     Ok(parse_answer(&r.body)?.next)
 }
 
-/// The cursor a client resumes from: the last id it delivered, else `--after`, else
-/// the live head, learned once (and then kept in the sink, so that a reconnection before
-/// the first message still resumes from where the client began).
-pub async fn start_cursor(http: &mut HttpClient, cfg: &ClientConfig, sink: &mut Sink) -> io::Result<u64> {
-    if let Some(c) = sink.cursor.or(cfg.after) {
-        return Ok(c);
+/// What the top of every client's loop decides.
+pub enum Round {
+    /// `--count` messages have arrived.
+    Done,
+    /// The cursor could not be learned; a backoff delay has passed: try again.
+    Again,
+    /// Connect and resume after this id.
+    From(u64),
+}
+
+/// The top of every client's (re)connection loop: stop at `--count`, else the cursor to
+/// resume from: the last id delivered, else `--after`, else the live head, learned once
+/// (and kept in the sink, so that a reconnection before the first message still resumes
+/// from where the client began).
+pub async fn next_round(
+    http: &mut HttpClient,
+    cfg: &ClientConfig,
+    sink: &mut Sink,
+    backoff: &mut Backoff,
+    transport: &str,
+) -> Round {
+    if sink.done() {
+        return Round::Done;
     }
-    let head = live_head(http, cfg).await?;
-    sink.cursor = Some(head);
-    Ok(head)
+    if let Some(c) = sink.cursor.or(cfg.after) {
+        return Round::From(c);
+    }
+    match live_head(http, cfg).await {
+        Ok(head) => {
+            sink.cursor = Some(head);
+            Round::From(head)
+        }
+        Err(e) => {
+            retry(backoff, transport, &e).await;
+            Round::Again
+        }
+    }
 }
 
 /// Delivers a poll answer; returns the new cursor and whether `--count` is reached.
@@ -121,15 +148,10 @@ pub async fn run(
     let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
     let mut backoff = Backoff::default();
     loop {
-        if sink.done() {
-            return Ok(Ended::Done);
-        }
-        let cursor = match start_cursor(&mut http, cfg, sink).await {
-            Ok(c) => c,
-            Err(e) => {
-                retry(&mut backoff, transport, &e).await;
-                continue;
-            }
+        let cursor = match next_round(&mut http, cfg, sink, &mut backoff, transport).await {
+            Round::Done => return Ok(Ended::Done),
+            Round::Again => continue,
+            Round::From(c) => c,
         };
         // Publish what was asked, once we know where we start reading.
         while let Some(text) = sends.first() {

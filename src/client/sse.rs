@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 
 use super::backoff::Backoff;
 use super::http::HttpClient;
-use super::poll::{publish, retry, start_cursor};
+use super::poll::{Round, next_round, publish, retry};
 use super::sink::{Delivery, Sink, status};
 use super::{ClientConfig, Ended};
 use crate::proto::http::{BodyDecoder, ResponseBody};
@@ -41,15 +41,10 @@ pub async fn run(
     // The reconnection time: the server's `retry:` when it sent one.
     let mut reconnect: Option<Duration> = None;
     loop {
-        if sink.done() {
-            return Ok(Ended::Done);
-        }
-        let cursor = match start_cursor(&mut http, cfg, sink).await {
-            Ok(c) => c,
-            Err(e) => {
-                retry(&mut backoff, TRANSPORT, &e).await;
-                continue;
-            }
+        let cursor = match next_round(&mut http, cfg, sink, &mut backoff, TRANSPORT).await {
+            Round::Done => return Ok(Ended::Done),
+            Round::Again => continue,
+            Round::From(c) => c,
         };
         let id = cursor.to_string();
         let headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache"), ("Last-Event-ID", id.as_str())];

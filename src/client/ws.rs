@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::backoff::Backoff;
 use super::http::{HttpClient, Stream, connect};
-use super::poll::{retry, start_cursor};
+use super::poll::{Round, next_round, retry};
 use super::sink::{Delivery, Sink, status};
 use super::{ClientConfig, Ended};
 use crate::config::{DEFAULT_MAX_HEADER, DEFAULT_MAX_MESSAGE, READ_BUFFER};
@@ -90,15 +90,10 @@ pub async fn run(
     let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
     let mut backoff = Backoff::default();
     loop {
-        if sink.done() {
-            return Ok(Ended::Done);
-        }
-        let cursor = match start_cursor(&mut http, cfg, sink).await {
-            Ok(c) => c,
-            Err(e) => {
-                retry(&mut backoff, TRANSPORT, &e).await;
-                continue;
-            }
+        let cursor = match next_round(&mut http, cfg, sink, &mut backoff, TRANSPORT).await {
+            Round::Done => return Ok(Ended::Done),
+            Round::Again => continue,
+            Round::From(c) => c,
         };
         let (mut conn, mut session) = match open(cfg, cursor).await {
             Ok(o) => o,
