@@ -73,6 +73,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// names could grow memory without end. Idle channels make room for new ones.
 pub const DEFAULT_MAX_CHANNELS: usize = 10_000;
 
+/// The most message bytes one poll answer carries (at least one message always); the
+/// answer's `next` tells the client where to continue.
+pub const MAX_POLL_ANSWER: usize = 4 << 20;
+
 /// Messages one subscriber may fall behind before it is cut off (API.md `--max-queue`).
 /// A client that stops reading must not make the server buffer without bound.
 pub const DEFAULT_MAX_QUEUE: usize = 1024;

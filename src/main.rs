@@ -178,7 +178,9 @@ struct ServeArgs {
 /// Seconds, whole or fractional: `10`, `0.5`.
 fn secs(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v)),
+        Ok(v) if v.is_finite() && v >= 0.0 => {
+            Duration::try_from_secs_f64(v).map_err(|_| format!("{s:?} is more seconds than this program can count"))
+        }
         _ => Err(format!("{s:?} is not a number of seconds")),
     }
 }

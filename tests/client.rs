@@ -248,3 +248,65 @@ async fn http_clients_work_against_an_independent_server() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("[{protocol}] 2: two\n"));
     }
 }
+
+/// After a server restart (an in-memory broker starts its ids again) a client's cursor is
+/// from the future: it is told `truncated`, takes the server's cursor, and then waits for
+/// new messages, rather than asking again and again at full speed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_from_the_future_is_reset_not_spun_on() {
+    let s = start(config()).await;
+    for protocol in ["short-poll", "long-poll"] {
+        let channel = format!("future-{protocol}");
+        let addr = s.addr;
+        let ch = channel.clone();
+        let publisher = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            publish(addr, &ch, "after the restart").await;
+        });
+        let out = client(
+            s.addr,
+            &[
+                "--protocol",
+                protocol,
+                "--channel",
+                &channel,
+                "--after",
+                "50",
+                "--interval",
+                "0.2",
+                "--count",
+                "1",
+                "--json",
+                "--timeout",
+                "10",
+            ],
+        )
+        .await;
+        publisher.await.unwrap();
+        assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
+        let lines = json_lines(&out);
+        assert_eq!(lines.first(), Some(&serde_json::json!({"transport": protocol, "truncated": true})), "told once");
+        assert_eq!(lines.last().unwrap()["data"], "after the restart");
+        assert_eq!(lines.len(), 2, "{protocol}: truncation said once, then the message: {lines:?}");
+    }
+    s.stop().await;
+}
+
+/// JSON escaping can make a message up to six times longer on the wire: the WebSocket
+/// client must take the largest message the server accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_websocket_client_takes_a_maximal_escaped_message() {
+    let s = start(config()).await;
+    let text = "\u{1}".repeat(1 << 20); // 1 MiB of control bytes: 6 MiB as JSON
+    let r = common::once(s.addr, common::post("/publish/big", &text)).await;
+    assert_eq!(r.status, 200);
+    let out = client(
+        s.addr,
+        &["--protocol", "websocket", "--channel", "big", "--after", "0", "--count", "1", "--json", "--timeout", "20"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["data"].as_str().unwrap().len(), 1 << 20);
+    s.stop().await;
+}

@@ -474,3 +474,57 @@ async fn channels_are_bounded_by_max_channels() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_huge_long_poll_timeout_is_capped_not_a_crash() {
+    let s = start(Config { max_hold: Duration::from_millis(300), ..config() }).await;
+    let mut c = Client::connect(s.addr).await;
+    // 1e30 seconds does not fit a Duration: it must be capped at --max-hold, not panic.
+    let r = c.request(get("/long-poll/huge?after=0&timeout=1e30")).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(c.request(get("/poll/huge")).await.status, 200, "the connection goes on");
+    let open = s
+        .shared
+        .stats
+        .of(wire_academy::app::stats::Transport::LongPoll)
+        .open
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(open, 0, "nothing left counted as held");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_new_connection_does_not_hold_up_shutdown() {
+    let s = start(config()).await; // --shutdown-timeout 5 s by default
+    let _preconnect = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    s.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(2), "shutdown took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_poll_answer_is_bounded_and_next_continues_it() {
+    let s = start(config()).await;
+    let big = "m".repeat(1 << 20); // 1 MiB messages; an answer carries at most 4 MiB
+    for _ in 0..6 {
+        publish(s.addr, "big", &big).await;
+    }
+    let mut got = Vec::new();
+    let mut after = 0;
+    let mut polls = 0;
+    while got.len() < 6 {
+        let r = once(s.addr, get(&format!("/poll/big?after={after}"))).await;
+        assert!(r.body.len() <= (4 << 20) + 1024, "answer of {} bytes", r.body.len());
+        let v = r.json();
+        let ids: Vec<u64> = v["messages"].as_array().unwrap().iter().map(|m| m["id"].as_u64().unwrap()).collect();
+        assert!(!ids.is_empty(), "every answer moves on");
+        assert_eq!(v["next"], *ids.last().unwrap(), "next points after the last message given");
+        after = v["next"].as_u64().unwrap();
+        got.extend(ids);
+        polls += 1;
+    }
+    assert_eq!(got, (1..=6).collect::<Vec<u64>>());
+    assert!(polls > 1, "six 1 MiB messages do not fit one answer");
+    s.stop().await;
+}

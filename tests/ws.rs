@@ -711,3 +711,21 @@ async fn websocat_echoes_and_chats() {
     assert_eq!(heard.trim_end(), r#"{"id":1,"data":"hi from websocat\n"}"#);
     s.stop().await;
 }
+
+/// A client resuming from far back receives a replay longer than --max-queue: that is
+/// history it asked for, not a sign that it stopped reading.
+#[tokio::test]
+async fn a_long_replay_is_not_a_slow_consumer() {
+    let s = start(Config { history: 200, max_queue: 16, ..config() }).await;
+    for i in 1..=150 {
+        common::publish(s.addr, "replay-long", &format!("m{i}")).await;
+    }
+    let mut ws = connect(s.addr, "/ws/replay-long?after=0").await;
+    for i in 1..=150u64 {
+        let (id, data) = next_json(&mut ws).await;
+        assert_eq!((id, data), (i, format!("m{i}")), "the whole replay, in order, no 1008");
+    }
+    common::publish(s.addr, "replay-long", "live").await;
+    assert_eq!(next_json(&mut ws).await, (151, "live".to_string()));
+    s.stop().await;
+}

@@ -120,9 +120,10 @@ pub struct Channel {
 }
 
 impl Channel {
-    fn new(history: usize, queue: usize) -> Self {
+    /// A channel whose sequence continues after `last_id` (0 for a new name).
+    fn new(history: usize, queue: usize, last_id: u64) -> Self {
         Channel {
-            log: Mutex::new(Log { last_id: 0, history: VecDeque::with_capacity(history.min(1024)) }),
+            log: Mutex::new(Log { last_id, history: VecDeque::with_capacity(history.min(1024)) }),
             tx: broadcast::channel(queue.max(1)).0,
             history,
             last_used: AtomicU64::new(0),
@@ -176,12 +177,47 @@ impl Channel {
 /// client that later resumes on it is told `truncated`, as after a restart. If every
 /// channel is in use, a new one is refused ([`TooManyChannels`], answered `503`).
 pub struct Hub {
-    channels: Mutex<HashMap<String, Arc<Channel>>>,
+    channels: Mutex<Channels>,
     history: usize,
     queue: usize,
     max_channels: usize,
     /// A logical clock for `Channel::last_used`.
     clock: AtomicU64,
+}
+
+/// The channels, and what is remembered of the dropped ones.
+///
+/// A channel's ids must never start again at 1 (API.md: "strictly increasing"): a client
+/// holding cursor 3 would take a new message 3 for one it already has. So when a channel
+/// is dropped its last id is kept (`dropped`, as many as there may be channels), and a
+/// channel made again under that name continues from it. Past that bound the oldest
+/// record goes, and `floor` keeps the highest last id ever forgotten: a name with no
+/// record starts there, which is above any id it can have had.
+#[derive(Default)]
+struct Channels {
+    live: HashMap<String, Arc<Channel>>,
+    dropped: HashMap<String, u64>,
+    dropped_order: VecDeque<String>,
+    floor: u64,
+}
+
+impl Channels {
+    /// Where a channel of this name (made now) continues its sequence from.
+    fn last_id_of_dropped(&self, name: &str) -> u64 {
+        self.dropped.get(name).copied().unwrap_or(self.floor)
+    }
+
+    fn remember_dropped(&mut self, name: String, last_id: u64, bound: usize) {
+        if self.dropped.insert(name.clone(), last_id).is_none() {
+            self.dropped_order.push_back(name);
+        }
+        while self.dropped.len() > bound {
+            let Some(oldest) = self.dropped_order.pop_front() else { break };
+            if let Some(id) = self.dropped.remove(&oldest) {
+                self.floor = self.floor.max(id);
+            }
+        }
+    }
 }
 
 /// Every channel slot is in use by live subscribers; no new channel can be made.
@@ -198,7 +234,7 @@ impl Hub {
 
     pub fn with_max_channels(history: usize, queue: usize, max_channels: usize) -> Self {
         Hub {
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::new(Channels::default()),
             history,
             queue,
             max_channels: max_channels.max(1),
@@ -206,30 +242,35 @@ impl Hub {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Channel>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Channels> {
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The channel, made if it does not exist yet (and there is room).
     fn channel(&self, name: &str) -> Result<Arc<Channel>, TooManyChannels> {
         let now = self.clock.fetch_add(1, Relaxed);
-        let mut map = self.lock();
-        if let Some(c) = map.get(name) {
+        let mut channels = self.lock();
+        if let Some(c) = channels.live.get(name) {
             c.last_used.store(now, Relaxed);
             return Ok(c.clone());
         }
-        if map.len() >= self.max_channels {
+        if channels.live.len() >= self.max_channels {
             // Idle: no subscriber, and no task holding it (only the map's reference).
-            let idlest = map
+            let idlest = channels
+                .live
                 .iter()
                 .filter(|(_, c)| Arc::strong_count(c) == 1 && c.tx.receiver_count() == 0)
                 .min_by_key(|(_, c)| c.last_used.load(Relaxed))
-                .map(|(name, _)| name.clone());
-            map.remove(&idlest.ok_or(TooManyChannels)?);
+                .map(|(name, _)| name.clone())
+                .ok_or(TooManyChannels)?;
+            if let Some(dropped) = channels.live.remove(&idlest) {
+                let last_id = dropped.log.lock().unwrap_or_else(|e| e.into_inner()).last_id;
+                channels.remember_dropped(idlest, last_id, self.max_channels);
+            }
         }
-        let c = Arc::new(Channel::new(self.history, self.queue));
+        let c = Arc::new(Channel::new(self.history, self.queue, channels.last_id_of_dropped(name)));
         c.last_used.store(now, Relaxed);
-        map.insert(name.to_string(), c.clone());
+        channels.live.insert(name.to_string(), c.clone());
         Ok(c)
     }
 
@@ -241,8 +282,15 @@ impl Hub {
     /// The messages after `after` (see [`Snapshot`]). Reading never makes a channel: one
     /// that does not exist reads as empty.
     pub fn since(&self, channel: &str, after: Option<u64>) -> Snapshot {
-        let Some(c) = self.lock().get(channel).cloned() else {
-            return Channel::snapshot(&Log { last_id: 0, history: VecDeque::new() }, after);
+        let found = {
+            let channels = self.lock();
+            channels.live.get(channel).cloned().ok_or_else(|| channels.last_id_of_dropped(channel))
+        };
+        let c = match found {
+            Ok(c) => c,
+            // No such channel (never made, or dropped): an empty log whose sequence is
+            // where a channel made now would continue it.
+            Err(last_id) => return Channel::snapshot(&Log { last_id, history: VecDeque::new() }, after),
         };
         let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
         Channel::snapshot(&log, after)
@@ -258,7 +306,7 @@ impl Hub {
 
     /// How many channels exist now.
     pub fn channel_count(&self) -> usize {
-        self.lock().len()
+        self.lock().live.len()
     }
 }
 
@@ -323,12 +371,34 @@ mod tests {
         // Full: "old" is idle, so it makes room; "busy" has a subscriber and stays.
         hub.publish("new", Bytes::from("1")).unwrap();
         assert_eq!(hub.channel_count(), 2);
+        let s = hub.since("old", Some(0));
+        assert!(s.truncated, "a client that missed message 1 of a dropped channel is told");
         let s = hub.since("old", Some(1));
-        assert!(s.truncated, "a client resuming on an evicted channel is told");
+        assert!(!s.truncated && s.messages.is_empty() && s.next == 1, "one that had it missed nothing");
         // Now "new" is the only idle one; with it in use too, a third is refused.
         let (_, _rx2) = hub.subscribe("new", None).unwrap();
         assert_eq!(hub.publish("third", Bytes::from("x")).unwrap_err(), TooManyChannels);
         assert_eq!(hub.since("busy", None).next, 0);
+    }
+
+    #[test]
+    fn a_channel_made_again_continues_its_ids() {
+        let hub = Hub::with_max_channels(10, 8, 1);
+        for i in 1..=3 {
+            assert_eq!(hub.publish("a", Bytes::from(format!("old{i}"))).unwrap().id, i);
+        }
+        hub.publish("b", Bytes::from("x")).unwrap(); // drops "a"
+        // Made again, "a" goes on from 3: ids never repeat, cursors keep their meaning.
+        assert_eq!(hub.publish("a", Bytes::from("new")).unwrap().id, 4); // drops "b"
+        let s = hub.since("a", Some(3));
+        assert_eq!((ids(&s), s.truncated), (vec![4], false));
+        let s = hub.since("a", Some(1));
+        assert!(s.truncated, "2 and 3 went with the drop: said, not hidden");
+        // Records of dropped channels are bounded; past the bound a floor keeps ids rising.
+        for i in 0..10 {
+            hub.publish(&format!("n{i}"), Bytes::from("x")).unwrap();
+        }
+        assert!(hub.publish("a", Bytes::from("again")).unwrap().id > 4, "never back to an old id");
     }
 
     #[test]

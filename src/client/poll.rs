@@ -177,12 +177,20 @@ pub async fn run(
                 backoff.reset();
                 sink.established(transport);
                 let answer = parse_answer(&r.body)?;
-                let next = answer.next;
+                let (next, truncated) = (answer.next, answer.truncated);
                 if deliver_answer(sink, transport, answer) {
                     return Ok(Ended::Done);
                 }
-                // An empty answer still moves the cursor (to the live head, or past a gap).
-                sink.cursor = Some(sink.cursor.map_or(next, |c| c.max(next)));
+                sink.cursor = Some(if truncated {
+                    // The server's sequence is not the one the cursor came from (it
+                    // restarted, or the channel was dropped): its `next` is the truth,
+                    // even when it is lower. Keeping the old cursor would ask again and
+                    // be told `truncated` again, at once, forever.
+                    next
+                } else {
+                    // An empty answer still moves the cursor (to the live head).
+                    sink.cursor.map_or(next, |c| c.max(next))
+                });
             }
             Ok(r) if r.status() == 204 => {
                 // Held until the timeout: the transport works; ask again.

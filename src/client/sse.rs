@@ -103,6 +103,11 @@ pub async fn run(
                 match parser.next_event() {
                     Ok(Some(ev)) => {
                         let d = if ev.event_type == "truncated" {
+                            // Its id is where the retained messages begin: resume there
+                            // (after a server restart, lower than the old cursor).
+                            if let Ok(id) = ev.last_event_id.parse::<u64>() {
+                                sink.cursor = Some(id);
+                            }
                             Delivery::Truncated
                         } else {
                             match ev.last_event_id.parse::<u64>() {

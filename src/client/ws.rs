@@ -28,6 +28,11 @@ use crate::proto::ws::{Event, Session, SessionLimits, client_request, client_ver
 const TRANSPORT: &str = "websocket";
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
+/// The largest frame this client accepts. The server takes messages of up to
+/// `--max-message` (1 MiB by default) and sends each as `{"id":N,"data":"…"}`, where JSON
+/// escaping can make the text up to six times longer (a control byte becomes `\u00XX`).
+const MAX_INCOMING: usize = 6 * DEFAULT_MAX_MESSAGE + 64;
+
 /// A fresh masking key for each frame, from the operating system.
 fn mask_key() -> [u8; 4] {
     let mut k = [0u8; 4];
@@ -63,7 +68,7 @@ pub async fn open(cfg: &ClientConfig, cursor: u64) -> io::Result<(Box<dyn Stream
     if let Err(e) = client_verify(&key, head.status, &headers) {
         return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("upgrade refused: {e}")));
     }
-    let limits = SessionLimits { max_message: DEFAULT_MAX_MESSAGE, max_frame: DEFAULT_MAX_MESSAGE };
+    let limits = SessionLimits { max_message: MAX_INCOMING, max_frame: MAX_INCOMING };
     let mut session = Session::client(limits, mask_key);
     // Bytes read past the 101 are the first frames: hand them to the session.
     session.receive_data(&buf);
@@ -112,8 +117,8 @@ pub async fn run(
                 }
             }
         }
-        backoff.reset();
         sink.established(TRANSPORT);
+        let received_before = sink.received();
         let why = match receive(&mut conn, &mut session, sink, sends).await {
             Ok(true) => {
                 // Done: say goodbye properly (§7: the closing handshake).
@@ -124,6 +129,12 @@ pub async fn run(
             Ok(false) => "the server closed the connection".to_string(),
             Err(e) => e.to_string(),
         };
+        // A connection that carried messages was a success: start the backoff afresh. One
+        // that failed before delivering anything (a message this client cannot take, a
+        // server that closes at once) must not be retried at full speed forever.
+        if sink.received() > received_before {
+            backoff.reset();
+        }
         let delay = backoff.delay();
         status(&format!(
             "[websocket] {why}; reconnecting in {} ms after id {}",

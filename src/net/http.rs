@@ -24,7 +24,7 @@ use crate::app::hub::Snapshot;
 use crate::app::query_param;
 use crate::app::routes::{self, Route, RouteError};
 use crate::app::stats::Transport;
-use crate::config::{LINGER_BYTES, LINGER_TIME, READ_BUFFER};
+use crate::config::{LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER, READ_BUFFER};
 use crate::proto::http::response::Context;
 use crate::proto::http::{BodyDecoder, BodyKind, HeadLimits, HttpError, RequestHead, Response, Version, parse_head};
 use crate::proto::ws::{HandshakeOptions, server_accept};
@@ -117,8 +117,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 _ = sleep_until(deadline) => {
                     return Err(if header_deadline.is_some() { HeadError::Timeout } else { HeadError::Gone });
                 }
-                // Shutting down: an idle connection simply closes.
-                _ = shutdown.wait_for(|stop| *stop), if header_deadline.is_none() => return Err(HeadError::Gone),
+                // Shutting down: a connection with no request begun simply closes (a fresh
+                // one too: a browser's preconnect must not hold up the shutdown).
+                _ = shutdown.wait_for(|stop| *stop), if self.buf.is_empty() => return Err(HeadError::Gone),
             }
         }
     }
@@ -234,7 +235,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         match query_param(head.query(), "timeout") {
             None => Ok(crate::config::DEFAULT_LONG_POLL_TIMEOUT.min(max)),
             Some(v) => match v.parse::<f64>() {
-                Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s).min(max)),
+                // Compared before converting: a huge value (`1e30`) does not fit a
+                // Duration, and converting it would panic.
+                Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::try_from_secs_f64(s).unwrap_or(max).min(max)),
                 _ => Err(Response::text(400, "timeout is a number of seconds\n")),
             },
         }
@@ -446,16 +449,33 @@ pub(super) fn cursor(head: &RequestHead) -> Result<Option<u64>, Response> {
 
 /// `{"messages":[…],"next":N}`, with `"truncated":true` first when history could not
 /// cover the cursor. Each message's JSON was encoded once and is shared.
+///
+/// An answer holds at most [`MAX_POLL_ANSWER`] bytes of messages (always at least one):
+/// a client far behind gets the oldest part, and `next` points after the last one it got,
+/// so its next poll continues from there. Without the bound, one poll at the defaults could
+/// make the server build an answer of gigabytes (a history of a thousand 1 MiB messages,
+/// each up to six times longer escaped as JSON).
 pub fn poll_body(snap: &Snapshot) -> Bytes {
-    let size: usize = snap.messages.iter().map(|m| m.json().len() + 1).sum();
-    let mut out = BytesMut::with_capacity(size + 64);
+    let mut size = 0;
+    let included = snap
+        .messages
+        .iter()
+        .take_while(|m| {
+            let first = size == 0;
+            size += m.json().len() + 1;
+            first || size <= MAX_POLL_ANSWER
+        })
+        .count();
+    let messages = &snap.messages[..included];
+    let next = if included < snap.messages.len() { messages[included - 1].id } else { snap.next };
+    let mut out = BytesMut::with_capacity(size.min(MAX_POLL_ANSWER) + 64);
     out.extend_from_slice(if snap.truncated { b"{\"truncated\":true,\"messages\":[" } else { b"{\"messages\":[" });
-    for (i, m) in snap.messages.iter().enumerate() {
+    for (i, m) in messages.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(b",");
         }
         out.extend_from_slice(m.json());
     }
-    out.extend_from_slice(format!("],\"next\":{}}}", snap.next).as_bytes());
+    out.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
     out.freeze()
 }

@@ -164,7 +164,9 @@ impl Upgraded {
     pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(self, io: &mut S, leftover: BytesMut) {
         let Upgraded { mut session, mut subscription, unsent, endpoint, shared } = self;
         session.receive_data(&leftover);
-        let mut driver = Driver { io, session, out: Outgoing::default(), unsent, shared, endpoint, counted: 0 };
+        let replay_unsent = unsent.len();
+        let mut driver =
+            Driver { io, session, out: Outgoing::default(), unsent, replay_unsent, shared, endpoint, counted: 0 };
         driver.serve(subscription.as_mut()).await;
         driver.count_writes();
     }
@@ -177,6 +179,10 @@ struct Driver<'a, S> {
     /// For each channel message queued and not yet fully written, the stream offset
     /// (bytes written since the upgrade) at which its frame ends.
     unsent: VecDeque<u64>,
+    /// How many of the first entries of `unsent` are the history replayed on connecting.
+    /// They do not count toward `--max-queue`: a client resuming from far back is not a
+    /// slow consumer (SSE counts only live messages too).
+    replay_unsent: usize,
     shared: Arc<Shared>,
     endpoint: Endpoint,
     /// Bytes written that `/stats` has been told about.
@@ -228,7 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             }
             self.out.take_from(&mut self.session);
             self.forget_written();
-            if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
+            if self.session.state() == CloseState::Open && self.unsent.len() - self.replay_unsent > config.max_queue {
                 self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
             }
             if self.session.state() != CloseState::Open && give_up_at.is_none() {
@@ -346,6 +352,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     fn forget_written(&mut self) {
         while self.unsent.front().is_some_and(|&end| end <= self.out.written) {
             self.unsent.pop_front();
+            // The replayed history sits at the front: it is written first.
+            self.replay_unsent = self.replay_unsent.saturating_sub(1);
         }
     }
 

@@ -270,7 +270,13 @@ fn read_request_head(rest: &[u8], at: u64, notes: &mut Vec<Note>, mode: &mut Mod
     match http::parse_head(&mut buf, &limits) {
         Ok(None) => 0,
         Ok(Some(head)) => {
-            head_lines(head.raw(), at, "request line", notes);
+            // Empty lines before the request line are consumed by the parser too.
+            let skipped = (rest.len() - buf.len() - head.raw().len()) as u64;
+            if skipped > 0 {
+                let text = "http empty line(s) before the request line (ignored, RFC 9112 §2.2)".to_string();
+                notes.push(Note { offset: at, len: skipped, text });
+            }
+            head_lines(head.raw(), at + skipped, "request line", notes);
             signals.push(Signal::Request { head: head.method() == "HEAD" });
             let upgrade = head.has_token("upgrade", "websocket");
             *mode = match head.body {
@@ -279,7 +285,7 @@ fn read_request_head(rest: &[u8], at: u64, notes: &mut Vec<Note>, mode: &mut Mod
                 http::BodyKind::Length(n) => Mode::Length(n),
                 http::BodyKind::Chunked => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, sse: None },
             };
-            head.raw().len()
+            skipped as usize + head.raw().len()
         }
         Err(e) => {
             notes.push(Note {
@@ -613,6 +619,17 @@ mod tests {
                 "60+1 http body, 1 bytes: \"o\"",
             ]
         );
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_are_named_and_counted() {
+        let mut c = Conversation::new();
+        let t = texts(&c.request_bytes(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert_eq!(t[0], "0+4 http empty line(s) before the request line (ignored, RFC 9112 §2.2)");
+        assert_eq!(t[1], "4+16 http request line: GET / HTTP/1.1");
+        // The next request starts where this one ended.
+        let t = texts(&c.request_bytes(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert_eq!(t[0], "31+17 http request line: GET /a HTTP/1.1");
     }
 
     #[test]

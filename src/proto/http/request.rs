@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::{Fields, HttpError, header_tokens};
 use crate::config::MAX_HEADERS;
@@ -140,15 +140,19 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const REQUEST_LINE_OVERHEAD: usize = 32;
 
 /// Parses the request head at the front of `buf`. On success the head's bytes are split
-/// off `buf`; on `Ok(None)` nothing is consumed and the caller reads more.
+/// off `buf`; on `Ok(None)` only empty lines before the request line may have been
+/// consumed, and the caller reads more.
 pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<RequestHead>, HttpError> {
     // RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line
     // SHOULD ignore at least one empty line (CRLF) received prior to the request-line."
+    // They are dropped as they are skipped: kept, a client sending nothing but CRLFs
+    // would grow the buffer without limit and make every read rescan it.
     let mut skip = 0;
     while buf[skip..].starts_with(b"\r\n") {
         skip += 2;
     }
-    let data = &buf[skip..];
+    buf.advance(skip);
+    let data = &buf[..];
 
     // The request line, judged alone first so a huge target gets 414, not 431.
     let Some(line_end) = memchr(b'\n', data) else {
@@ -200,7 +204,7 @@ pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Requ
     let method = span(req.method.unwrap_or("").as_bytes());
     let target = span(req.path.unwrap_or("").as_bytes());
     let headers: Vec<_> = req.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
-    let raw = buf.split_to(skip + head_len).freeze();
+    let raw = buf.split_to(head_len).freeze();
 
     let mut head = RequestHead {
         fields: Fields::new(raw, headers),
@@ -386,9 +390,13 @@ mod tests {
     }
 
     #[test]
-    fn leading_empty_lines_are_ignored() {
+    fn leading_empty_lines_are_ignored_and_dropped() {
         let head = parse(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.target(), "/");
+        // A stream of nothing but CRLFs does not pile up in the buffer.
+        let mut buf = BytesMut::from(&b"\r\n".repeat(10_000)[..]);
+        assert!(parse_head(&mut buf, &LIMITS).unwrap().is_none());
+        assert!(buf.is_empty(), "{} bytes kept", buf.len());
     }
 
     #[test]
