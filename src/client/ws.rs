@@ -189,9 +189,14 @@ async fn receive(
     sink: &mut Sink,
     sends: &mut Vec<String>,
 ) -> io::Result<bool> {
-    // What was asked to be published goes over the socket itself.
-    for text in sends.drain(..) {
-        session.send_text(&text).map_err(io::Error::other)?;
+    // What was asked to be published goes over the socket itself. The texts are let go
+    // only once written: if this connection fails first, the next one sends them.
+    if !sends.is_empty() {
+        for text in sends.iter() {
+            session.send_text(text).map_err(io::Error::other)?;
+        }
+        flush(conn, session).await?;
+        sends.clear();
     }
     loop {
         while let Some(ev) = session.next_event() {
