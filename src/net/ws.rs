@@ -128,7 +128,6 @@ pub fn unsent_limit(max_message: usize) -> usize {
 pub struct Upgraded {
     session: Session,
     subscription: Option<Subscription>,
-    unsent: VecDeque<u64>,
     endpoint: Endpoint,
     shared: Arc<Shared>,
 }
@@ -143,30 +142,33 @@ impl Upgraded {
         let config = &shared.config;
         let limits = SessionLimits { max_message: config.max_message, max_frame: config.max_message };
         let mut session = Session::server(limits);
-        let mut unsent = VecDeque::new();
         let mut subscription = None;
         if let Endpoint::Channel { name, after } = &endpoint {
             let (snap, rx) = shared.broker.subscribe(name, *after).await?;
             if snap.truncated {
                 let _ = session.send_text("{\"truncated\":true}");
             }
+            // The replay is not counted against --max-queue (it is not put in `unsent`):
+            // it is bounded by --history already, and a client resuming from far back is
+            // not a slow one. Live messages that pile up behind it are counted, as in SSE.
             for m in &snap.messages {
-                queue_message(&mut session, &mut unsent, 0, &shared, m);
+                if session.send_encoded(m.ws_frame().clone()).is_ok() {
+                    shared.stats.delivered(Transport::WebSocket, 1);
+                }
             }
             subscription = Some(rx);
         }
-        Ok(Upgraded { session, subscription, unsent, endpoint, shared })
+        Ok(Upgraded { session, subscription, endpoint, shared })
     }
 
     /// Runs the WebSocket protocol on the upgraded connection until it ends. `leftover`
     /// is what the HTTP driver had read past the handshake (perhaps the first frames).
     /// Returns when the connection is finished; the caller then shuts down TCP.
     pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(self, io: &mut S, leftover: BytesMut) {
-        let Upgraded { mut session, mut subscription, unsent, endpoint, shared } = self;
+        let Upgraded { mut session, mut subscription, endpoint, shared } = self;
         session.receive_data(&leftover);
-        let replay_unsent = unsent.len();
-        let mut driver =
-            Driver { io, session, out: Outgoing::default(), unsent, replay_unsent, shared, endpoint, counted: 0 };
+        let unsent = VecDeque::new();
+        let mut driver = Driver { io, session, out: Outgoing::default(), unsent, shared, endpoint, counted: 0 };
         driver.serve(subscription.as_mut()).await;
         driver.count_writes();
     }
@@ -179,10 +181,6 @@ struct Driver<'a, S> {
     /// For each channel message queued and not yet fully written, the stream offset
     /// (bytes written since the upgrade) at which its frame ends.
     unsent: VecDeque<u64>,
-    /// How many of the first entries of `unsent` are the history replayed on connecting.
-    /// They do not count toward `--max-queue`: a client resuming from far back is not a
-    /// slow consumer (SSE counts only live messages too).
-    replay_unsent: usize,
     shared: Arc<Shared>,
     endpoint: Endpoint,
     /// Bytes written that `/stats` has been told about.
@@ -234,7 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             }
             self.out.take_from(&mut self.session);
             self.forget_written();
-            if self.session.state() == CloseState::Open && self.unsent.len() - self.replay_unsent > config.max_queue {
+            if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
                 self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
             }
             if self.session.state() != CloseState::Open && give_up_at.is_none() {
@@ -352,8 +350,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     fn forget_written(&mut self) {
         while self.unsent.front().is_some_and(|&end| end <= self.out.written) {
             self.unsent.pop_front();
-            // The replayed history sits at the front: it is written first.
-            self.replay_unsent = self.replay_unsent.saturating_sub(1);
         }
     }
 
