@@ -178,68 +178,21 @@ async fn http_clients_resume_after_cuts_without_gap_or_duplicate() {
 async fn http_clients_work_against_an_independent_server() {
     let (http, ws) = peers::peers().await;
     for protocol in HTTP_CLIENTS {
-        // The WebSocket peer serves /ws only: the client starts from a cursor, so it
-        // needs no HTTP request to find the live head.
-        let addr = if protocol == "websocket" { ws } else { http };
-        if protocol == "websocket" {
-            let channel = "tt-websocket";
-            let out = client(
-                addr,
-                &[
-                    "--protocol",
-                    protocol,
-                    "--channel",
-                    channel,
-                    "--after",
-                    "0",
-                    "--send",
-                    "one",
-                    "--send",
-                    "two",
-                    "--count",
-                    "2",
-                    "--json",
-                    "--timeout",
-                    "10",
-                ],
-            )
-            .await;
-            assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
-            let data: Vec<String> = json_lines(&out).iter().map(|l| l["data"].as_str().unwrap().to_string()).collect();
-            assert_eq!(data, ["one", "two"], "sent over the socket, received back from tokio-tungstenite");
-            let out = client(
-                addr,
-                &["--protocol", protocol, "--channel", channel, "--after", "1", "--count", "1", "--timeout", "10"],
-            )
-            .await;
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "[websocket] 2: two\n");
-            continue;
-        }
-        let channel = format!("axum-{protocol}");
-        let out = client(
-            addr,
-            &[
-                "--protocol",
-                protocol,
-                "--channel",
-                &channel,
-                "--interval",
-                "0.1",
-                "--send",
-                "one",
-                "--send",
-                "two",
-                "--count",
-                "2",
-                "--json",
-                "--timeout",
-                "10",
-            ],
-        )
-        .await;
+        // The WebSocket peer (tokio-tungstenite) serves /ws only: the client starts from a
+        // cursor, so it needs no HTTP request to find the live head. The others start at
+        // the live head, from axum.
+        let (addr, channel, start) = if protocol == "websocket" {
+            (ws, "tt-websocket".to_string(), ["--after", "0"])
+        } else {
+            (http, format!("axum-{protocol}"), ["--interval", "0.1"])
+        };
+        let mut args = vec!["--protocol", protocol, "--channel", &channel];
+        args.extend(start);
+        args.extend(["--send", "one", "--send", "two", "--count", "2", "--json", "--timeout", "10"]);
+        let out = client(addr, &args).await;
         assert!(out.status.success(), "{protocol}: {}", String::from_utf8_lossy(&out.stderr));
         let data: Vec<String> = json_lines(&out).iter().map(|l| l["data"].as_str().unwrap().to_string()).collect();
-        assert_eq!(data, ["one", "two"], "{protocol}");
+        assert_eq!(data, ["one", "two"], "{protocol}: sent, and received back from a server we did not write");
         let out = client(
             addr,
             &["--protocol", protocol, "--channel", &channel, "--after", "1", "--count", "1", "--timeout", "10"],
