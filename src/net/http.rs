@@ -357,15 +357,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // Counted as open before the client can see its 101, so that `/stats` never
         // shows fewer connections than the clients already hold.
         let _open = upgraded.is_some().then(|| shared.stats.hold(Transport::WebSocket));
-        let date = super::date::now();
         let head_request = head.method() == "HEAD";
-        let ctx = Context { version: head.version, head_request, keep_alive, date: &date };
-        self.out.clear();
-        response.encode(&ctx, &mut self.out);
-        if self.io.write_all(&self.out).await.is_err() {
+        if !self.write_response(&response, head.version, head_request, keep_alive, Transport::WebSocket).await {
             return Next::Close;
         }
-        shared.stats.wrote(Transport::WebSocket, self.out.len());
         if let Some(upgraded) = upgraded {
             // Whatever was read past the request head is the start of the frame stream.
             let leftover = self.buf.split();
@@ -377,15 +372,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Writes a response to `head`; says whether the connection goes on.
     pub(super) async fn respond(&mut self, head: &RequestHead, response: Response, transport: Transport) -> Next {
         let keep_alive = head.keep_alive && !*self.shared.shutdown.borrow();
+        let head_request = head.method() == "HEAD";
+        if !self.write_response(&response, head.version, head_request, keep_alive, transport).await {
+            return Next::Close;
+        }
+        if keep_alive { Next::KeepAlive } else { Next::Close }
+    }
+
+    /// Encodes `response` into the connection's reused output buffer, writes it, and
+    /// counts the bytes for `/stats`. Returns whether the write succeeded.
+    async fn write_response(
+        &mut self,
+        response: &Response,
+        version: Version,
+        head_request: bool,
+        keep_alive: bool,
+        transport: Transport,
+    ) -> bool {
         let date = super::date::now();
-        let ctx = Context { version: head.version, head_request: head.method() == "HEAD", keep_alive, date: &date };
+        let ctx = Context { version, head_request, keep_alive, date: &date };
         self.out.clear();
         response.encode(&ctx, &mut self.out);
         if self.io.write_all(&self.out).await.is_err() {
-            return Next::Close;
+            return false;
         }
         self.shared.stats.wrote(transport, self.out.len());
-        if keep_alive { Next::KeepAlive } else { Next::Close }
+        true
     }
 
     /// Answers a request that cannot be served, saying `Connection: close`; the caller
@@ -397,13 +409,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Writes a final response with `Connection: close`; does not close.
     async fn answer_closing(&mut self, response: Response, version: Version, transport: Transport) {
-        let date = super::date::now();
-        let ctx = Context { version, head_request: false, keep_alive: false, date: &date };
-        self.out.clear();
-        response.encode(&ctx, &mut self.out);
-        if self.io.write_all(&self.out).await.is_ok() {
-            self.shared.stats.wrote(transport, self.out.len());
-        }
+        self.write_response(&response, version, false, false, transport).await;
     }
 
     /// Closes gracefully: send FIN, then read and discard what the client still sends
