@@ -21,6 +21,11 @@
 //! fires heartbeats and watches for shutdown. Writing is a branch like the others
 //! rather than an `.await` between them, so a client that stops reading never stalls
 //! the task: its queue grows until `--max-queue`, and then that one stream is cut.
+//!
+//! "Behind" means the client's own backlog: more than `--max-queue` live messages that
+//! its socket would not take. A task woken late on a busy machine finds many messages
+//! at once and offers them to the socket before judging; one overtaken by the hub's
+//! broadcast ring catches up from the channel's history (`app::feed`).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -32,10 +37,10 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until};
 
 use super::http::{Conn, Next, cursor};
+use crate::app::feed::{self, Feed, FeedEnd};
 use crate::app::hub::{Message, Snapshot};
 use crate::app::stats::Transport;
 use crate::config::{SSE_READ_SINK, WRITE_VECTORS};
@@ -223,14 +228,10 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
     outbox: &Outbox,
     cx: &mut Context<'_>,
 ) -> Poll<Io> {
-    if !outbox.is_empty() {
-        let mut slices = [IoSlice::new(&[]); WRITE_VECTORS];
-        let n = outbox.slices(&mut slices);
-        match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::Closed),
-            Poll::Ready(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
-            Poll::Pending => {}
-        }
+    match try_write(io, outbox, cx) {
+        Some(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
+        Some(Err(())) => return Poll::Ready(Io::Closed),
+        None => {}
     }
     // Read into the sink's spare capacity and forget it: its length never changes.
     let mut read = ReadBuf::uninit(sink.spare_capacity_mut());
@@ -239,6 +240,21 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
         Poll::Ready(Ok(())) => Poll::Ready(Io::Read(read.filled().len())),
         Poll::Ready(Err(_)) => Poll::Ready(Io::Closed),
         Poll::Pending => Poll::Pending,
+    }
+}
+
+/// One vectored write of what is queued: `None` when there is nothing to write or the
+/// socket would block (the waker is then registered), `Err` when the socket failed.
+fn try_write<S: AsyncWrite + Unpin>(io: &mut S, outbox: &Outbox, cx: &mut Context<'_>) -> Option<Result<usize, ()>> {
+    if outbox.is_empty() {
+        return None;
+    }
+    let mut slices = [IoSlice::new(&[]); WRITE_VECTORS];
+    let n = outbox.slices(&mut slices);
+    match Pin::new(io).poll_write_vectored(cx, &slices[..n]) {
+        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Some(Err(())),
+        Poll::Ready(Ok(n)) => Some(Ok(n)),
+        Poll::Pending => None,
     }
 }
 
@@ -284,10 +300,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return if keep_alive { Next::KeepAlive } else { Next::Close };
         }
         // Snapshot and subscription are taken together: nothing falls between them.
-        let (snap, mut rx) = match shared.broker.subscribe(channel, after).await {
+        let (snap, rx) = match shared.broker.subscribe(channel, after).await {
             Ok(s) => s,
             Err(e) => return self.respond(&head, super::http::unavailable(&e), Transport::Sse).await,
         };
+        let mut feed = Feed::new(channel, &snap, rx);
         // Let go of the head and of the request buffers (the head's bytes share the read
         // buffer's allocation): an open stream keeps only a small sink for reads.
         drop(head);
@@ -308,6 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut owed: VecDeque<Arc<Message>> = snap.messages.into();
         // Live messages received and not yet written: how far behind the client is.
         let mut behind = 0usize;
+        let mut batch: Vec<Arc<Message>> = Vec::new();
         let max_queue = config.max_queue.max(1);
         let heartbeat_bytes = framing.heartbeat();
         let mut heartbeat = (!config.heartbeat.is_zero()).then(|| {
@@ -320,13 +338,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // Set once shutting down: when the goodbye must be out by.
         let mut closing: Option<Instant> = None;
 
-        let end = loop {
-            while outbox.len() < WRITE_VECTORS
-                && let Some(m) = owed.pop_front()
-            {
-                let piece = if history_left > 0 { Piece::History } else { Piece::Live };
-                history_left = history_left.saturating_sub(1);
-                outbox.push(framing.event(&m), piece);
+        let end = 'stream: loop {
+            let mut refill = |outbox: &mut Outbox| {
+                while outbox.len() < WRITE_VECTORS
+                    && let Some(m) = owed.pop_front()
+                {
+                    let piece = if history_left > 0 { Piece::History } else { Piece::Live };
+                    history_left = history_left.saturating_sub(1);
+                    outbox.push(framing.event(&m), piece);
+                }
+            };
+            refill(&mut outbox);
+            if behind > max_queue {
+                // Before judging, offer the socket what it takes now: many messages
+                // received at once (a late wake-up, a catch-up from history) are not a
+                // slow client. What is left when the socket refuses is its backlog.
+                loop {
+                    match poll_fn(|cx| Poll::Ready(try_write(&mut self.io, &outbox, cx))).await {
+                        Some(Ok(n)) => {
+                            stats.wrote(Transport::Sse, n);
+                            let done = outbox.advance(n);
+                            stats.delivered(Transport::Sse, done.history + done.live);
+                            behind -= done.live;
+                            refill(&mut outbox);
+                        }
+                        Some(Err(())) => break 'stream End::Gone,
+                        None => break,
+                    }
+                }
+                if behind > max_queue {
+                    break End::TooSlow;
+                }
             }
             if closing.is_some() && outbox.is_empty() {
                 break End::Finished;
@@ -356,31 +398,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Io::Read(n) => stats.read(Transport::Sse, n),
                     Io::Closed => break End::Gone,
                 },
-                r = rx.recv(), if closing.is_none() => match r {
-                    Ok(m) => {
-                        owed.push_back(m);
-                        behind += 1;
-                        // Take whatever else is already waiting, so that a burst leaves
-                        // in one vectored write.
-                        while behind <= max_queue
-                            && let Ok(m) = rx.try_recv()
-                        {
-                            owed.push_back(m);
-                            behind += 1;
-                        }
-                        if behind > max_queue {
-                            break End::TooSlow;
-                        }
-                        // Heartbeats are for silence; events show the line is alive.
-                        if let Some(h) = heartbeat.as_mut() {
-                            h.reset();
-                        }
+                // A burst comes as one batch, so that it leaves in one vectored write.
+                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if closing.is_none() => {
+                    behind += batch.len();
+                    owed.extend(batch.drain(..));
+                    match r {
+                        Ok(()) => {}
+                        // Missed more than the history holds: cut, and the client,
+                        // resuming with its Last-Event-ID, is told `truncated`.
+                        Err(FeedEnd::Gap) => break End::TooSlow,
+                        Err(FeedEnd::Closed) => break End::Gone,
                     }
-                    // The channel's buffer (also --max-queue long) overtook this
-                    // subscriber: what it missed is no longer in the buffer.
-                    Err(RecvError::Lagged(_)) => break End::TooSlow,
-                    Err(RecvError::Closed) => break End::Gone,
-                },
+                    // Heartbeats are for silence; events show the line is alive.
+                    if let Some(h) = heartbeat.as_mut() {
+                        h.reset();
+                    }
+                }
                 _ = tick(&mut heartbeat), if closing.is_none() => {
                     // Only into an empty queue: pending bytes keep the line busy anyway.
                     if outbox.is_empty() {

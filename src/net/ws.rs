@@ -41,11 +41,14 @@
 //!   reads), the driver stops reading, so the peer's own writes block instead of our
 //!   memory growing.
 //! - Output on a channel: each message queued for this client is remembered by the
-//!   stream offset where its frame ends. A client with more than `--max-queue` messages
-//!   queued and not yet written has stopped reading: it gets close `1008` and nobody
-//!   else waits for it (each subscriber has its own queue; the frames themselves are
-//!   shared `Bytes`, so a slow client costs reference counts, not copies). A task that
-//!   falls behind the hub's broadcast itself (`Lagged`) gets the same `1008`.
+//!   stream offset where its frame ends. A client is *behind* when its socket takes no
+//!   more bytes and more than `--max-queue` messages are still queued and not written:
+//!   it has stopped reading, gets close `1008`, and nobody else waits for it (each
+//!   subscriber has its own queue; the frames themselves are shared `Bytes`, so a slow
+//!   client costs reference counts, not copies). Only the client's own backlog counts:
+//!   a task woken late on a busy machine finds many messages at once, but it offers
+//!   them to the socket before judging, and one overtaken by the hub's broadcast ring
+//!   catches up from the channel's history (`app::feed`) instead of being cut.
 //!
 //! # Liveness
 //!
@@ -73,12 +76,12 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, sleep_until};
 
 use super::Shared;
 use crate::app::broker::BrokerError;
-use crate::app::hub::{Message, Subscription};
+use crate::app::feed::{self, Feed, FeedEnd};
+use crate::app::hub::Message;
 use crate::app::stats::Transport;
 use crate::config::WS_CLOSE_TIMEOUT;
 use crate::proto::ws::{CloseState, Event, Session, SessionLimits};
@@ -107,10 +110,6 @@ mod code {
     pub const POLICY: u16 = 1008;
 }
 
-/// Most messages pulled from the hub per wake-up, so that a burst leaves in one write
-/// while the loop still gets back to the socket and the timers.
-const BROADCAST_BATCH: usize = 64;
-
 /// Most buffers handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -127,7 +126,7 @@ pub fn unsent_limit(max_message: usize) -> usize {
 /// client saw its `101` reaches it.
 pub struct Upgraded {
     session: Session,
-    subscription: Option<Subscription>,
+    subscription: Option<Feed>,
     endpoint: Endpoint,
     shared: Arc<Shared>,
 }
@@ -156,7 +155,7 @@ impl Upgraded {
                     shared.stats.delivered(Transport::WebSocket, 1);
                 }
             }
-            subscription = Some(rx);
+            subscription = Some(Feed::new(name, &snap, rx));
         }
         Ok(Upgraded { session, subscription, endpoint, shared })
     }
@@ -198,7 +197,7 @@ enum Io {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
-    async fn serve(&mut self, mut rx: Option<&mut Subscription>) {
+    async fn serve(&mut self, mut feed: Option<&mut Feed>) {
         let shared = self.shared.clone();
         let config = &shared.config;
         let mut shutdown = self.shared.shutdown.subscribe();
@@ -221,6 +220,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         let stopping = shutdown.wait_for(|stop| *stop);
         tokio::pin!(ping_timer, answer_timer, give_up_timer, stopping);
         let mut stop_seen = false;
+        // Messages the feed handed over, moved into the session at once (kept to reuse
+        // its allocation).
+        let mut batch: Vec<Arc<Message>> = Vec::new();
 
         loop {
             self.count_writes();
@@ -233,7 +235,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             self.out.take_from(&mut self.session);
             self.forget_written();
             if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
-                self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
+                // Before judging, offer the socket what it takes now: many messages
+                // queued at once (a late wake-up, a catch-up from history) are not a
+                // slow client. What is left when the socket refuses is its backlog.
+                if poll_fn(|cx| Poll::Ready(poll_flush(&mut *self.io, cx, &mut self.out))).await.is_err() {
+                    return;
+                }
+                self.forget_written();
+                if self.unsent.len() > config.max_queue {
+                    self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
+                }
             }
             if self.session.state() != CloseState::Open && give_up_at.is_none() {
                 let at = Instant::now() + WS_CLOSE_TIMEOUT;
@@ -262,7 +273,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         Io::Eof | Io::Failed => return,
                     }
                 }
-                m = recv(&mut rx), if open && rx.is_some() => self.on_broadcast(m, &mut rx),
+                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() => {
+                    self.on_messages(r, &mut batch);
+                }
                 _ = &mut ping_timer, if open && pinging => {
                     if answer_by.is_none() {
                         pings_sent += 1;
@@ -315,35 +328,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         }
     }
 
-    fn on_broadcast(&mut self, first: Result<Arc<Message>, RecvError>, rx: &mut Option<&mut Subscription>) {
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(m) = next.take() {
-            match m {
-                Ok(m) => self.queue_message(&m),
-                // The hub's queue for this subscriber overflowed: messages are lost to
-                // this connection, so end it; the client resumes with its cursor.
-                Err(RecvError::Lagged(_)) => {
-                    return self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
-                }
-                Err(RecvError::Closed) => return self.close(code::GOING_AWAY, "channel closed"),
-            }
-            taken += 1;
-            if taken < BROADCAST_BATCH
-                && let Some(rx) = rx.as_mut()
-            {
-                next = match rx.try_recv() {
-                    Ok(m) => Some(Ok(m)),
-                    Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                    Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                    Err(TryRecvError::Empty) => None,
-                };
+    /// Queues the messages the feed handed over: each one's shared frame, remembered by
+    /// the stream offset where it ends.
+    fn on_messages(&mut self, r: Result<(), FeedEnd>, batch: &mut Vec<Arc<Message>>) {
+        for m in batch.drain(..) {
+            if self.session.send_encoded(m.ws_frame().clone()).is_ok() {
+                self.shared.stats.delivered(Transport::WebSocket, 1);
+                let ahead = self.out.written + self.out.len as u64;
+                self.unsent.push_back(ahead + self.session.outgoing_len() as u64);
             }
         }
-    }
-
-    fn queue_message(&mut self, m: &Message) {
-        queue_message(&mut self.session, &mut self.unsent, self.out.written + self.out.len as u64, &self.shared, m);
+        match r {
+            Ok(()) => {}
+            // Missed more than the history holds: only a reconnection with its cursor
+            // can tell this client what it lost (`truncated`).
+            Err(FeedEnd::Gap) => self.close(code::POLICY, "too far behind: missed more than --history messages"),
+            Err(FeedEnd::Closed) => self.close(code::GOING_AWAY, "channel closed"),
+        }
     }
 
     /// Drops the messages whose frames have been written completely.
@@ -369,20 +370,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     }
 }
 
-/// Queues a channel message's shared frame and remembers the stream offset where it
-/// ends; `ahead` is the offset where the session's queue starts (bytes written plus
-/// bytes taken from the session and still waiting for the socket).
-fn queue_message(session: &mut Session, unsent: &mut VecDeque<u64>, ahead: u64, shared: &Shared, m: &Message) {
-    if session.send_encoded(m.ws_frame().clone()).is_ok() {
-        shared.stats.delivered(Transport::WebSocket, 1);
-        unsent.push_back(ahead + session.outgoing_len() as u64);
-    }
-}
-
-/// The hub's next message; pending forever on `/echo`, which has no subscription.
-async fn recv(rx: &mut Option<&mut Subscription>) -> Result<Arc<Message>, RecvError> {
-    match rx {
-        Some(rx) => rx.recv().await,
+/// The feed's next messages; pending forever on `/echo`, which has no subscription.
+async fn next_messages(
+    feed: &mut Option<&mut Feed>,
+    broker: &crate::app::broker::Broker,
+    batch: &mut Vec<Arc<Message>>,
+) -> Result<(), FeedEnd> {
+    match feed {
+        Some(feed) => feed.recv(broker, feed::BATCH, batch).await,
         None => std::future::pending().await,
     }
 }
@@ -436,19 +431,7 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
     reading: bool,
     out: &mut Outgoing,
 ) -> Poll<Io> {
-    let mut wrote = 0;
-    while !out.chunks.is_empty() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let n = out.chunks.iter().zip(slices.iter_mut()).map(|(c, s)| *s = IoSlice::new(c)).count();
-        match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::Failed),
-            Poll::Ready(Ok(k)) => {
-                out.advance(k);
-                wrote += k;
-            }
-            Poll::Pending => break,
-        }
-    }
+    let Ok(wrote) = poll_flush(io, cx, out) else { return Poll::Ready(Io::Failed) };
     if reading {
         // `read_buf` is cancel-safe and keeps no state between polls, so a fresh future
         // per poll is fine; it borrows `io` only for this one poll.
@@ -461,4 +444,23 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     if wrote > 0 { Poll::Ready(Io::Progress { read: 0 }) } else { Poll::Pending }
+}
+
+/// Writes what is queued until the socket would block (registering the waker then) or
+/// the queue is empty; returns the bytes written, or `Err` when the socket failed.
+fn poll_flush<S: AsyncWrite + Unpin>(io: &mut S, cx: &mut Context<'_>, out: &mut Outgoing) -> Result<usize, ()> {
+    let mut wrote = 0;
+    while !out.chunks.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = out.chunks.iter().zip(slices.iter_mut()).map(|(c, s)| *s = IoSlice::new(c)).count();
+        match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
+            Poll::Ready(Ok(k)) => {
+                out.advance(k);
+                wrote += k;
+            }
+            Poll::Pending => break,
+        }
+    }
+    Ok(wrote)
 }

@@ -49,7 +49,12 @@ pub const LIMIT: Duration = Duration::from_secs(10);
 
 impl Client {
     pub async fn connect(addr: std::net::SocketAddr) -> Client {
-        Client { stream: TcpStream::connect(addr).await.expect("connect"), buf: Vec::new() }
+        Client::on(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// A client on a stream connected by the caller (with its own socket options).
+    pub fn on(stream: TcpStream) -> Client {
+        Client { stream, buf: Vec::new() }
     }
 
     pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
@@ -324,4 +329,33 @@ pub fn raise_nofile_to_hard_limit(need: u64) -> u64 {
 /// `GET /stats` as JSON.
 pub async fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
     once(addr, get("/stats")).await.json()
+}
+
+/// At most how many bytes the kernel holds between a server that writes and a loopback
+/// client that does not read, when the client set its receive buffer to `recv_buffer`:
+/// the server's send buffer grows at most to `tcp_wmem`'s maximum (Linux autotuning),
+/// and the kernel doubles a receive buffer set by `SO_RCVBUF` for its own bookkeeping.
+/// Tests that need a client to be cut for not reading publish more than this.
+pub fn loopback_buffer_bound(recv_buffer: usize) -> usize {
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2).and_then(|v| v.parse::<usize>().ok()))
+        .unwrap_or(4 << 20);
+    wmem_max + 2 * recv_buffer
+}
+
+/// Connections of `transport` the in-process server holds open now.
+pub fn open_now(s: &Running, transport: wire_academy::app::stats::Transport) -> i64 {
+    s.shared.stats.of(transport).open.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until the server holds `n` connections of `transport` (a long-poll is held, a
+/// stream is open): what a test waits for before publishing to a request without a
+/// cursor, instead of sleeping and hoping the request has arrived.
+pub async fn wait_held(s: &Running, transport: wire_academy::app::stats::Transport, n: i64) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while open_now(s, transport) != n {
+        assert!(std::time::Instant::now() < deadline, "{transport:?}: {} open, waited for {n}", open_now(s, transport));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

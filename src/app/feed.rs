@@ -1,0 +1,190 @@
+//! A subscriber's feed: every message of a channel after its cursor, once each, in
+//! order, however late its task is scheduled.
+//!
+//! The hub fans each message out through a bounded broadcast ring (`--max-queue` long).
+//! A subscriber whose task is not woken in time (a busy machine, a burst published
+//! faster than the runtime schedules readers) is overtaken by the ring, which tokio
+//! reports as `Lagged`. That says nothing about the *client*: its socket may be empty
+//! and waiting. So a lag is not a cut. The feed remembers the last id it handed out and
+//! fetches what the ring dropped from the channel's history, exactly like a client
+//! resuming with its cursor; messages the ring still holds that the history already gave
+//! are skipped by id. Only when the history no longer covers the gap (more than
+//! `--history` messages were missed) does the feed give up ([`FeedEnd::Gap`]); the
+//! driver then closes the connection and the client, resuming with its own cursor, is
+//! told `truncated`.
+//!
+//! Whether a client is too slow is decided by the drivers from what they could not
+//! write to its socket (its own backlog), never from here.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use super::broker::Broker;
+use super::hub::{Message, Snapshot, Subscription};
+
+/// Most messages a driver takes from the ring per wake-up: a burst leaves in one
+/// vectored write, and the driver's loop still gets back to its socket and timers.
+pub const BATCH: usize = 64;
+
+/// Why a feed has nothing more to give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedEnd {
+    /// The subscriber missed more than the history holds: it must resume by cursor.
+    Gap,
+    /// The channel is gone.
+    Closed,
+}
+
+/// One subscription, with its cursor.
+pub struct Feed {
+    channel: String,
+    rx: Subscription,
+    /// The id of the last message handed out (or the snapshot's cursor).
+    last: u64,
+    /// Set while the history is being read after a lag: if that read is cancelled (the
+    /// feed is polled in a `select!`), the next call reads it again.
+    lagging: bool,
+}
+
+impl Feed {
+    /// A feed that continues after `snapshot` (whose messages the caller sends itself).
+    pub fn new(channel: &str, snapshot: &Snapshot, rx: Subscription) -> Feed {
+        Feed { channel: channel.to_string(), rx, last: snapshot.next, lagging: false }
+    }
+
+    /// The id of the last message handed out.
+    pub fn last_id(&self) -> u64 {
+        self.last
+    }
+
+    /// Waits for the next messages and appends them to `out`, oldest first: at least
+    /// one, at most `max` from the ring (after a lag, everything the history gives).
+    /// Cancel-safe: nothing is lost if the future is dropped before it completes.
+    pub async fn recv(&mut self, broker: &Broker, max: usize, out: &mut Vec<Arc<Message>>) -> Result<(), FeedEnd> {
+        loop {
+            if self.lagging {
+                let before = out.len();
+                self.catch_up(broker, out).await?;
+                if out.len() > before {
+                    return Ok(());
+                }
+                // Nothing new after all (the ring lagged only over messages the history
+                // had given already): wait for the next one.
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(m) => {
+                    if self.take(m, out) {
+                        return self.drain(max, out);
+                    }
+                }
+                Err(RecvError::Lagged(_)) => self.lagging = true,
+                Err(RecvError::Closed) => return Err(FeedEnd::Closed),
+            }
+        }
+    }
+
+    /// Takes what the ring already holds, without waiting, up to `max` in all.
+    fn drain(&mut self, max: usize, out: &mut Vec<Arc<Message>>) -> Result<(), FeedEnd> {
+        let mut taken = 1;
+        while taken < max {
+            match self.rx.try_recv() {
+                Ok(m) => taken += usize::from(self.take(m, out)),
+                Err(TryRecvError::Empty) => break,
+                // Overtaken while draining: what was taken stays taken; the next call
+                // reads the rest from the history.
+                Err(TryRecvError::Lagged(_)) => {
+                    self.lagging = true;
+                    break;
+                }
+                Err(TryRecvError::Closed) => break, // the next recv says so
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `m` out unless the history already did (after a lag, the ring may still
+    /// hold messages that the history read included).
+    fn take(&mut self, m: Arc<Message>, out: &mut Vec<Arc<Message>>) -> bool {
+        if m.id <= self.last {
+            return false;
+        }
+        self.last = m.id;
+        out.push(m);
+        true
+    }
+
+    /// After a lag: everything after the cursor, from the channel's history.
+    async fn catch_up(&mut self, broker: &Broker, out: &mut Vec<Arc<Message>>) -> Result<(), FeedEnd> {
+        let snap = broker.since(&self.channel, Some(self.last)).await.map_err(|_| FeedEnd::Gap)?;
+        if snap.truncated {
+            return Err(FeedEnd::Gap);
+        }
+        self.lagging = false;
+        for m in snap.messages {
+            self.take(m, out);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn ids(v: &[Arc<Message>]) -> Vec<u64> {
+        v.iter().map(|m| m.id).collect()
+    }
+
+    async fn feed(broker: &Broker, channel: &str) -> Feed {
+        let (snap, rx) = broker.subscribe(channel, None).await.unwrap();
+        Feed::new(channel, &snap, rx)
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_overtaken_by_the_ring_gets_everything_from_history() {
+        // A ring of 4 and a burst of 50 published while the subscriber's task never runs
+        // (as on a saturated machine): the ring lags, the feed does not.
+        let broker = Broker::memory(100, 4, 10);
+        let mut f = feed(&broker, "a").await;
+        for i in 1..=50 {
+            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < 50 {
+            f.recv(&broker, 8, &mut got).await.unwrap();
+        }
+        assert_eq!(ids(&got), (1..=50).collect::<Vec<_>>(), "once each, in order");
+        assert_eq!(f.last_id(), 50);
+        broker.publish("a", Bytes::from("live")).await.unwrap();
+        let mut more = Vec::new();
+        f.recv(&broker, 8, &mut more).await.unwrap();
+        assert_eq!(ids(&more), vec![51], "and then live again, with nothing repeated");
+    }
+
+    #[tokio::test]
+    async fn a_lag_past_the_history_is_a_gap() {
+        let broker = Broker::memory(10, 4, 10);
+        let mut f = feed(&broker, "a").await;
+        for i in 1..=30 {
+            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        assert_eq!(f.recv(&broker, 8, &mut Vec::new()).await, Err(FeedEnd::Gap));
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_at_most_max_from_the_ring() {
+        let broker = Broker::memory(100, 16, 10);
+        let mut f = feed(&broker, "a").await;
+        for i in 1..=10 {
+            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        let mut got = Vec::new();
+        f.recv(&broker, 4, &mut got).await.unwrap();
+        assert_eq!(ids(&got), vec![1, 2, 3, 4]);
+        f.recv(&broker, 100, &mut got).await.unwrap();
+        assert_eq!(ids(&got), (1..=10).collect::<Vec<_>>());
+    }
+}
