@@ -20,7 +20,8 @@
 //!               counters
 //! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport,
 //!               and the negotiation cascade
-//! proxy.rs      a hostile middlebox: blocks upgrades, buffers streams, cuts idle links
+//! compare/      `compare`: the four transports at once, measured at the clients' sockets
+//! proxy.rs      a hostile middlebox: blocks upgrades, buffers streams, cuts idle links, adds latency
 //! random.rs     randomness from the operating system (masking keys, session ids)
 //! ```
 //!
@@ -53,6 +54,7 @@
 
 pub mod app;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod net;
 pub mod proto;

@@ -29,6 +29,46 @@ enum Command {
     Client(ClientArgs),
     /// A hostile middlebox between a client and the server.
     Proxy(ProxyArgs),
+    /// All four transports at once on one channel, measured side by side.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// A server of the API to measure; without it, the project's own runs in this process.
+    #[arg(long, env = "WIRE_ACADEMY_URL")]
+    url: Option<String>,
+    /// The channel (default: a fresh `compare-…` name per run, so runs never mix).
+    #[arg(long, env = "WIRE_ACADEMY_CHANNEL")]
+    channel: Option<String>,
+    /// Messages published per second.
+    #[arg(long, env = "WIRE_ACADEMY_RATE", default_value_t = 10.0)]
+    rate: f64,
+    /// Seconds of publishing.
+    #[arg(long, env = "WIRE_ACADEMY_DURATION", value_parser = secs, default_value = "10")]
+    duration: Duration,
+    /// Seconds between short polls.
+    #[arg(long, env = "WIRE_ACADEMY_INTERVAL", value_parser = secs, default_value = "1")]
+    interval: Duration,
+    /// Clients of each transport.
+    #[arg(long, env = "WIRE_ACADEMY_CLIENTS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    clients: u64,
+    /// Put the project's proxy between clients and server, delaying every byte this many
+    /// milliseconds each way.
+    #[arg(long, env = "WIRE_ACADEMY_LATENCY", value_name = "MS")]
+    latency: Option<u64>,
+    /// Through the proxy, refusing WebSocket upgrades.
+    #[arg(long, env = "WIRE_ACADEMY_BLOCK_WEBSOCKET", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    block_websocket: bool,
+    /// Through the proxy, holding each response until it ends (streams never arrive).
+    #[arg(long, env = "WIRE_ACADEMY_BUFFER_RESPONSES", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    buffer_responses: bool,
+    /// Print the result as one JSON document.
+    #[arg(long, env = "WIRE_ACADEMY_JSON", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    json: bool,
+    /// Also draw the result as an SVG chart into FILE.
+    #[arg(long, env = "WIRE_ACADEMY_SVG", value_name = "FILE")]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -48,6 +88,9 @@ struct ProxyArgs {
     /// Cut connections on which nothing moved for this many seconds.
     #[arg(long, env = "WIRE_ACADEMY_IDLE_TIMEOUT", value_parser = secs)]
     idle_timeout: Option<Duration>,
+    /// Delay every byte by this many milliseconds in each direction (a long link).
+    #[arg(long, env = "WIRE_ACADEMY_LATENCY", value_name = "MS", default_value_t = 0)]
+    latency: u64,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -198,7 +241,47 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Client(args) => runtime.block_on(client(args)),
         Command::Proxy(args) => runtime.block_on(proxy(args)),
+        Command::Compare(args) => runtime.block_on(compare(args)),
     }
+}
+
+async fn compare(args: CompareArgs) -> ExitCode {
+    use wire_academy::compare::{self, CompareConfig, Progress, svg};
+    let cfg = CompareConfig {
+        url: args.url,
+        channel: args.channel,
+        rate: args.rate,
+        duration: args.duration,
+        interval: args.interval,
+        clients: args.clients as usize,
+        latency: args.latency.map(Duration::from_millis),
+        block_websocket: args.block_websocket,
+        buffer_responses: args.buffer_responses,
+    };
+    let report = match compare::run(cfg, Progress::for_terminal()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wire-academy compare: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.svg
+        && let Err(e) = std::fs::write(path, svg::render(&report))
+    {
+        eprintln!("wire-academy compare: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    if args.json {
+        say(&report.json().to_string());
+    } else {
+        say(report.table().trim_end());
+    }
+    // A run in which anything was lost, repeated, reordered or failed says so in its
+    // exit status too, for scripts.
+    let healthy = report.rows.iter().all(|r| {
+        r.error.is_none() && r.delivery.lost == 0 && r.delivery.duplicated == 0 && r.delivery.out_of_order == 0
+    });
+    if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 async fn proxy(args: ProxyArgs) -> ExitCode {
@@ -216,6 +299,7 @@ async fn proxy(args: ProxyArgs) -> ExitCode {
         block_websocket: args.block_websocket,
         buffer_responses: args.buffer_responses,
         idle_timeout: args.idle_timeout,
+        latency: Duration::from_millis(args.latency),
     };
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
@@ -225,12 +309,13 @@ async fn proxy(args: ProxyArgs) -> ExitCode {
         }
     };
     say(&format!(
-        "wire-academy proxy listening on http://{} -> {}{}{}{}",
+        "wire-academy proxy listening on http://{} -> {}{}{}{}{}",
         listener.local_addr().map_or(cfg.listen, |a| a),
         cfg.upstream,
         if cfg.block_websocket { ", blocking WebSocket" } else { "" },
         if cfg.buffer_responses { ", buffering responses" } else { "" },
         cfg.idle_timeout.map_or(String::new(), |t| format!(", cutting connections idle for {}s", t.as_secs_f64())),
+        if cfg.latency.is_zero() { String::new() } else { format!(", {} ms added each way", cfg.latency.as_millis()) },
     ));
     match proxy::run_on(listener, cfg, tracer, Default::default(), shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -268,6 +353,7 @@ async fn client(args: ClientArgs) -> ExitCode {
         hold: args.hold,
         probe: args.probe_timeout,
         trace,
+        meter: None,
     };
     let mut sink = Sink::stdout(args.json, args.count);
     let run = client::run(protocol, &cfg, &mut sink);

@@ -10,6 +10,11 @@
 //!   answer is complete, so it passes; an SSE stream never completes, so nothing arrives.
 //! - `--idle-timeout S`: cuts a connection on which no byte moved for S seconds, as load
 //!   balancers do. A long-poll held longer than S is cut.
+//! - `--latency MS`: delays every byte by MS milliseconds in each direction, as a long
+//!   link does (a round trip then costs 2 × MS). Not hostile, but it shows what each
+//!   transport pays per message: a short poll a round trip per question, a WebSocket
+//!   only the one-way delay. Bytes are held in memory for MS, not throttled: the link
+//!   is long, not narrow.
 //!
 //! Otherwise it forwards bytes unchanged, both ways. The HTTP-reading parts are pure
 //! ([`RequestSide`], [`ResponseSide`]); the loop around them only moves bytes and time.
@@ -39,6 +44,8 @@ pub struct ProxyConfig {
     pub block_websocket: bool,
     pub buffer_responses: bool,
     pub idle_timeout: Option<Duration>,
+    /// Added to every byte in each direction (`--latency`); zero for none.
+    pub latency: Duration,
 }
 
 /// What the proxy did, for tests and for people watching.
@@ -285,13 +292,18 @@ pub async fn run_on(
                         return; // upstream down: the client sees its connection close
                     };
                     let _ = upstream.set_nodelay(true);
-                    match tracer {
-                        Some(t) => {
-                            let c = Tap::new(client, peer.to_string(), Role::Server, t.clone());
-                            let u = Tap::new(upstream, cfg.upstream.clone(), Role::Client, t);
-                            relay(c, u, &cfg, &stats).await
-                        }
-                        None => relay(client, upstream, &cfg, &stats).await,
+                    let (c, u): (Box<dyn Stream>, Box<dyn Stream>) = match tracer {
+                        Some(t) => (
+                            Box::new(Tap::new(client, peer.to_string(), Role::Server, t.clone())),
+                            Box::new(Tap::new(upstream, cfg.upstream.clone(), Role::Client, t)),
+                        ),
+                        None => (Box::new(client), Box::new(upstream)),
+                    };
+                    if cfg.latency.is_zero() {
+                        relay(c, u, &cfg, &stats).await
+                    } else {
+                        // What is written towards either end reaches it MS later.
+                        relay(Delayed::new(c, cfg.latency), Delayed::new(u, cfg.latency), &cfg, &stats).await
                     }
                 });
             }
@@ -299,6 +311,72 @@ pub async fn run_on(
         }
     }
 }
+
+/// A stream whose writes arrive `delay` later: each write is accepted at once, stamped,
+/// and written by a task of its own when its time comes, in order; a shutdown passes
+/// the same way. Reads are not delayed (the other end's writes already were).
+struct Delayed<S> {
+    read: tokio::io::ReadHalf<S>,
+    line: tokio::sync::mpsc::UnboundedSender<(Instant, Option<Bytes>)>,
+    delay: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> Delayed<S> {
+    fn new(stream: S, delay: Duration) -> Self {
+        let (read, mut write) = tokio::io::split(stream);
+        let (line, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Option<Bytes>)>();
+        tokio::spawn(async move {
+            while let Some((due, bytes)) = rx.recv().await {
+                sleep_until(due).await;
+                let Some(b) = bytes else {
+                    let _ = write.shutdown().await;
+                    return;
+                };
+                if write.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Delayed { read, line, delay }
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for Delayed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl<S> AsyncWrite for Delayed<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let sent = self.line.send((Instant::now() + self.delay, Some(Bytes::copy_from_slice(data))));
+        std::task::Poll::Ready(sent.map(|_| data.len()).map_err(|_| io::ErrorKind::BrokenPipe.into()))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let _ = self.line.send((Instant::now() + self.delay, None));
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Any stream the proxy relays: a socket, or a traced one.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Moves bytes both ways through the two sides' filters until either end closes or the
 /// connection is idle too long.

@@ -29,6 +29,7 @@ async fn proxy(
         block_websocket: block,
         buffer_responses: buffer,
         idle_timeout: idle,
+        latency: Duration::ZERO,
     };
     let stats = Arc::new(ProxyStats::default());
     tokio::spawn(proxy::run_on(listener, cfg, None, stats.clone(), std::future::pending()));

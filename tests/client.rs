@@ -124,6 +124,7 @@ async fn http_clients_resume_after_cuts_without_gap_or_duplicate() {
         block_websocket: false,
         buffer_responses: false,
         idle_timeout: Some(Duration::from_millis(300)),
+        latency: Duration::ZERO,
     };
     let stats = std::sync::Arc::new(proxy::ProxyStats::default());
     tokio::spawn(proxy::run_on(listener, cfg, None, stats.clone(), std::future::pending()));

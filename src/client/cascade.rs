@@ -31,7 +31,7 @@ pub const DEFAULT_ORDER: [&str; 4] = ["websocket", "sse", "long-poll", "short-po
 
 /// Asks the server what it offers. A server without the endpoint gets the default order.
 pub async fn negotiate(cfg: &ClientConfig) -> (Vec<String>, Option<u64>) {
-    let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
+    let mut http = HttpClient::new(&cfg.url.authority, cfg.taps());
     let target = cfg.url.target(&format!("/negotiate/{}", cfg.channel));
     let answer = match http.request("GET", &target, b"", Duration::from_secs(10)).await {
         Ok(r) if r.status() == 200 => serde_json::from_slice::<serde_json::Value>(&r.body).ok(),

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::meter::{Meter, Metered};
 use crate::config::{DEFAULT_MAX_HEADER, READ_BUFFER};
 use crate::proto::http::{BodyDecoder, ResponseBody, ResponseHead, Version, parse_response_head, write_request};
 use crate::trace::{Role, Tap, Tracer};
@@ -21,13 +22,25 @@ use crate::trace::{Role, Tap, Tracer};
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// Opens a TCP connection, traced when `--trace-bytes` is on.
-pub async fn connect(authority: &str, trace: &Option<Arc<Tracer>>) -> io::Result<Box<dyn Stream>> {
+/// What wraps each connection a client opens: the byte trace (`--trace-bytes`) and the
+/// meter (`compare`), each only when asked for.
+#[derive(Clone, Default)]
+pub struct Taps {
+    pub trace: Option<Arc<Tracer>>,
+    pub meter: Option<Arc<Meter>>,
+}
+
+/// Opens a TCP connection, traced and metered when asked.
+pub async fn connect(authority: &str, taps: &Taps) -> io::Result<Box<dyn Stream>> {
     let tcp = TcpStream::connect(authority).await?;
     let _ = tcp.set_nodelay(true);
-    Ok(match trace {
+    let traced: Box<dyn Stream> = match &taps.trace {
         Some(t) => Box::new(Tap::new(tcp, authority.to_string(), Role::Client, t.clone())),
         None => Box::new(tcp),
+    };
+    Ok(match &taps.meter {
+        Some(m) => Box::new(Metered::new(traced, m.clone())),
+        None => traced,
     })
 }
 
@@ -51,14 +64,14 @@ pub const MAX_RESPONSE_BODY: usize = 64 << 20;
 /// One server, one kept-alive connection.
 pub struct HttpClient {
     authority: String,
-    trace: Option<Arc<Tracer>>,
+    taps: Taps,
     conn: Option<Box<dyn Stream>>,
     buf: BytesMut,
 }
 
 impl HttpClient {
-    pub fn new(authority: &str, trace: Option<Arc<Tracer>>) -> HttpClient {
-        HttpClient { authority: authority.to_string(), trace, conn: None, buf: BytesMut::with_capacity(READ_BUFFER) }
+    pub fn new(authority: &str, taps: Taps) -> HttpClient {
+        HttpClient { authority: authority.to_string(), taps, conn: None, buf: BytesMut::with_capacity(READ_BUFFER) }
     }
 
     /// Sends a request and reads the whole response, within `limit`. A GET that fails
@@ -99,9 +112,10 @@ impl HttpClient {
 
     async fn exchange(&mut self, method: &str, target: &str, body: &[u8]) -> io::Result<ClientResponse> {
         if self.conn.is_none() {
-            self.conn = Some(connect(&self.authority, &self.trace).await?);
+            self.conn = Some(connect(&self.authority, &self.taps).await?);
             self.buf.clear();
         }
+        super::meter::count(&self.taps.meter, |m| &m.requests);
         let conn = self.conn.as_mut().expect("connected above");
         let mut out = BytesMut::new();
         let headers: &[(&str, &str)] =
@@ -169,7 +183,8 @@ impl HttpClient {
     ) -> io::Result<(ResponseHead, Box<dyn Stream>, BytesMut)> {
         self.drop_conn();
         let fut = async {
-            let mut conn = connect(&self.authority, &self.trace).await?;
+            let mut conn = connect(&self.authority, &self.taps).await?;
+            super::meter::count(&self.taps.meter, |m| &m.requests);
             let mut out = BytesMut::new();
             write_request(&mut out, method, target, &self.authority, headers, b"");
             conn.write_all(&out).await?;

@@ -15,6 +15,7 @@
 pub mod backoff;
 pub mod cascade;
 pub mod http;
+pub mod meter;
 pub mod poll;
 pub mod sink;
 pub mod sse;
@@ -75,6 +76,15 @@ pub struct ClientConfig {
     /// With `auto`: how long a transport has to prove it works.
     pub probe: Duration,
     pub trace: Option<Arc<Tracer>>,
+    /// Counts what the client's connections carry (`compare`); `None` otherwise.
+    pub meter: Option<Arc<meter::Meter>>,
+}
+
+impl ClientConfig {
+    /// What wraps each connection this client opens.
+    pub fn taps(&self) -> http::Taps {
+        http::Taps { trace: self.trace.clone(), meter: self.meter.clone() }
+    }
 }
 
 /// How a client loop ended.

@@ -113,7 +113,7 @@ pub async fn next_round(
             Round::From(head)
         }
         Err(e) => {
-            retry(backoff, transport, &e).await;
+            retry(cfg, backoff, transport, &e).await;
             Round::Again
         }
     }
@@ -145,7 +145,7 @@ pub async fn run(
     probe: bool,
 ) -> io::Result<Ended> {
     let transport = kind.name();
-    let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
+    let mut http = HttpClient::new(&cfg.url.authority, cfg.taps());
     let mut backoff = Backoff::default();
     loop {
         let cursor = match next_round(&mut http, cfg, sink, &mut backoff, transport).await {
@@ -160,7 +160,7 @@ pub async fn run(
                     sends.remove(0);
                 }
                 Err(e) => {
-                    retry(&mut backoff, transport, &e).await;
+                    retry(cfg, &mut backoff, transport, &e).await;
                     continue;
                 }
             }
@@ -177,6 +177,9 @@ pub async fn run(
                 backoff.reset();
                 sink.established(transport);
                 let answer = parse_answer(&r.body)?;
+                if kind == PollKind::Short && answer.messages.is_empty() {
+                    super::meter::count(&cfg.meter, |m| &m.empty_polls);
+                }
                 let (next, truncated) = (answer.next, answer.truncated);
                 if deliver_answer(sink, transport, answer) {
                     return Ok(Ended::Done);
@@ -204,12 +207,12 @@ pub async fn run(
                     r.status(),
                     String::from_utf8_lossy(&r.body).trim()
                 ));
-                retry(&mut backoff, transport, &e).await;
+                retry(cfg, &mut backoff, transport, &e).await;
             }
             Err(e) if probe && kind == PollKind::Long => {
                 return Ok(Ended::Fallback(format!("a held long-poll was cut before its answer ({e})")));
             }
-            Err(e) => retry(&mut backoff, transport, &e).await,
+            Err(e) => retry(cfg, &mut backoff, transport, &e).await,
         }
         if kind == PollKind::Short && !sink.done() {
             tokio::time::sleep(cfg.interval).await;
@@ -218,7 +221,8 @@ pub async fn run(
 }
 
 /// Says what failed and waits the backoff's next delay.
-pub async fn retry(backoff: &mut Backoff, transport: &str, e: &io::Error) {
+pub async fn retry(cfg: &ClientConfig, backoff: &mut Backoff, transport: &str, e: &io::Error) {
+    super::meter::failed(&cfg.meter, &e.to_string());
     let delay = backoff.delay();
     status(&format!("[{transport}] {e}; reconnecting in {} ms", delay.as_millis()));
     tokio::time::sleep(delay).await;

@@ -27,11 +27,31 @@ pub struct Sink {
     /// The transport that proved it works, once one has.
     settled: Option<&'static str>,
     announce: bool,
+    /// Instead of printing, each delivery is handed here (`compare` measures them).
+    observer: Option<Observer>,
 }
+
+/// What receives each delivery in place of stdout.
+pub type Observer = Box<dyn FnMut(&Delivery) + Send>;
 
 impl Sink {
     pub fn new(json: bool, count: Option<u64>, out: Box<dyn Write + Send>) -> Sink {
-        Sink { json, count, received: 0, cursor: None, out, fallbacks: Vec::new(), settled: None, announce: false }
+        Sink {
+            json,
+            count,
+            received: 0,
+            cursor: None,
+            out,
+            fallbacks: Vec::new(),
+            settled: None,
+            announce: false,
+            observer: None,
+        }
+    }
+
+    /// A sink that prints nothing and hands each delivery to `observer`.
+    pub fn observed(observer: Observer) -> Sink {
+        Sink { observer: Some(observer), ..Sink::new(false, None, Box::new(std::io::sink())) }
     }
 
     pub fn stdout(json: bool, count: Option<u64>) -> Sink {
@@ -40,7 +60,20 @@ impl Sink {
 
     /// Records one delivery; returns `true` once `--count` messages have arrived.
     pub fn deliver(&mut self, transport: &str, d: Delivery) -> bool {
-        let line = match (&d, self.json) {
+        if let Some(observe) = self.observer.as_mut() {
+            observe(&d);
+        } else {
+            self.print(transport, &d);
+        }
+        if let Delivery::Message { id, .. } = d {
+            self.cursor = Some(id);
+            self.received += 1;
+        }
+        self.done()
+    }
+
+    fn print(&mut self, transport: &str, d: &Delivery) {
+        let line = match (d, self.json) {
             (Delivery::Message { id, data }, true) => {
                 format!(
                     "{{\"transport\":\"{transport}\",\"id\":{id},\"data\":{}}}",
@@ -57,11 +90,6 @@ impl Sink {
             }
         };
         let _ = writeln!(self.out, "{line}").and_then(|_| self.out.flush());
-        if let Delivery::Message { id, .. } = d {
-            self.cursor = Some(id);
-            self.received += 1;
-        }
-        self.done()
     }
 
     /// Says, once per switch, which transport the cascade settled on and why.

@@ -36,7 +36,7 @@ pub async fn run(
     sends: &mut Vec<String>,
     first_byte: Option<Duration>,
 ) -> io::Result<Ended> {
-    let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
+    let mut http = HttpClient::new(&cfg.url.authority, cfg.taps());
     let mut backoff = Backoff::default();
     // The reconnection time: the server's `retry:` when it sent one.
     let mut reconnect: Option<Duration> = None;
@@ -57,7 +57,7 @@ pub async fn run(
                 return Ok(Ended::Fallback(format!("{e}: something in between holds the stream")));
             }
             Err(e) => {
-                retry(&mut backoff, TRANSPORT, &e).await;
+                retry(cfg, &mut backoff, TRANSPORT, &e).await;
                 continue;
             }
         };
@@ -69,7 +69,7 @@ pub async fn run(
             if first_byte.is_some() {
                 return Ok(Ended::Fallback(e.to_string()));
             }
-            retry(&mut backoff, TRANSPORT, &e).await;
+            retry(cfg, &mut backoff, TRANSPORT, &e).await;
             continue;
         }
         let mut decoder = match head.body(false) {
@@ -163,6 +163,7 @@ pub async fn run(
         }
         // Reconnect after the server's retry delay, or the backoff's if it is longer.
         let delay = backoff.delay().max(reconnect.unwrap_or_default().mul_f64(0.5));
+        super::meter::failed(&cfg.meter, &ended);
         status(&format!(
             "[sse] {ended}; reconnecting in {} ms with Last-Event-ID: {}",
             delay.as_millis(),

@@ -43,7 +43,8 @@ fn mask_key() -> [u8; 4] {
 /// Opens `/ws/{channel}?after=cursor`: the handshake, verified. Returns the stream and a
 /// client session already holding any bytes that arrived right after the `101`.
 pub async fn open(cfg: &ClientConfig, cursor: u64) -> io::Result<(Box<dyn Stream>, Session)> {
-    let mut conn = connect(&cfg.url.authority, &cfg.trace).await?;
+    let mut conn = connect(&cfg.url.authority, &cfg.taps()).await?;
+    super::meter::count(&cfg.meter, |m| &m.requests); // the opening handshake
     let mut nonce = [0u8; 16];
     crate::random::fill(&mut nonce);
     let key = handshake::client_key(nonce);
@@ -92,7 +93,7 @@ pub async fn run(
     sends: &mut Vec<String>,
     probe: Option<Duration>,
 ) -> io::Result<Ended> {
-    let mut http = HttpClient::new(&cfg.url.authority, cfg.trace.clone());
+    let mut http = HttpClient::new(&cfg.url.authority, cfg.taps());
     let mut backoff = Backoff::default();
     loop {
         let cursor = match next_round(&mut http, cfg, sink, &mut backoff, TRANSPORT).await {
@@ -104,7 +105,7 @@ pub async fn run(
             Ok(o) => o,
             Err(e) if probe.is_some() => return Ok(Ended::Fallback(e.to_string())),
             Err(e) => {
-                retry(&mut backoff, TRANSPORT, &e).await;
+                retry(cfg, &mut backoff, TRANSPORT, &e).await;
                 continue;
             }
         };
@@ -136,6 +137,7 @@ pub async fn run(
             backoff.reset();
         }
         let delay = backoff.delay();
+        super::meter::failed(&cfg.meter, &why);
         status(&format!(
             "[websocket] {why}; reconnecting in {} ms after id {}",
             delay.as_millis(),
