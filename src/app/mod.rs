@@ -2,6 +2,7 @@
 //! the drivers in `net/` turn wire events into calls here.
 
 pub mod broker;
+pub mod dashboard;
 pub mod feed;
 pub mod hub;
 pub mod routes;

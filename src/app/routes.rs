@@ -16,6 +16,8 @@ pub enum Route {
     /// `GET /echo`: a WebSocket that echoes every message (for conformance suites).
     Echo,
     Stats,
+    /// `GET /`: the live dashboard, one page with a browser client per transport.
+    Dashboard,
 }
 
 impl Route {
@@ -26,7 +28,7 @@ impl Route {
             Route::LongPoll(_) => Transport::LongPoll,
             Route::Sse(_) => Transport::Sse,
             Route::WebSocket(_) | Route::Echo => Transport::WebSocket,
-            Route::Negotiate(_) | Route::Stats => Transport::Other,
+            Route::Negotiate(_) | Route::Stats | Route::Dashboard => Transport::Other,
         }
     }
 }
@@ -82,6 +84,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             (allow, make(channel.to_string()))
         }
         Some(None) if path == "/stats" => (GET, Route::Stats),
+        Some(None) if path == "/" => (GET, Route::Dashboard),
         _ => return Err(RouteError::NotFound),
     };
     if !allowed(allow, method) {
@@ -126,5 +129,19 @@ mod tests {
         assert_eq!(route("GET", "/poll/caf%C3%A9"), Err(RouteError::BadChannel));
         assert_eq!(route("GET", &format!("/poll/{}", "a".repeat(65))), Err(RouteError::BadChannel));
         assert_eq!(route("GET", &format!("/poll/{}", "a".repeat(64))), Ok(Route::Poll("a".repeat(64))));
+    }
+
+    #[test]
+    fn the_dashboard_is_the_root() {
+        assert_eq!(route("GET", "/"), Ok(Route::Dashboard));
+        assert_eq!(route("HEAD", "/"), Ok(Route::Dashboard));
+        for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+            assert_eq!(route(method, "/"), Err(RouteError::MethodNotAllowed("GET, HEAD")), "{method} /");
+        }
+        assert_eq!(Route::Dashboard.transport(), Transport::Other, "a page, not a transport");
+        // Only the root: the dashboard is not a catch-all for unknown paths.
+        assert_eq!(route("GET", "//"), Err(RouteError::NotFound));
+        assert_eq!(route("GET", "/index.html"), Err(RouteError::NotFound));
+        assert_eq!(route("GET", ""), Err(RouteError::NotFound));
     }
 }

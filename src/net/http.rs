@@ -150,6 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             Err(RouteError::BadChannel) => Response::text(400, "a channel name is 1 to 64 of A-Z a-z 0-9 _ . -\n"),
             Ok(Route::Stats) => Response::json(200, stats.to_json()),
+            Ok(Route::Dashboard) => dashboard(),
             Ok(Route::Negotiate(channel)) => match crate::app::negotiate(&shared, &channel).await {
                 // Each answer carries a fresh session id: never reuse a cached one.
                 Ok(body) => Response::json(200, body).header("Cache-Control", "no-store"),
@@ -435,6 +436,19 @@ pub async fn lingering_drain<S: AsyncRead + Unpin>(io: &mut S) {
         }
     })
     .await;
+}
+
+/// `GET /`: the dashboard page, served from the bytes compiled into the binary (a
+/// static `Bytes`: no copy per request).
+fn dashboard() -> Response {
+    Response::with_body(200, "text/html; charset=utf-8", Bytes::from_static(crate::app::dashboard::HTML.as_bytes()))
+        // A new build may change the page: the browser revalidates instead of keeping an
+        // old copy (no validator is sent, so it simply fetches again).
+        .header("Cache-Control", "no-cache")
+        // The page connects only to this server and loads nothing from anywhere else
+        // (no CDN: it works offline). The policy makes that a promise the browser keeps.
+        .header("Content-Security-Policy", crate::app::dashboard::CONTENT_SECURITY_POLICY)
+        .header("X-Content-Type-Options", "nosniff")
 }
 
 /// The broker cannot serve this now (every channel slot in use, `--max-channels`):
