@@ -10,8 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: command -> package.
-declare -A APT=( [curl]=curl [nc]=netcat-openbsd )
+# Debian packages the tests use: command -> package. Chromium is the real browser the
+# dashboard test drives (tests/dashboard.rs, at /usr/bin/chromium).
+declare -A APT=( [curl]=curl [nc]=netcat-openbsd [chromium]=chromium )
 
 missing=()
 for tool in "${!APT[@]}"; do
@@ -28,15 +29,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# The SSE interop test drives an EventSource we did not write: Node's `eventsource`
-# package, pinned by tests/interop/node/package-lock.json.
+# npm packages, pinned by tests/interop/node/package-lock.json: the SSE interop test
+# drives an EventSource we did not write (Node's `eventsource`), and the dashboard test
+# drives Chromium with `playwright-core`. Installed when any of them is missing (a
+# node_modules from before a package was added counts as missing).
 INTEROP=tests/interop/node
-if [ ! -d "$INTEROP/node_modules" ]; then
+need_npm=false
+for pkg in eventsource playwright-core; do
+  [ -f "$INTEROP/node_modules/$pkg/package.json" ] || need_npm=true
+done
+if [ "$need_npm" = true ]; then
   if command -v npm >/dev/null 2>&1; then
     echo "scripts/test.sh: installing $INTEROP (npm ci)"
     npm ci --prefix "$INTEROP" --no-audit --no-fund
   else
-    echo "scripts/test.sh: MISSING: node and npm (Node 20 or later; e.g. sudo apt-get install nodejs npm), needed by tests/sse.rs" >&2
+    echo "scripts/test.sh: MISSING: node and npm (Node 20 or later; e.g. sudo apt-get install nodejs npm), needed by tests/sse.rs and tests/dashboard.rs" >&2
     [ "${CI:-}" = true ] && exit 1
   fi
 fi

@@ -569,24 +569,6 @@ impl CuttingProxy {
     }
 }
 
-/// Fails loudly when the Node `eventsource` package is not installed (always under CI),
-/// naming the command that installs it.
-fn require_node_package(dir: &std::path::Path, package: &str) -> bool {
-    if dir.join("node_modules").join(package).join("package.json").exists() {
-        return true;
-    }
-    let msg = format!(
-        "MISSING: the npm package `{package}` is not installed in {}; install it with: npm ci --prefix {}",
-        dir.display(),
-        dir.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: a missing tool is a failure)");
-    }
-    eprintln!("\n!!! {msg}\n!!! skipping this test outside CI\n");
-    false
-}
-
 /// An EventSource we did not write (Node's `eventsource` npm package) reads our stream,
 /// is cut off twice mid-stream, reconnects by itself with `Last-Event-ID`, and ends up
 /// with every message exactly once, in order.

@@ -242,6 +242,25 @@ pub fn require_tool(tool: &str, install: &str) -> bool {
     false
 }
 
+/// Fails loudly when an npm package under `dir` (tests/interop/node) is not installed;
+/// outside CI it may skip, naming the command that installs it. Under CI (`CI=true`) a
+/// missing package is always a failure.
+pub fn require_node_package(dir: &std::path::Path, package: &str) -> bool {
+    if dir.join("node_modules").join(package).join("package.json").exists() {
+        return true;
+    }
+    let msg = format!(
+        "MISSING: the npm package `{package}` is not installed in {}; install it with: npm ci --prefix {}",
+        dir.display(),
+        dir.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (CI=true: a missing tool is a failure)");
+    }
+    eprintln!("\n!!! {msg}\n!!! skipping this test outside CI\n");
+    false
+}
+
 /// The real `wire-academy serve` binary in its own process, on an ephemeral port: for
 /// tests that need more descriptors than one process may hold, or the server's own
 /// memory use. Killed when dropped, so a failing test leaves no server behind.
@@ -256,9 +275,15 @@ impl ServerProcess {
     /// Runs `wire-academy serve --addr 127.0.0.1:0 ARGS…` and waits for its
     /// `wire-academy listening on http://ADDR` line.
     pub fn spawn(args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn_on("127.0.0.1:0", args)
+    }
+
+    /// Like [`spawn`](Self::spawn), on a given address: to restart a server where its
+    /// clients expect it (the previous one's address, after [`terminate`](Self::terminate)).
+    pub fn spawn_on(addr: &str, args: &[&str]) -> ServerProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wire-academy"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(["serve", "--addr", addr])
             .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -1,0 +1,99 @@
+//! The dashboard (`GET /`) in a real browser: Debian's Chromium, driven by npm's
+//! `playwright-core` from tests/interop/node/dashboard.mjs, against the real server
+//! binary, which this test stops and starts again on the same port halfway through.
+//!
+//! The script does the looking (see its header for every check); this test owns the
+//! server and answers the script's two questions: "publish this" (so the message comes
+//! from outside the page, over the server's own HTTP) and "restart the server".
+//!
+//! The screenshot goes to `target/tmp/dashboard.png`; with `UPDATE_DOCS=1` (as for
+//! tests/docs.rs) it refreshes docs/img/dashboard.png instead, so an ordinary test run
+//! does not rewrite a committed file.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+#[test]
+fn the_dashboard_works_in_a_real_browser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node");
+    if !require_tool("node", "apt-get install -y nodejs npm (Node 20 or later)")
+        || !require_tool("/usr/bin/chromium", "apt-get install -y chromium")
+        || !require_node_package(&dir, "playwright-core")
+    {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut server = Some(ServerProcess::spawn(&[]));
+    let addr = server.as_ref().unwrap().addr;
+
+    // The page's own answer, as the contract fixes it, before any browser looks at it.
+    let page = rt.block_on(once(addr, get("/")));
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    assert!(page.text().starts_with("<!doctype html>"), "{}", &page.text()[..100.min(page.body.len())]);
+    let head = rt.block_on(async {
+        let mut c = Client::connect(addr).await;
+        c.send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        c.response_to(true).await
+    });
+    assert_eq!((head.status, head.header("content-length")), (200, page.header("content-length")));
+    let post = rt.block_on(once(addr, post("/", "")));
+    assert_eq!((post.status, post.header("allow")), (405, Some("GET, HEAD")));
+
+    let screenshot = if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/img/dashboard.png")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png")
+    };
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+    let mut node = Command::new("node")
+        .arg(dir.join("dashboard.mjs"))
+        .arg(format!("http://{addr}"))
+        .arg(&screenshot)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let mut to_node = node.stdin.take().unwrap();
+    let mut done = None;
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.expect("the script's output");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let answer = match v["ask"].as_str() {
+            Some("publish") => {
+                let id = rt.block_on(publish(addr, "lobby", v["text"].as_str().unwrap()));
+                serde_json::json!({ "id": id })
+            }
+            Some("restart") => {
+                // A graceful stop (SIGTERM: WebSocket close 1001, SSE streams ended,
+                // held long-polls answered), then a new process on the same port.
+                let status = server.take().unwrap().terminate();
+                assert!(status.success(), "the server stopped with {status}");
+                server = Some(ServerProcess::spawn_on(&addr.to_string(), &[]));
+                serde_json::json!({ "restarted": true })
+            }
+            _ if v.get("done").is_some() => {
+                done = Some(v["done"].clone());
+                continue;
+            }
+            _ => panic!("the script said something unexpected: {line}"),
+        };
+        writeln!(to_node, "{answer}").expect("the script reads its answers");
+    }
+    let status = node.wait().unwrap();
+    assert!(status.success(), "tests/interop/node/dashboard.mjs failed ({status}); its reasons are above");
+    let done = done.expect("the script reported its results");
+    eprintln!("dashboard.mjs: {done}");
+    for pane in ["short-poll", "long-poll", "sse", "websocket"] {
+        assert_eq!(done["panes"][pane]["gaps"], 1, "{pane}: one gap, the restart: {done}");
+    }
+    let png = std::fs::read(&screenshot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    assert!(png.len() < 400 * 1024, "a small screenshot: {} bytes", png.len());
+}
