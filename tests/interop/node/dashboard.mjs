@@ -22,7 +22,8 @@
 //      Last-Event-ID), the poll panes resume; the new server's ids start at 1 again, so
 //      each pane is told "truncated" and shows it, then receives the new messages, with
 //      nothing repeated;
-//   5. no console error and no uncaught exception, except the network errors a browser
+//   5. the auto-publish control publishes at the rate asked, and stops;
+//   6. no console error and no uncaught exception, except the network errors a browser
 //      logs while the server is down during the restart;
 // and a screenshot (1280x800) is written to SCREENSHOT_PATH.
 import readline from 'node:readline';
@@ -199,18 +200,25 @@ try {
   check(s.websocket.reconnects.page >= 3, 'the WebSocket pane reconnected after the restart', s.websocket.reconnects);
   say(`after the restart every pane showed the gap, then message ${fresh}; the EventSource came back by itself`);
 
-  // A few more, typed, for the picture; then the picture.
-  for (const text of ['after the restart, typed', 'and once more']) {
-    await page.fill('#publish-text', text);
-    await page.click('#publish-button');
-    await page.waitForTimeout(300);
+  // The auto-publish control, for a few seconds (and for the picture): 4 messages a
+  // second, from the page, each with a latency; then the picture.
+  await page.fill('#rate', '4');
+  await page.click('#auto-button');
+  await page.waitForTimeout(2600);
+  await page.click('#auto-button');
+  check(await page.textContent('#auto-button') === 'start', 'the auto-publish button stops');
+  const published = await page.evaluate(() => fetch(`/poll/${__academy.channel}`).then((r) => r.json()).then((b) => b.next));
+  check(published >= fresh + 8, `auto-publish at 4/s published about 10 messages (the head is ${published})`);
+  s = await until('the auto-published messages in every pane', (s) => KINDS.every((k) => s[k].cursor === published));
+  for (const k of KINDS) {
+    check(s[k].latencies.length >= 10, `${k}: a latency for each message the page published`, s[k].latencies);
+    noErrors(s, k);
   }
-  await until('the typed messages in every pane', (s) => KINDS.every((k) => s[k].cursor === fresh + 2));
   await page.waitForTimeout(1200); // one more short poll on the timeline, and /stats on the panes
   await page.screenshot({ path: screenshotPath });
   say(`screenshot: ${screenshotPath}`);
 
-  // 5. The console. ---------------------------------------------------------------------
+  // 6. The console. ---------------------------------------------------------------------
   const unexpected = logged.filter((l) => !(l.phase === 'restart' && l.type === 'error' && NETWORK_DOWN.test(l.text)));
   check(unexpected.length === 0, 'no console error or uncaught exception (outside the server being down)', unexpected);
   const final = await state();
