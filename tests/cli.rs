@@ -32,7 +32,7 @@ fn env_example_lists_every_flag_variable() {
 fn help_names_every_command_and_variables_set_flags() {
     let out = wire(&["--help"], &[]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for command in ["serve", "client", "proxy"] {
+    for command in ["serve", "client", "proxy", "compare"] {
         assert!(help.contains(command), "--help lists {command}");
     }
     let out = wire(&["serve", "--help"], &[]);
