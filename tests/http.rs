@@ -99,11 +99,17 @@ async fn unknown_paths_and_wrong_methods() {
 }
 
 #[tokio::test]
-async fn other_http_versions_get_505() {
+async fn other_http_major_versions_get_505_and_a_higher_minor_is_served_as_1_1() {
     let s = start(config()).await;
     refused(s.addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505).await;
     refused(s.addr, b"GET /poll/a HTTP/2.0\r\nHost: x\r\n\r\n", 505).await;
-    refused(s.addr, b"GET /poll/a HTTP/1.2\r\nHost: x\r\n\r\n", 505).await;
+    refused(s.addr, b"GET /poll/a HTTP/3.0\r\nHost: x\r\n\r\n", 505).await;
+    // RFC 9110 §2.5: HTTP/1.2 is answered as the highest 1.x spoken here, on a connection
+    // that stays open.
+    let mut c = Client::connect(s.addr).await;
+    let r = c.request("GET /poll/a HTTP/1.2\r\nHost: x\r\n\r\n").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(c.request(get("/poll/a")).await.status, 200);
     s.stop().await;
 }
 

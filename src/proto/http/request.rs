@@ -166,7 +166,14 @@ pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Requ
         // parsers disagreeing on line ends is how requests get smuggled.
         return Err(HttpError::BadRequest("bare LF in the request line (RFC 9112 §2.2)"));
     }
-    check_request_line(&data[..line_end - 1], limits)?;
+    if check_request_line(&data[..line_end - 1], limits)? == Served::As11 {
+        // RFC 9110 §2.5: a recipient "SHOULD process the message as if it were in the
+        // highest minor version within that major version to which the recipient is
+        // conformant". httparse reads only 1.0 and 1.1, so the minor digit is rewritten
+        // in our copy of the head (the trace shows the bytes as they arrived).
+        buf[line_end - 2] = b'1';
+    }
+    let data = &buf[..];
 
     // The header section: everything up to the empty line that ends it.
     let fields_start = line_end + 1;
@@ -224,9 +231,18 @@ pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Requ
     Ok(Some(head))
 }
 
+/// How a request's version is served.
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    /// As it says: HTTP/1.0 or HTTP/1.1.
+    AsIs,
+    /// HTTP/1.2 to 1.9: as HTTP/1.1, the highest 1.x this server speaks.
+    As11,
+}
+
 /// `method SP request-target SP HTTP-version` (RFC 9112 §3), checked before httparse so
 /// that the status is the specific one: 414 for a long target, 505 for a version.
-fn check_request_line(line: &[u8], limits: &HeadLimits) -> Result<(), HttpError> {
+fn check_request_line(line: &[u8], limits: &HeadLimits) -> Result<Served, HttpError> {
     let mut parts = line.splitn(3, |&b| b == b' ');
     let (_method, target, version) = match (parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(t), Some(v)) => (m, t, v),
@@ -244,10 +260,12 @@ fn check_request_line(line: &[u8], limits: &HeadLimits) -> Result<(), HttpError>
     if !well_formed {
         return Err(HttpError::BadRequest("malformed HTTP version"));
     }
-    if version != b"HTTP/1.1" && version != b"HTTP/1.0" {
+    // 505 is for a major version this server does not speak (RFC 9110 §15.6.6): HTTP/2.0
+    // (the HTTP/2 connection preface), HTTP/3.0, HTTP/0.9.
+    if version[5] != b'1' {
         return Err(HttpError::VersionNotSupported);
     }
-    Ok(())
+    Ok(if version[7] > b'1' { Served::As11 } else { Served::AsIs })
 }
 
 /// Scans the field lines for the empty line that ends them. Returns the length of the
@@ -400,6 +418,15 @@ mod tests {
     }
 
     #[test]
+    fn a_higher_minor_version_is_served_as_1_1() {
+        // RFC 9110 §2.5; a new 1.x is still HTTP/1, so 505 would be wrong.
+        let head = parse(b"GET /poll/a HTTP/1.2\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        assert_eq!((head.version, head.keep_alive), (Version::Http11, true));
+        assert_eq!(parse(b"GET / HTTP/1.9\r\nHost: x\r\n\r\n").unwrap().unwrap().version, Version::Http11);
+        assert_eq!(status(b"GET / HTTP/3.0\r\nHost: x\r\n\r\n"), 505);
+    }
+
+    #[test]
     fn keep_alive_rules() {
         let h = |s: &[u8]| parse(s).unwrap().unwrap().keep_alive;
         assert!(h(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -426,7 +453,6 @@ mod tests {
     fn versions() {
         assert_eq!(status(H2_PREFACE), 505);
         assert_eq!(status(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"), 505);
-        assert_eq!(status(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"), 505);
         assert_eq!(status(b"GET / HTTP/0.9\r\n\r\n"), 505);
         assert_eq!(status(b"GET / FOO/1.1\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status(b"GET /\r\n\r\n"), 400);
