@@ -109,6 +109,10 @@ pub const LINGER_TIME: Duration = Duration::from_millis(500);
 /// The most bytes discarded during that lingering close.
 pub const LINGER_BYTES: usize = 64 * 1024;
 
+/// How long a write to a live trace watcher (`GET /trace`) may take before that watcher
+/// is cut: a browser tab that stopped reading must not hold its task for ever.
+pub const TRACE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest chunk-size line (hex digits plus extensions) in a chunked body. Chunk
 /// extensions are unbounded in RFC 9112 §7.1.1; servers must bound them themselves.
 pub const MAX_CHUNK_LINE: usize = 4 * 1024;

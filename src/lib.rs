@@ -16,8 +16,9 @@
 //!   http.rs     the HTTP/1.1 connection: requests, short and long polls, the upgrade
 //!   sse.rs      an SSE stream: one full-duplex loop per subscriber
 //!   ws.rs       a WebSocket: one full-duplex select loop per connection
+//!   trace.rs    `GET /trace`: the byte trace, live, as an event stream (tracing on only)
 //! app/          routes, the channel hub (ids, history, cursors, shared encodings),
-//!               counters
+//!               counters, the dashboard page (`GET /`)
 //! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport,
 //!               and the negotiation cascade
 //! compare/      `compare`: the four transports at once, measured at the clients' sockets

@@ -6,6 +6,10 @@
 //! server and answers the script's two questions: "publish this" (so the message comes
 //! from outside the page, over the server's own HTTP) and "restart the server".
 //!
+//! The server traces every byte to a file (`--trace-out`), so that the page's trace pane
+//! (`GET /trace`) has something to show; the last two tests check that endpoint over raw
+//! TCP, with tracing on and off.
+//!
 //! The screenshot goes to `target/tmp/dashboard.png`; with `UPDATE_DOCS=1` (as for
 //! tests/docs.rs) it refreshes docs/img/dashboard.png instead, so an ordinary test run
 //! does not rewrite a committed file.
@@ -28,7 +32,9 @@ fn the_dashboard_works_in_a_real_browser() {
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut server = Some(ServerProcess::spawn(&[]));
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let trace_file = |n: u32| tmp.join(format!("dashboard-{}-{n}.trace", std::process::id())).display().to_string();
+    let mut server = Some(ServerProcess::spawn(&["--trace-out", &trace_file(1)]));
     let addr = server.as_ref().unwrap().addr;
 
     // The page's own answer, as the contract fixes it, before any browser looks at it.
@@ -75,7 +81,7 @@ fn the_dashboard_works_in_a_real_browser() {
                 // held long-polls answered), then a new process on the same port.
                 let status = server.take().unwrap().terminate();
                 assert!(status.success(), "the server stopped with {status}");
-                server = Some(ServerProcess::spawn_on(&addr.to_string(), &[]));
+                server = Some(ServerProcess::spawn_on(&addr.to_string(), &["--trace-out", &trace_file(2)]));
                 serde_json::json!({ "restarted": true })
             }
             _ if v.get("done").is_some() => {
@@ -96,4 +102,52 @@ fn the_dashboard_works_in_a_real_browser() {
     let png = std::fs::read(&screenshot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     assert!(png.len() < 400 * 1024, "a small screenshot: {} bytes", png.len());
+    drop(server);
+    for n in [1, 2] {
+        let _ = std::fs::remove_file(trace_file(n));
+    }
+}
+
+/// `GET /trace` streams the trace blocks of every connection (here, a publish) as
+/// events, but never the bytes of its own connection: those would be traced again as
+/// they are sent, without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_trace_streams_every_connection_but_its_own() {
+    use wire_academy::config::{Config, TraceTarget};
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("live-trace-{}.trace", std::process::id()));
+    let s = start(Config { trace: TraceTarget::File(file.clone()), ..config() }).await;
+    let mut watcher = Client::connect(s.addr).await;
+    let own = format!(":{} ", watcher.stream.local_addr().unwrap().port());
+    watcher.send(get("/trace")).await;
+    let head = watcher.head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    let first = String::from_utf8(watcher.chunk().await).unwrap();
+    assert!(first.starts_with("retry: "), "{first:?}");
+    let preamble = String::from_utf8(watcher.chunk().await).unwrap();
+    assert!(preamble.starts_with(": ") && preamble.contains("every byte of every client"), "{preamble:?}");
+
+    publish(s.addr, "lobby", "traced words").await;
+    let mut events = Vec::new();
+    // Until the publish's answer: its request, then the server's response, each a block.
+    while !events.iter().any(|e: &String| e.contains("wrote") && e.contains("http status line: HTTP/1.1 200 OK")) {
+        let event = String::from_utf8(watcher.chunk().await).unwrap();
+        assert!(event.starts_with("data: #"), "one block per event, as data lines: {event:?}");
+        events.push(event);
+    }
+    assert!(events.iter().any(|e| e.contains("http request line: POST /publish/lobby HTTP/1.1")), "{events:#?}");
+    assert!(events.iter().any(|e| e.contains("http body, 12 bytes: \"traced words\"")), "{events:#?}");
+    assert!(!events.iter().any(|e| e.contains(&own)), "the watcher's own bytes came back to it: {events:#?}");
+    s.stop().await;
+    let _ = std::fs::remove_file(file);
+}
+
+/// Without tracing there is nothing to watch: `404`, saying how to turn it on.
+#[tokio::test]
+async fn the_live_trace_is_off_unless_the_server_traces() {
+    let s = start(config()).await;
+    let r = once(s.addr, get("/trace")).await;
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("--trace-bytes"), "{}", r.text());
+    s.stop().await;
 }

@@ -18,6 +18,9 @@ pub enum Route {
     Stats,
     /// `GET /`: the live dashboard, one page with a browser client per transport.
     Dashboard,
+    /// `GET /trace`: the byte trace of every connection, live, as an event stream (only
+    /// while tracing is on).
+    Trace,
 }
 
 impl Route {
@@ -28,7 +31,7 @@ impl Route {
             Route::LongPoll(_) => Transport::LongPoll,
             Route::Sse(_) => Transport::Sse,
             Route::WebSocket(_) | Route::Echo => Transport::WebSocket,
-            Route::Negotiate(_) | Route::Stats | Route::Dashboard => Transport::Other,
+            Route::Negotiate(_) | Route::Stats | Route::Dashboard | Route::Trace => Transport::Other,
         }
     }
 }
@@ -85,6 +88,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         }
         Some(None) if path == "/stats" => (GET, Route::Stats),
         Some(None) if path == "/" => (GET, Route::Dashboard),
+        Some(None) if path == "/trace" => (GET, Route::Trace),
         _ => return Err(RouteError::NotFound),
     };
     if !allowed(allow, method) {
@@ -143,5 +147,14 @@ mod tests {
         assert_eq!(route("GET", "//"), Err(RouteError::NotFound));
         assert_eq!(route("GET", "/index.html"), Err(RouteError::NotFound));
         assert_eq!(route("GET", ""), Err(RouteError::NotFound));
+    }
+
+    #[test]
+    fn the_live_trace() {
+        assert_eq!(route("GET", "/trace"), Ok(Route::Trace));
+        assert_eq!(route("HEAD", "/trace"), Ok(Route::Trace));
+        assert_eq!(route("POST", "/trace"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
+        assert_eq!(route("GET", "/trace/x"), Err(RouteError::NotFound));
+        assert_eq!(Route::Trace.transport(), Transport::Other);
     }
 }

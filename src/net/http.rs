@@ -8,8 +8,9 @@
 //! pipelining safe: a pipelined request waits in the buffer until its turn (RFC 9112
 //! §9.3.2: responses go out in the order the requests came).
 //!
-//! `GET /sse/{channel}` is the one request that never finishes: it is handed to the
-//! stream driver in `net::sse`, and the connection closes when the stream ends.
+//! `GET /sse/{channel}` and `GET /trace` are the requests that never finish: they are
+//! handed to the stream drivers in `net::sse` and `net::trace` (the live byte trace), and
+//! the connection closes when the stream ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,6 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return self.websocket(&head, endpoint).await;
             }
             Ok(Route::Echo) => return self.websocket(&head, Ok(ws::Endpoint::Echo)).await,
+            Ok(Route::Trace) => return self.trace(head).await,
         };
         self.respond(&head, response, transport).await
     }

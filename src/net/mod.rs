@@ -4,20 +4,25 @@
 //!
 //! - [`server`]: accept loop, connection limit, graceful shutdown.
 //! - [`http`]: one HTTP/1.1 connection (requests, short and long polls); it hands a
-//!   request for `/sse/{channel}` to [`sse`], which streams until the end.
+//!   request for `/sse/{channel}` to [`sse`], which streams until the end, and one for
+//!   `/trace` to [`trace`], the live byte trace.
 
 pub mod date;
 pub mod http;
 pub mod rlimit;
 pub mod server;
 pub mod sse;
+pub mod trace;
 pub mod ws;
+
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use crate::app::broker::Broker;
 use crate::app::stats::Stats;
 use crate::config::Config;
+use crate::trace::Tracer;
 
 /// What every connection shares.
 pub struct Shared {
@@ -28,6 +33,9 @@ pub struct Shared {
     /// Becomes `true` when the server starts shutting down. The sender lives here, as
     /// long as any connection, so a receiver's `wait_for` never sees it dropped.
     pub shutdown: watch::Sender<bool>,
+    /// The byte tracer when `--trace-bytes` (or `--trace-out`) is on: `GET /trace`
+    /// streams its blocks live.
+    pub tracer: Option<Arc<Tracer>>,
 }
 
 pub use server::{Running, Server};

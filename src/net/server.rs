@@ -50,6 +50,7 @@ impl Server {
             broker: Broker::memory(config.history, config.max_queue, config.max_channels),
             stats: Stats::default(),
             shutdown: watch::channel(false).0,
+            tracer: tracer.clone(),
             config,
         });
         let limiter = Arc::new(Semaphore::new(shared.config.max_connections));
@@ -100,8 +101,11 @@ impl Server {
             let _done = done;
             match (permit, tracer) {
                 (Ok(_permit), None) => serve_counted(stream, shared).await,
+                // A traced connection runs in a trace scope, so that the one carrying the
+                // live trace (`GET /trace`) can keep its own bytes out of it.
                 (Ok(_permit), Some(t)) => {
-                    serve_counted(Tap::new(stream, peer.to_string(), Role::Server, t), shared).await
+                    let tap = Tap::new(stream, peer.to_string(), Role::Server, t);
+                    crate::trace::connection_scope(serve_counted(tap, shared)).await
                 }
                 (Err(_), None) => refuse_busy(stream, shared).await,
                 (Err(_), Some(t)) => refuse_busy(Tap::new(stream, peer.to_string(), Role::Server, t), shared).await,

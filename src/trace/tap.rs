@@ -7,7 +7,11 @@
 //! Tracing off costs nothing: the drivers are generic over the stream, and the server
 //! hands them a bare `TcpStream` when `--trace-bytes` is off, so not even a branch is
 //! left on the data path.
+//!
+//! The same blocks can also be watched live ([`Tracer::watch`], served as `GET /trace`
+//! to the dashboard). A block is copied for watchers only while someone watches.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::io::{self, IoSlice, Write};
 use std::pin::Pin;
@@ -18,15 +22,39 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::broadcast;
 
 use super::annotate::{Conversation, Note};
 use super::hexdump;
 use crate::config::TraceTarget;
 
-/// Where traces go: one writer thread per process, fed over a channel.
+/// How many blocks a live watcher may fall behind before it is told it skipped some.
+pub const WATCH_BACKLOG: usize = 512;
+
+/// Where traces go: one writer thread per process, fed over a channel; and, while
+/// anyone watches, a broadcast of the same blocks.
 pub struct Tracer {
     tx: mpsc::Sender<String>,
     next_conn: AtomicU64,
+    live: broadcast::Sender<Arc<str>>,
+}
+
+tokio::task_local! {
+    /// Set (by [`unwatched`]) in a connection's task whose own bytes must not reach the
+    /// live watchers: the connection that carries the live trace. Were its writes shown
+    /// to watchers, each block sent would be traced as a new block, sent in turn, without
+    /// end. The file or terminal trace still shows everything.
+    static UNWATCHED: Cell<bool>;
+}
+
+/// Runs a connection's task so that [`unwatched`] can mark it.
+pub async fn connection_scope<F: std::future::Future>(f: F) -> F::Output {
+    UNWATCHED.scope(Cell::new(false), f).await
+}
+
+/// From now on, this connection's bytes go to the trace output but not to live watchers.
+pub fn unwatched() {
+    let _ = UNWATCHED.try_with(|u| u.set(true));
 }
 
 impl Tracer {
@@ -45,7 +73,14 @@ impl Tracer {
                 let _ = out.write_all(block.as_bytes()).and_then(|_| out.flush());
             }
         })?;
-        Ok(Some(Arc::new(Tracer { tx, next_conn: AtomicU64::new(1) })))
+        Ok(Some(Arc::new(Tracer { tx, next_conn: AtomicU64::new(1), live: broadcast::channel(WATCH_BACKLOG).0 })))
+    }
+
+    /// Every block traced from now on, as it is traced (except the watcher's own
+    /// connection's, see [`unwatched`]). A watcher that falls [`WATCH_BACKLOG`] blocks
+    /// behind is told how many it skipped (`RecvError::Lagged`); nobody else waits for it.
+    pub fn watch(&self) -> broadcast::Receiver<Arc<str>> {
+        self.live.subscribe()
     }
 
     /// Numbers connections 1, 2, 3… in the order they are traced.
@@ -54,6 +89,11 @@ impl Tracer {
     }
 
     fn emit(&self, block: String) {
+        // A copy for watchers only while there are some, and never of the bytes of the
+        // connection that carries the live trace to them.
+        if self.live.receiver_count() > 0 && !UNWATCHED.try_with(Cell::get).unwrap_or(false) {
+            let _ = self.live.send(Arc::from(block.as_str()));
+        }
         let _ = self.tx.send(block);
     }
 }

@@ -22,7 +22,8 @@
 //      Last-Event-ID), the poll panes resume; the new server's ids start at 1 again, so
 //      each pane is told "truncated" and shows it, then receives the new messages, with
 //      nothing repeated;
-//   5. the auto-publish control publishes at the rate asked, and stops;
+//   5. the auto-publish control publishes at the rate asked, and stops; the trace pane
+//      (GET /trace) shows the server's annotated bytes while open;
 //   6. no console error and no uncaught exception, except the network errors a browser
 //      logs while the server is down during the restart;
 // and a screenshot (1280x800) is written to SCREENSHOT_PATH.
@@ -217,6 +218,21 @@ try {
   await page.waitForTimeout(1200); // one more short poll on the timeline, and /stats on the panes
   await page.screenshot({ path: screenshotPath });
   say(`screenshot: ${screenshotPath}`);
+
+  // The trace pane (the server runs with --trace-out): opened, it streams the server's
+  // annotated bytes, a publish from outside and the WebSocket frames to this page among
+  // them; closed, it stops.
+  await page.click('#trace-box summary');
+  await page.waitForFunction(() => document.getElementById('trace-status').textContent.startsWith('streaming'));
+  const { id: traced } = await ask({ ask: 'publish', text: 'watched in the trace' });
+  await page.waitForFunction(() => {
+    const t = document.getElementById('trace').textContent;
+    return t.includes('http request line: POST /publish/lobby HTTP/1.1') && t.includes('watched in the trace')
+      && t.includes('ws frame FIN=1 RSV=000 opcode=0x1 text MASK=0');
+  }, null, { timeout: 10_000 });
+  await page.click('#trace-box summary');
+  await page.waitForFunction(() => document.getElementById('trace-status').textContent === 'closed');
+  say(`the trace pane showed message ${traced}'s publish and the WebSocket frames carrying it`);
 
   // 6. The console. ---------------------------------------------------------------------
   const unexpected = logged.filter((l) => !(l.phase === 'restart' && l.type === 'error' && NETWORK_DOWN.test(l.text)));
