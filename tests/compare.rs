@@ -183,3 +183,21 @@ fn compare_draws_an_svg_and_prints_a_table() {
     let _ = std::fs::remove_file(&svg);
     assert!(drawn.starts_with("<svg") && drawn.contains("websocket (p50"));
 }
+
+/// Through a proxy that refuses WebSocket upgrades and buffers streams: the WebSocket and
+/// SSE rows say why they got nothing, and a fifth row shows where the negotiation
+/// cascade settled (long polling) and that it lost nothing getting there.
+#[test]
+fn compare_through_a_hostile_proxy_shows_where_the_cascade_settles() {
+    let (out, v) = compare(&["--json", "--block-websocket", "--buffer-responses", "--duration", "3", "--rate", "2"]);
+    assert!(!out.status.success(), "two transports failed: the exit status says so");
+    let v = v.unwrap();
+    let published = v["published"].as_u64().unwrap();
+    assert!(row(&v, "websocket")["error"].as_str().unwrap().contains("403"));
+    assert_eq!(row(&v, "sse")["received"], 0, "a buffered stream delivers nothing");
+    for t in ["short-poll", "long-poll", "auto"] {
+        assert_eq!(row(&v, t)["received"], published, "{t}");
+        assert_eq!(row(&v, t)["lost"], 0, "{t}");
+    }
+    assert_eq!(row(&v, "auto")["settled_on"], serde_json::json!(["long-poll"]));
+}

@@ -31,8 +31,8 @@ pub struct Sink {
     observer: Option<Observer>,
 }
 
-/// What receives each delivery in place of stdout.
-pub type Observer = Box<dyn FnMut(&Delivery) + Send>;
+/// What receives each delivery (and the transport that carried it) in place of stdout.
+pub type Observer = Box<dyn FnMut(&str, &Delivery) + Send>;
 
 impl Sink {
     pub fn new(json: bool, count: Option<u64>, out: Box<dyn Write + Send>) -> Sink {
@@ -61,7 +61,7 @@ impl Sink {
     /// Records one delivery; returns `true` once `--count` messages have arrived.
     pub fn deliver(&mut self, transport: &str, d: Delivery) -> bool {
         if let Some(observe) = self.observer.as_mut() {
-            observe(&d);
+            observe(transport, &d);
         } else {
             self.print(transport, &d);
         }

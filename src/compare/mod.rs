@@ -43,6 +43,8 @@ const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// After the last publish: how long stragglers get, beyond one short-poll interval and
 /// two round trips through the proxy.
 const DRAIN: Duration = Duration::from_secs(5);
+/// With `auto` (through a hostile proxy): how long each transport has to prove itself.
+const PROBE: Duration = Duration::from_secs(2);
 /// Prefix of every message `compare` publishes: `compare SEQ MICROS`.
 const TEXT_PREFIX: &str = "compare ";
 
@@ -179,6 +181,11 @@ impl Group {
         self.logs.iter().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).arrivals.len()).sum()
     }
 
+    /// Nothing delivered and a failure seen: not worth waiting for.
+    fn failing(&self) -> bool {
+        self.received() == 0 && self.meter.last_error.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     fn least_received(&self) -> usize {
         self.logs.iter().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).arrivals.len()).min().unwrap_or(0)
     }
@@ -190,17 +197,19 @@ async fn server_stats(http: &mut HttpClient, url: &BaseUrl) -> Option<serde_json
     (r.status() == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
 }
 
-fn stats_key(transport: &str) -> &'static str {
+/// The name `/stats` gives a transport; `auto` has none (it is one of the others).
+fn stats_key(transport: &str) -> Option<&'static str> {
     match transport {
-        "short-poll" => "short_poll",
-        "long-poll" => "long_poll",
-        "sse" => "sse",
-        _ => "websocket",
+        "short-poll" => Some("short_poll"),
+        "long-poll" => Some("long_poll"),
+        "sse" => Some("sse"),
+        "websocket" => Some("websocket"),
+        _ => None,
     }
 }
 
 fn server_side(before: &serde_json::Value, after: &serde_json::Value, transport: &str) -> Option<ServerSide> {
-    let key = stats_key(transport);
+    let key = stats_key(transport)?;
     let (b, a) = (&before["transports"][key], &after["transports"][key]);
     let delta = |field: &str| Some(a[field].as_u64()?.saturating_sub(b[field].as_u64()?));
     Some(ServerSide {
@@ -270,7 +279,7 @@ pub async fn run(cfg: CompareConfig, progress: Progress) -> Result<Report, Strin
         send: Vec::new(),
         interval: cfg.interval,
         hold: HOLD,
-        probe: Duration::from_secs(5),
+        probe: PROBE,
         trace: None,
         meter: None,
     };
@@ -285,7 +294,10 @@ pub async fn run(cfg: CompareConfig, progress: Progress) -> Result<Report, Strin
     let stats_before = server_stats(&mut control, &server_url).await;
     let epoch = Instant::now();
     let mut groups = Vec::new();
-    for transport in TRANSPORTS {
+    // Through a hostile proxy, a fifth row: the negotiation cascade, to see where it
+    // settles and what that costs.
+    let auto: &[&'static str] = if proxy_modes.is_empty() { &[] } else { &["auto"] };
+    for &transport in TRANSPORTS.iter().chain(auto) {
         let protocol = Protocol::parse(transport)?;
         let meter = Arc::new(Meter::default());
         let mut group = Group { transport, meter: meter.clone(), logs: Vec::new(), tasks: Vec::new() };
@@ -298,9 +310,12 @@ pub async fn run(cfg: CompareConfig, progress: Progress) -> Result<Report, Strin
                 ..control_cfg.clone()
             };
             let seen = log.clone();
-            let observer = Box::new(move |d: &Delivery| {
+            let observer = Box::new(move |carrier: &str, d: &Delivery| {
                 let now = micros(epoch);
                 let mut log = seen.lock().unwrap_or_else(|e| e.into_inner());
+                if !log.carried_by.iter().any(|c| c == carrier) {
+                    log.carried_by.push(carrier.to_string());
+                }
                 match d {
                     Delivery::Message { data, .. } => {
                         if let Some((seq, sent)) = parse_text(data) {
@@ -360,9 +375,11 @@ pub async fn run(cfg: CompareConfig, progress: Progress) -> Result<Report, Strin
             shown = Instant::now();
         }
     }
-    // Let the last messages arrive: at most an interval, two proxy round trips, and slack.
-    let drain_by = Instant::now() + cfg.interval + 4 * cfg.latency.unwrap_or_default() + DRAIN;
-    while Instant::now() < drain_by && groups.iter().any(|g| g.least_received() < published as usize) {
+    // Let the last messages arrive: at most an interval, two proxy round trips, and slack
+    // (and, for `auto`, a probe of each transport it may still be trying).
+    let probing = if auto.is_empty() { Duration::ZERO } else { 4 * PROBE };
+    let drain_by = Instant::now() + cfg.interval + 4 * cfg.latency.unwrap_or_default() + DRAIN + probing;
+    while Instant::now() < drain_by && groups.iter().any(|g| !g.failing() && g.least_received() < published as usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu_after = own.as_ref().and_then(|s| s.cpu());

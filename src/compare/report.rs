@@ -31,6 +31,9 @@ pub struct ClientLog {
     pub arrivals: Vec<Arrival>,
     /// `truncated` notices (a gap the server could no longer fill).
     pub truncated: u64,
+    /// The transports that delivered, in the order they first did (for `auto`, where
+    /// the cascade settled).
+    pub carried_by: Vec<String>,
 }
 
 /// Counts of one client's arrivals against what was published.
@@ -95,6 +98,8 @@ pub struct Row {
     pub server: Option<ServerSide>,
     /// Why the transport failed, when it delivered nothing.
     pub error: Option<String>,
+    /// For `auto`: the transports its clients ended up on.
+    pub settled_on: Vec<String>,
 }
 
 /// The server's own counters for one transport, over the run.
@@ -118,6 +123,11 @@ impl Row {
             row.delivery.duplicated += d.duplicated;
             row.delivery.out_of_order += d.out_of_order;
             row.truncated += log.truncated;
+            for t in &log.carried_by {
+                if !row.settled_on.contains(t) {
+                    row.settled_on.push(t.clone());
+                }
+            }
             let mut first = vec![false; published as usize];
             for a in &log.arrivals {
                 row.payload_bytes += a.payload;
@@ -277,6 +287,9 @@ impl Report {
             if let Some(e) = &r.error {
                 let _ = writeln!(s, "{} failed: {e}", r.transport);
             }
+            if r.transport == "auto" && !r.settled_on.is_empty() {
+                let _ = writeln!(s, "auto: the cascade delivered over {}", r.settled_on.join(", then "));
+            }
             if r.truncated > 0 {
                 let _ = writeln!(s, "{}: told `truncated` {} time(s)", r.transport, r.truncated);
             }
@@ -295,7 +308,7 @@ impl Report {
                 self.rows.iter().filter_map(|r| r.server.map(|sv| format!("{} {}", r.transport, sv.open))).collect();
             let _ = writeln!(
                 s,
-                "server: {cpu:.0} ms of CPU for all four transports together{per}; connections held at the end: {}",
+                "server: {cpu:.0} ms of CPU for all the clients together{per}; connections held at the end: {}",
                 held.join(", ")
             );
         }
@@ -341,6 +354,7 @@ impl Report {
                         "open": sv.open,
                     })),
                     "error": r.error,
+                    "settled_on": r.settled_on,
                 })
             })
             .collect();
@@ -368,6 +382,7 @@ mod tests {
         ClientLog {
             arrivals: seqs.iter().map(|&seq| Arrival { seq, latency_us: 1000 * (seq + 1), payload: 10 }).collect(),
             truncated: 0,
+            carried_by: Vec::new(),
         }
     }
 

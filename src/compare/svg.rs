@@ -10,8 +10,9 @@ use std::fmt::Write as _;
 
 use super::report::Report;
 
-/// One colour per transport, in `TRANSPORTS` order; readable on white and in grey.
-const COLOURS: [&str; 4] = ["#d1495b", "#edae49", "#00798c", "#30638e"];
+/// One colour per row (the four transports in `TRANSPORTS` order, then `auto`);
+/// readable on white and in grey.
+const COLOURS: [&str; 5] = ["#d1495b", "#edae49", "#00798c", "#30638e", "#6a4c93"];
 const W: f64 = 1000.0;
 const H: f64 = 460.0;
 
@@ -191,6 +192,7 @@ mod tests {
         let log = |lat: u64| ClientLog {
             arrivals: (0..10).map(|seq| Arrival { seq, latency_us: lat * (seq + 1), payload: 20 }).collect(),
             truncated: 0,
+            carried_by: Vec::new(),
         };
         let wire = Reading { bytes_read: 2000, bytes_written: 500, requests: 10, ..Reading::default() };
         let rows = vec![
