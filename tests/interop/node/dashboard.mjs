@@ -13,7 +13,8 @@
 //   1. all four panes report connected;
 //   2. a message published by the test reaches all four panes with the same id (latency
 //      "—": not this page's message); one typed in the page's box too (with a latency),
-//      and one sent over the WebSocket pane's socket;
+//      and one sent over the WebSocket pane's socket; ?channel= switches channel (and a
+//      bad name falls back to lobby, saying so);
 //   3. resuming within one server: while messages are published, each pane's connection
 //      is cut (window.__academy.drop) and the pane resumes from its cursor: every id
 //      arrives exactly once, in order, with no gap;
@@ -126,6 +127,21 @@ try {
       `${k}: the line for ${first} shows the text, and "—" for a message from elsewhere`, text);
   }
   say(`message ${first} (published by the test) shown by all four panes`);
+
+  // ?channel= : another page on another channel sees that channel only; a name outside
+  // API.md's rule falls back to lobby, and says so.
+  const other = await browser.newPage();
+  await other.goto(`${base}/?channel=room-2`);
+  check(await other.evaluate(() => __academy.channel) === 'room-2', '?channel=room-2 is the channel');
+  await other.waitForFunction(() => Object.values(__academy.state()).every((p) => p.state === 'connected'));
+  const elsewhere = await (await fetch(`${base}/publish/room-2`, { method: 'POST', body: 'in room-2' })).json();
+  await other.waitForFunction((id) => Object.values(__academy.state()).every((p) => p.cursor === id), elsewhere.id);
+  await other.goto(`${base}/?channel=no%20spaces`);
+  check(await other.evaluate(() => __academy.channel) === 'lobby', 'a bad channel name falls back to lobby');
+  check((await other.textContent('#start-note')).includes('is not a channel name'), 'and the page says so');
+  await other.close();
+  s = await state();
+  check(KINDS.every((k) => lastId(s[k]) === first), 'room-2 did not reach the lobby page', summary(s));
 
   await page.fill('#publish-text', 'typed in the box');
   await page.click('#publish-button');
