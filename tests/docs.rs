@@ -52,7 +52,32 @@ impl Server {
         Server { child, addr, trace }
     }
 
+    /// The trace as written so far.
+    fn trace_so_far(&self) -> String {
+        std::fs::read_to_string(&self.trace).unwrap_or_default()
+    }
+
+    /// Waits until the trace file shows `needle`: the step that traces it has happened.
+    /// One writer thread writes the blocks in the order they were traced, so everything
+    /// traced before it is in the file too.
+    async fn traced(&self, needle: &str) {
+        let what = format!("{needle:?} in the server's trace");
+        common::wait_until(&what, move || std::future::ready(self.trace_so_far().contains(needle))).await;
+    }
+
+    /// Waits until each of connections `ids` has traced its last block (`connection
+    /// closed`), and so all of its blocks are in the file.
+    async fn closed(&self, ids: &[u64]) {
+        for id in ids {
+            self.traced(&format!("#{id} connection closed")).await;
+        }
+    }
+
     /// Stops the server (SIGTERM, a graceful shutdown) and returns its trace.
+    ///
+    /// The process exits without waiting for its trace writer: blocks traced just before
+    /// the signal may never reach the file. A scenario first waits ([`Server::closed`])
+    /// for the last blocks its doc shows.
     fn finish(mut self) -> String {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -106,6 +131,19 @@ fn run_client(
     })
 }
 
+/// `transports.{transport}.{counter}` in the server's `GET /stats`. Only for servers
+/// whose own trace no doc shows: the request is a connection of its own in that trace.
+async fn stat(addr: SocketAddr, transport: &str, counter: &str) -> i64 {
+    common::stats(addr).await["transports"][transport][counter].as_i64().expect("a counter")
+}
+
+/// Waits until the server's `transports.{transport}.{counter}` is at least 1 (a request
+/// held, a stream open, a request served). See [`stat`].
+async fn wait_for_stat(addr: SocketAddr, transport: &str, counter: &str) {
+    let what = format!("{transport}.{counter} >= 1 in the server's /stats");
+    common::wait_until(&what, move || async move { stat(addr, transport, counter).await >= 1 }).await;
+}
+
 /// The cascade through a proxy with `flags`; returns the client's output, or its trace.
 async fn cascade_scenario(name: &str, flags: &[&str], publish_after: Duration, want_trace: bool) -> String {
     let s = Server::start(name, &[]);
@@ -141,11 +179,6 @@ impl Drop for Server {
     }
 }
 
-/// Lets the server finish tracing what it just did before the next step.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(150)).await;
-}
-
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl").args(args).output().expect("curl runs");
     assert!(out.status.success(), "curl {args:?} failed");
@@ -160,20 +193,21 @@ async fn scenario(name: &str) -> String {
             let mut c = Client::connect(s.addr).await;
             c.request(get("/poll/lobby")).await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             s.finish()
         }
         "http-publish-chunked" => {
             let s = Server::start(name, &[]);
             let mut c = Client::connect(s.addr).await;
+            // Three writes, each read by the server before the next is sent: three reads.
             c.send("POST /publish/lobby HTTP/1.1\r\nHost: localhost:8080\r\nTransfer-Encoding: chunked\r\n\r\n").await;
-            settle().await;
+            s.traced("http header Transfer-Encoding: chunked").await;
             c.send("6\r\nhello \r\n").await;
-            settle().await;
+            s.traced("chunk data, 6 bytes: \"hello \"").await;
             c.send("5\r\nworld\r\n0\r\n\r\n").await;
             c.response().await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             s.finish()
         }
         "http-pipelined" => {
@@ -183,7 +217,7 @@ async fn scenario(name: &str) -> String {
             c.response().await;
             c.response().await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             s.finish()
         }
         "http-smuggling" => {
@@ -192,7 +226,8 @@ async fn scenario(name: &str) -> String {
             c.send("POST /publish/lobby HTTP/1.1\r\nHost: localhost:8080\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await;
             c.response().await;
             c.expect_closed().await;
-            settle().await;
+            // The client stays connected: the server closes when its lingering ends.
+            s.closed(&[1]).await;
             s.finish()
         }
         "http-h2-preface" => {
@@ -201,29 +236,31 @@ async fn scenario(name: &str) -> String {
             c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
             c.response().await;
             c.expect_closed().await;
-            settle().await;
+            // The client stays connected: the server closes when its lingering ends.
+            s.closed(&[1]).await;
             s.finish()
         }
         "poll-short" => {
             let s = Server::start(name, &[]);
+            // Each publish is answered, so stored, before the poll is sent.
             common::publish(s.addr, "lobby", "hello").await;
             common::publish(s.addr, "lobby", "world").await;
-            settle().await;
             let mut c = Client::connect(s.addr).await;
             c.request(get("/poll/lobby?after=1")).await;
             drop(c);
-            settle().await;
+            s.closed(&[3]).await;
             keep_connections(&s.finish(), &[3])
         }
         "poll-long" => {
             let s = Server::start(name, &[]);
             let mut held = Client::connect(s.addr).await;
             held.send(get("/long-poll/lobby?after=0&timeout=30")).await;
-            settle().await;
+            // The request is read (and #1 numbered) before #2 publishes.
+            s.traced("http request line: GET /long-poll/lobby?after=0&timeout=30").await;
             common::publish(s.addr, "lobby", "hello").await;
             held.response().await;
             drop(held);
-            settle().await;
+            s.closed(&[1, 2]).await;
             s.finish()
         }
         "poll-long-timeout" => {
@@ -231,7 +268,7 @@ async fn scenario(name: &str) -> String {
             let mut held = Client::connect(s.addr).await;
             held.request(get("/long-poll/lobby?after=0&timeout=1")).await;
             drop(held);
-            settle().await;
+            s.closed(&[1]).await;
             s.finish()
         }
         "poll-truncated" => {
@@ -277,7 +314,9 @@ async fn scenario(name: &str) -> String {
                 let url = format!("{base}/long-poll/lobby?after=0");
                 tokio::task::spawn_blocking(move || curl(&["-s", &url]))
             };
-            settle().await;
+            // The long-poll is held before publishing (this server's trace is not shown,
+            // so asking for its /stats changes nothing the doc shows).
+            wait_for_stat(s.addr, "long_poll", "open").await;
             let published = curl(&["-s", "-X", "POST", "--data", "hello, wire", &format!("{base}/publish/lobby")]);
             let held = held.await.unwrap();
             let polled = curl(&["-s", &format!("{base}/poll/lobby?after=0")]);
@@ -291,36 +330,43 @@ async fn scenario(name: &str) -> String {
         "sse-stream" => {
             let s = Server::start(name, &[]);
             let mut c = Client::connect(s.addr).await;
+            // Each step waits for the server's trace, not for the client to read: a client
+            // that leaves the stream unread closes with a reset, which is what the doc
+            // shows (`sent FIN` before `closed its side`).
             c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\nAccept: text/event-stream\r\n\r\n").await;
-            settle().await;
+            // The head is written after the subscription: a publish from now on reaches it.
+            s.traced("sse field retry: 3000").await;
             common::publish(s.addr, "lobby", "hello").await;
-            settle().await;
+            s.traced("sse field data: hello").await;
             common::publish(s.addr, "lobby", "two\nlines").await;
-            settle().await;
+            s.traced("sse field data: lines").await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             keep_connections(&s.finish(), &[1])
         }
         "sse-resume" => {
             let s = Server::start(name, &[]);
+            // Each publish is answered, so stored, before the stream is asked for.
             for text in ["one", "two", "three"] {
                 common::publish(s.addr, "lobby", text).await;
             }
-            settle().await;
             let mut c = Client::connect(s.addr).await;
             c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\nLast-Event-ID: 1\r\n\r\n").await;
-            settle().await;
+            // Written, and left unread (as in sse-stream: the doc shows the reset's close).
+            s.traced("sse field data: three").await;
             drop(c);
-            settle().await;
+            s.closed(&[4]).await;
             keep_connections(&s.finish(), &[4])
         }
         "sse-heartbeat" => {
             let s = Server::start(name, &["--heartbeat", "1"]);
             let mut c = Client::connect(s.addr).await;
             c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\n\r\n").await;
-            tokio::time::sleep(Duration::from_millis(1300)).await;
+            // One heartbeat, seen in the trace: the client reading it would close with a
+            // FIN rather than the reset the doc shows (as in sse-stream).
+            s.traced("sse comment (heartbeat)").await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             s.finish()
         }
         "cascade-blocked" => cascade_scenario(name, &["--block-websocket"], Duration::from_secs(3), false).await,
@@ -387,7 +433,7 @@ async fn scenario(name: &str) -> String {
                 .await;
             assert_eq!(r.status, 101);
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             handshake_blocks(&s.finish())
         }
         "ws-masked-client-frame" | "ws-unmasked-server-frame" => {
@@ -397,7 +443,7 @@ async fn scenario(name: &str) -> String {
             c.send(masked(0x81, b"Hello")).await;
             expect(&mut c, &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']).await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             let frames = frame_blocks(&s.finish());
             let wanted = if name == "ws-masked-client-frame" { " read " } else { " wrote " };
             frames.split("\n\n").filter(|b| b.contains(wanted)).map(|b| format!("{b}\n\n")).collect()
@@ -410,7 +456,7 @@ async fn scenario(name: &str) -> String {
             let frame = b"\x81\x17{\"id\":1,\"data\":\"hello\"}";
             expect(&mut c, frame).await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             frame_blocks(&keep_connections(&s.finish(), &[1]))
         }
         "ws-fragmented" => {
@@ -419,11 +465,12 @@ async fn scenario(name: &str) -> String {
             let s = Server::start(name, &[]);
             let mut c = ws_open(s.addr, "/echo").await;
             c.send(masked(0x01, b"Hel")).await;
-            settle().await;
+            // Read by the server before the second fragment is sent: two reads.
+            s.traced("ws unmasked payload (3 bytes, UTF-8): \"Hel\"").await;
             c.send(masked(0x80, b"lo")).await;
             expect(&mut c, &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']).await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             frame_blocks(&s.finish())
         }
         "ws-ping-pong" => {
@@ -435,9 +482,9 @@ async fn scenario(name: &str) -> String {
             expect(&mut c, &[0x8a, 0x02, b'h', b'i']).await;
             expect(&mut c, &[0x89, 0x01, b'1']).await;
             c.send(masked(0x8a, b"1")).await;
-            settle().await;
+            s.traced("ws frame FIN=1 RSV=000 opcode=0xa pong MASK=1").await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             frame_blocks(&s.finish())
         }
         "ws-close" => {
@@ -448,7 +495,7 @@ async fn scenario(name: &str) -> String {
             expect(&mut c, &[0x88, 0x02, 0x03, 0xe8]).await;
             c.expect_closed().await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             after_upgrade(&s.finish())
         }
         "ws-protocol-error" => {
@@ -459,7 +506,7 @@ async fn scenario(name: &str) -> String {
             expect(&mut c, b"\x88\x1e\x03\xeaclient frames must be masked").await;
             c.expect_closed().await;
             drop(c);
-            settle().await;
+            s.closed(&[1]).await;
             after_upgrade(&s.finish())
         }
         other => panic!("no scenario named {other:?}"),
@@ -482,8 +529,10 @@ async fn ws_open(addr: SocketAddr, path: &str) -> Client {
              Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ))
         .await;
+    // Nothing to wait for: the server read the whole request before answering it, so
+    // the next frame is a read of its own; and on a channel it subscribed before
+    // writing the `101` (docs/websocket.md), so a publish from now on reaches us.
     assert_eq!(r.status, 101);
-    settle().await;
     c
 }
 

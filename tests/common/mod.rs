@@ -369,6 +369,17 @@ pub fn loopback_buffer_bound(recv_buffer: usize) -> usize {
     wmem_max + 2 * recv_buffer
 }
 
+/// Waits until `cond` holds, checking every 10 ms, and fails after [`LIMIT`] naming
+/// `what`: a test waits on a condition it can observe (a counter, a line in a trace),
+/// never on a fixed delay that a busy machine may outlast.
+pub async fn wait_until<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !cond().await {
+        assert!(std::time::Instant::now() < deadline, "waited {LIMIT:?} in vain for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Connections of `transport` the in-process server holds open now.
 pub fn open_now(s: &Running, transport: wire_academy::app::stats::Transport) -> i64 {
     s.shared.stats.of(transport).open.load(std::sync::atomic::Ordering::Relaxed)
