@@ -24,7 +24,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::{Client, get, post};
 use wire_academy::trace::hexdump;
@@ -144,8 +143,10 @@ async fn wait_for_stat(addr: SocketAddr, transport: &str, counter: &str) {
     common::wait_until(&what, move || async move { stat(addr, transport, counter).await >= 1 }).await;
 }
 
-/// The cascade through a proxy with `flags`; returns the client's output, or its trace.
-async fn cascade_scenario(name: &str, flags: &[&str], publish_after: Duration, want_trace: bool) -> String {
+/// The cascade through a proxy with `flags`: publishes once the server's `/stats` show
+/// `settled` (transport, counter) at 1 or more, which says the client has fallen to the
+/// transport the doc shows. Returns the client's output, or its trace.
+async fn cascade_scenario(name: &str, flags: &[&str], settled: (&str, &str), want_trace: bool) -> String {
     let s = Server::start(name, &[]);
     let (mut proxy, via) = start_proxy(s.addr, flags);
     let trace = std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}.client.trace", std::process::id()));
@@ -155,7 +156,7 @@ async fn cascade_scenario(name: &str, flags: &[&str], publish_after: Duration, w
         &["--protocol", "auto", "--channel", "lobby", "--count", "1", "--probe-timeout", "2"],
         want_trace.then_some(trace.as_path()),
     );
-    tokio::time::sleep(publish_after).await;
+    wait_for_stat(s.addr, settled.0, settled.1).await;
     common::publish(s.addr, "lobby", "hello").await;
     let output = tokio::task::spawn_blocking(move || client.join().unwrap()).await.unwrap();
     let _ = proxy.kill();
@@ -369,14 +370,20 @@ async fn scenario(name: &str) -> String {
             s.closed(&[1]).await;
             s.finish()
         }
-        "cascade-blocked" => cascade_scenario(name, &["--block-websocket"], Duration::from_secs(3), false).await,
-        "cascade-blocked-trace" => cascade_scenario(name, &["--block-websocket"], Duration::from_secs(3), true).await,
+        // The server's own trace is not what these show: its /stats may be asked.
+        // An SSE stream is open only once subscribed (it is counted after subscribing).
+        "cascade-blocked" => cascade_scenario(name, &["--block-websocket"], ("sse", "open"), false).await,
+        "cascade-blocked-trace" => cascade_scenario(name, &["--block-websocket"], ("sse", "open"), true).await,
+        // A held long-poll carries the cursor from the negotiation: it gets the message
+        // even if it was counted just before it subscribed.
         "cascade-buffered" => {
-            cascade_scenario(name, &["--block-websocket", "--buffer-responses"], Duration::from_secs(5), false).await
+            cascade_scenario(name, &["--block-websocket", "--buffer-responses"], ("long_poll", "open"), false).await
         }
+        // A short poll comes only after the held long-poll was cut (the cursor comes from
+        // the negotiation, so no short poll asks for the live head before that).
         "cascade-cut" => {
             let flags = ["--block-websocket", "--buffer-responses", "--idle-timeout", "1"];
-            cascade_scenario(name, &flags, Duration::from_secs(8), false).await
+            cascade_scenario(name, &flags, ("short_poll", "requests"), false).await
         }
         "client-transports" => {
             let s = Server::start(name, &[]);
@@ -396,7 +403,8 @@ async fn scenario(name: &str) -> String {
                 std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}.client.trace", std::process::id()));
             let c =
                 run_client(s.addr, "http://localhost:8080", &["--protocol", "long-poll", "--count", "1"], Some(&trace));
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The client's trace is shown, not the server's: its /stats may be asked.
+            wait_for_stat(s.addr, "long_poll", "open").await;
             common::publish(s.addr, "lobby", "hello").await;
             tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap();
             s.finish();
@@ -410,9 +418,17 @@ async fn scenario(name: &str) -> String {
             let s = Server::start(name, &[]);
             let (mut proxy, via) = start_proxy(s.addr, &["--idle-timeout", "1"]);
             let c = run_client(via, "http://localhost:8081", &["--protocol", "sse", "--count", "2"], None);
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The client's output is shown, not the server's trace: its /stats may be asked.
+            // The stream is open (subscribed), then the proxy cuts it after a quiet second
+            // and the client waits its retry (at least 1.5 s) before reconnecting.
+            wait_for_stat(s.addr, "sse", "open").await;
             common::publish(s.addr, "lobby", "before the cut").await;
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let what = "the proxy to cut the stream (sse.open back to 0, or a second stream asked for)";
+            let addr = s.addr;
+            common::wait_until(what, move || async move {
+                stat(addr, "sse", "open").await == 0 || stat(addr, "sse", "requests").await >= 2
+            })
+            .await;
             common::publish(s.addr, "lobby", "during the reconnect").await;
             let out = tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap();
             let _ = proxy.kill();
