@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use common::{config, publish, start};
+use common::{config, publish, requests_now, start, wait_until};
+use wire_academy::app::stats::Transport;
+use wire_academy::net::Running;
 use wire_academy::proxy::{self, ProxyConfig, ProxyStats};
 
 const N: u64 = 30;
@@ -37,12 +39,30 @@ async fn proxy(
 }
 
 /// Runs `client --protocol auto` through `via` while N messages are published to the
-/// server in bursts of 5 separated by `gap`. Returns the client's output.
-async fn cascade(server: SocketAddr, via: SocketAddr, channel: &str, gap: Duration) -> Output {
+/// server in bursts of 5 separated by `gap` (quiet periods, for a proxy's idle timeout to
+/// act in). With `last_burst_after`, the last burst waits until the server has served a
+/// request of that transport: the client has fallen that far, whatever the machine's
+/// speed. Returns the client's output.
+async fn cascade(
+    server: &Running,
+    via: SocketAddr,
+    channel: &str,
+    gap: Duration,
+    last_burst_after: Option<Transport>,
+) -> Output {
     let ch = channel.to_string();
+    let (addr, shared) = (server.addr, server.shared.clone());
     let publisher = tokio::spawn(async move {
         for i in 1..=N {
-            publish(server, &ch, &format!("seq {i}")).await;
+            if let Some(t) = last_burst_after
+                && i == N - 4
+            {
+                wait_until(&format!("a {t:?} request before the last burst"), || {
+                    std::future::ready(requests_now(&shared, t) >= 1)
+                })
+                .await;
+            }
+            publish(addr, &ch, &format!("seq {i}")).await;
             tokio::time::sleep(if i % 5 == 0 { gap } else { Duration::from_millis(20) }).await;
         }
     });
@@ -82,7 +102,7 @@ fn settled_on(out: &Output) -> Vec<String> {
 async fn blocked_websocket_settles_on_sse() {
     let s = start(config()).await;
     let (via, stats) = proxy(s.addr, true, false, None).await;
-    let out = cascade(s.addr, via, "cascade-sse", Duration::from_millis(200)).await;
+    let out = cascade(&s, via, "cascade-sse", Duration::from_millis(200), None).await;
     let transports = check_sequence(&out);
     assert_eq!(settled_on(&out), ["sse"], "{}", String::from_utf8_lossy(&out.stderr));
     assert!(transports.iter().all(|t| t == "sse"));
@@ -94,7 +114,7 @@ async fn blocked_websocket_settles_on_sse() {
 async fn blocked_and_buffered_settles_on_long_poll() {
     let s = start(config()).await;
     let (via, _) = proxy(s.addr, true, true, None).await;
-    let out = cascade(s.addr, via, "cascade-lp", Duration::from_millis(200)).await;
+    let out = cascade(&s, via, "cascade-lp", Duration::from_millis(200), None).await;
     let transports = check_sequence(&out);
     assert_eq!(settled_on(&out), ["long-poll"], "{}", String::from_utf8_lossy(&out.stderr));
     assert!(transports.iter().all(|t| t == "long-poll"));
@@ -105,8 +125,11 @@ async fn blocked_and_buffered_settles_on_long_poll() {
 async fn held_requests_cut_settles_on_short_poll() {
     let s = start(config()).await;
     let (via, stats) = proxy(s.addr, true, true, Some(Duration::from_millis(400))).await;
-    // Gaps longer than the idle timeout: a held long-poll is cut in each.
-    let out = cascade(s.addr, via, "cascade-sp", Duration::from_millis(900)).await;
+    // Gaps longer than the idle timeout: a held long-poll is cut in each. The last burst
+    // waits for the fall to short polling (the long-poll held meanwhile, with nothing
+    // published, is cut): were everything published before the client held a long-poll,
+    // one answer would carry it all and nothing would ever be cut.
+    let out = cascade(&s, via, "cascade-sp", Duration::from_millis(900), Some(Transport::ShortPoll)).await;
     let transports = check_sequence(&out);
     let settled = settled_on(&out);
     assert_eq!(settled.last().map(String::as_str), Some("short-poll"), "{}", String::from_utf8_lossy(&out.stderr));
@@ -119,7 +142,7 @@ async fn held_requests_cut_settles_on_short_poll() {
 async fn a_transparent_proxy_keeps_websocket() {
     let s = start(config()).await;
     let (via, stats) = proxy(s.addr, false, false, None).await;
-    let out = cascade(s.addr, via, "cascade-ws", Duration::from_millis(200)).await;
+    let out = cascade(&s, via, "cascade-ws", Duration::from_millis(200), None).await;
     let transports = check_sequence(&out);
     assert_eq!(settled_on(&out), ["websocket"], "{}", String::from_utf8_lossy(&out.stderr));
     assert!(transports.iter().all(|t| t == "websocket"));

@@ -385,6 +385,11 @@ pub fn open_now(s: &Running, transport: wire_academy::app::stats::Transport) -> 
     s.shared.stats.of(transport).open.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Requests for `transport` the in-process server has received so far.
+pub fn requests_now(shared: &wire_academy::net::Shared, transport: wire_academy::app::stats::Transport) -> u64 {
+    shared.stats.of(transport).requests.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Waits until the server holds `n` connections of `transport` (a long-poll is held, a
 /// stream is open): what a test waits for before publishing to a request without a
 /// cursor, instead of sleeping and hoping the request has arrived.
