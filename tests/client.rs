@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{config, publish, start};
+use common::{config, publish, requests_now, start, wait_until};
+use wire_academy::app::stats::Transport;
 use wire_academy::proxy::{self, ProxyConfig};
 
 /// Runs `wire-academy client ARGS` against `addr` and returns its output.
@@ -27,6 +28,17 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 
 /// Every transport the client speaks.
 const HTTP_CLIENTS: [&str; 4] = ["short-poll", "long-poll", "sse", "websocket"];
+
+/// The server's name for a client's `--protocol`, as its `/stats` count it.
+fn transport_of(protocol: &str) -> Transport {
+    match protocol {
+        "short-poll" => Transport::ShortPoll,
+        "long-poll" => Transport::LongPoll,
+        "sse" => Transport::Sse,
+        "websocket" => Transport::WebSocket,
+        other => panic!("no transport {other:?}"),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_clients_send_count_json_and_exit_zero() {
@@ -132,10 +144,16 @@ async fn http_clients_resume_after_cuts_without_gap_or_duplicate() {
     for protocol in HTTP_CLIENTS {
         let cuts_before = stats.idle_cuts.load(std::sync::atomic::Ordering::Relaxed);
         let channel = format!("cut-{protocol}");
-        let addr = s.addr;
+        let (addr, shared, transport) = (s.addr, s.shared.clone(), transport_of(protocol));
         let ch = channel.clone();
+        let before = requests_now(&shared, transport);
         let publisher = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Publishing starts once the client's first request has reached the server,
+            // so that it is connected through every gap, however late it started.
+            wait_until(&format!("{protocol}'s first request"), || {
+                std::future::ready(requests_now(&shared, transport) > before)
+            })
+            .await;
             // Bursts with quiet gaps longer than the proxy's idle timeout.
             for i in 1..=N {
                 publish(addr, &ch, &format!("n{i}")).await;
@@ -211,10 +229,17 @@ async fn a_cursor_from_the_future_is_reset_not_spun_on() {
     let s = start(config()).await;
     for protocol in ["short-poll", "long-poll"] {
         let channel = format!("future-{protocol}");
-        let addr = s.addr;
+        let (addr, shared, transport) = (s.addr, s.shared.clone(), transport_of(protocol));
         let ch = channel.clone();
+        let before = requests_now(&shared, transport);
         let publisher = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            // Published once the client has asked twice: told `truncated` for its cursor,
+            // then asking again from the server's. A client that kept its cursor is told
+            // `truncated` a second time (and never gets this message, id 1 being before 50).
+            wait_until(&format!("{protocol}'s second request"), || {
+                std::future::ready(requests_now(&shared, transport) >= before + 2)
+            })
+            .await;
             publish(addr, &ch, "after the restart").await;
         });
         let out = client(
