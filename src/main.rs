@@ -317,7 +317,11 @@ async fn proxy(args: ProxyArgs) -> ExitCode {
         cfg.idle_timeout.map_or(String::new(), |t| format!(", cutting connections idle for {}s", t.as_secs_f64())),
         if cfg.latency.is_zero() { String::new() } else { format!(", {} ms added each way", cfg.latency.as_millis()) },
     ));
-    match proxy::run_on(listener, cfg, tracer, Default::default(), shutdown_signal()).await {
+    let result = proxy::run_on(listener, cfg, tracer.clone(), Default::default(), shutdown_signal()).await;
+    if let Some(t) = &tracer {
+        t.flush();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wire-academy proxy: {e}");
@@ -359,14 +363,18 @@ async fn client(args: ClientArgs) -> ExitCode {
     let run = client::run(protocol, &cfg, &mut sink);
     let result = match args.timeout {
         Some(limit) => match tokio::time::timeout(limit, run).await {
-            Ok(r) => r,
-            Err(_) => return fail(format!("timed out after {:?} with {} message(s)", limit, sink.received())),
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("timed out after {:?} with {} message(s)", limit, sink.received())),
         },
-        None => run.await,
+        None => run.await.map_err(|e| e.to_string()),
     };
+    // The connections are closed by now: their last trace blocks are out before we exit.
+    if let Some(t) = &cfg.trace {
+        t.flush();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e.to_string()),
+        Err(e) => fail(e),
     }
 }
 

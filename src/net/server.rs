@@ -88,6 +88,11 @@ impl Server {
         self.shared.shutdown.send_replace(true);
         drop(done_tx);
         let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, done_rx.recv()).await;
+        // The trace of everything that happened is written before the process may exit.
+        if let Some(t) = &self.tracer {
+            let t = t.clone();
+            let _ = tokio::task::spawn_blocking(move || t.flush()).await;
+        }
     }
 
     fn start(&self, stream: TcpStream, peer: SocketAddr, done: mpsc::Sender<()>) {

@@ -34,10 +34,21 @@ pub const WATCH_BACKLOG: usize = 512;
 /// Where traces go: one writer thread per process, fed over a channel; and, while
 /// anyone watches, a broadcast of the same blocks.
 pub struct Tracer {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Block>,
     next_conn: AtomicU64,
     live: broadcast::Sender<Arc<str>>,
 }
+
+/// What the writer thread is sent.
+enum Block {
+    /// Trace text, written in the order sent.
+    Text(String),
+    /// Answered once everything sent before it is written.
+    Barrier(mpsc::Sender<()>),
+}
+
+/// Longest [`Tracer::flush`] waits for the writer (a terminal that stopped reading).
+const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 tokio::task_local! {
     /// Set (by [`unwatched`]) in a connection's task whose own bytes must not reach the
@@ -65,12 +76,19 @@ impl Tracer {
             TraceTarget::Stderr => Box::new(io::stderr()),
             TraceTarget::File(path) => Box::new(std::fs::File::create(path)?),
         };
-        let (tx, rx) = mpsc::channel::<String>();
+        let (tx, rx) = mpsc::channel::<Block>();
         std::thread::Builder::new().name("trace-writer".into()).spawn(move || {
             for block in rx {
-                // Flush each block: the trace is read live, and a file must be complete
-                // for whoever reads it after a request finishes.
-                let _ = out.write_all(block.as_bytes()).and_then(|_| out.flush());
+                match block {
+                    // Flush each block: the trace is read live, and a file must be
+                    // complete for whoever reads it after a request finishes.
+                    Block::Text(text) => {
+                        let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+                    }
+                    Block::Barrier(done) => {
+                        let _ = done.send(());
+                    }
+                }
             }
         })?;
         Ok(Some(Arc::new(Tracer { tx, next_conn: AtomicU64::new(1), live: broadcast::channel(WATCH_BACKLOG).0 })))
@@ -81,6 +99,16 @@ impl Tracer {
     /// behind is told how many it skipped (`RecvError::Lagged`); nobody else waits for it.
     pub fn watch(&self) -> broadcast::Receiver<Arc<str>> {
         self.live.subscribe()
+    }
+
+    /// Waits (at most [`FLUSH_LIMIT`]) until every block traced so far is written: what
+    /// a command does before it exits, since the writer thread dies with the process
+    /// and would take the last blocks with it.
+    pub fn flush(&self) {
+        let (done, written) = mpsc::channel();
+        if self.tx.send(Block::Barrier(done)).is_ok() {
+            let _ = written.recv_timeout(FLUSH_LIMIT);
+        }
     }
 
     /// Numbers connections 1, 2, 3… in the order they are traced.
@@ -94,7 +122,7 @@ impl Tracer {
         if self.live.receiver_count() > 0 && !UNWATCHED.try_with(Cell::get).unwrap_or(false) {
             let _ = self.live.send(Arc::from(block.as_str()));
         }
-        let _ = self.tx.send(block);
+        let _ = self.tx.send(Block::Text(block));
     }
 }
 
