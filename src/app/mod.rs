@@ -14,7 +14,7 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 
-/// The cascade's handshake (`GET /negotiate/{channel}`), after Socket.IO's and SockJS's:
+/// The cascade's handshake (`GET /negotiate/{channel}`), after SignalR's `/negotiate`:
 /// a session id, the transports in order of preference, and the timings a client needs
 /// to tell a working transport from a blocked or buffered one. `cursor` is the channel's
 /// live head, so a client that starts here misses nothing published after this answer.

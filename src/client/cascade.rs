@@ -1,4 +1,5 @@
-//! `--protocol auto`: the negotiation cascade, as Socket.IO and SockJS do it.
+//! `--protocol auto`: the negotiation cascade, best transport first, as SignalR and
+//! SockJS do it (Socket.IO instead starts on long polling and upgrades; docs/cascade.md).
 //!
 //! Real networks have middleboxes that break real-time transports in specific ways:
 //!
