@@ -116,7 +116,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                 },
                 _ = sleep_until(deadline) => {
-                    return Err(if header_deadline.is_some() { HeadError::Timeout } else { HeadError::Gone });
+                    if header_deadline.is_some() {
+                        return Err(HeadError::Timeout);
+                    }
+                    crate::trace::closing_because("idle: no request within --keep-alive-timeout");
+                    return Err(HeadError::Gone);
                 }
                 // Shutting down: a connection with no request begun simply closes (a fresh
                 // one too: a browser's preconnect must not hold up the shutdown).

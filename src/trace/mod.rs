@@ -13,4 +13,4 @@ pub mod annotate;
 pub mod hexdump;
 pub mod tap;
 
-pub use tap::{Role, Tap, Tracer, connection_scope, unwatched};
+pub use tap::{Role, Tap, Tracer, closing_because, connection_scope, unwatched};

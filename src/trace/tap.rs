@@ -56,11 +56,21 @@ tokio::task_local! {
     /// to watchers, each block sent would be traced as a new block, sent in turn, without
     /// end. The file or terminal trace still shows everything.
     static UNWATCHED: Cell<bool>;
+    /// Why the driver is closing this connection, when the bytes alone do not show it
+    /// (an idle keep-alive connection is closed without a byte being sent): said on the
+    /// trace's "connection closed" line. Set by [`closing_because`].
+    static CLOSE_REASON: Cell<Option<&'static str>>;
 }
 
-/// Runs a connection's task so that [`unwatched`] can mark it.
+/// Runs a connection's task so that [`unwatched`] and [`closing_because`] can mark it.
 pub async fn connection_scope<F: std::future::Future>(f: F) -> F::Output {
-    UNWATCHED.scope(Cell::new(false), f).await
+    UNWATCHED.scope(Cell::new(false), CLOSE_REASON.scope(Cell::new(None), f)).await
+}
+
+/// The driver closes this connection for `reason`: the trace says so when it closes.
+/// A no-op outside a traced connection (one task-local lookup, on a closing path).
+pub fn closing_because(reason: &'static str) {
+    let _ = CLOSE_REASON.try_with(|r| r.set(Some(reason)));
 }
 
 /// From now on, this connection's bytes go to the trace output but not to live watchers.
@@ -144,6 +154,9 @@ pub struct Tap<S> {
     conversation: Conversation,
     read_offset: u64,
     write_offset: u64,
+    /// The peer's EOF has been traced: a driver that reads again after it (a lingering
+    /// close, a stream noticing the client left) must not make the trace say it twice.
+    eof_traced: bool,
     tracer: Arc<Tracer>,
 }
 
@@ -159,6 +172,7 @@ impl<S> Tap<S> {
             conversation: Conversation::new(),
             read_offset: 0,
             write_offset: 0,
+            eof_traced: false,
             tracer,
         };
         tap.tracer.emit(format!("#{} connection with {} opened\n\n", tap.id, tap.peer));
@@ -194,7 +208,8 @@ pub fn render_notes(notes: &[Note], out: &mut String) {
 
 impl<S> Drop for Tap<S> {
     fn drop(&mut self) {
-        self.tracer.emit(format!("#{} connection closed {}\n\n", self.id, self.elapsed()));
+        let reason = CLOSE_REASON.try_with(Cell::get).ok().flatten().map_or(String::new(), |r| format!("({r}) "));
+        self.tracer.emit(format!("#{} connection closed {reason}{}\n\n", self.id, self.elapsed()));
     }
 }
 
@@ -204,6 +219,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let fresh = &buf.filled()[before..];
         if fresh.is_empty() {
+            if std::mem::replace(&mut self.eof_traced, true) {
+                return Poll::Ready(Ok(()));
+            }
             let line = format!("#{} {} closed its side (EOF) {}\n\n", self.id, self.peer, self.elapsed());
             self.tracer.emit(line);
         } else {
@@ -253,5 +271,56 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
         let line = format!("#{} sent FIN: no more bytes from this side {}\n\n", self.id, self.elapsed());
         self.tracer.emit(line);
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A tracer writing to a fresh file; returns it and the file's path.
+    fn tracer(name: &str) -> (Arc<Tracer>, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("wire-academy-tap-{}-{name}.trace", std::process::id()));
+        (Tracer::start(&TraceTarget::File(path.clone())).unwrap().unwrap(), path)
+    }
+
+    fn written(t: &Tracer, path: &std::path::Path) -> String {
+        t.flush();
+        let text = std::fs::read_to_string(path).unwrap();
+        let _ = std::fs::remove_file(path);
+        text
+    }
+
+    #[tokio::test]
+    async fn the_peers_eof_is_said_once_however_often_it_is_read() {
+        let (t, path) = tracer("eof");
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut tap = Tap::new(a, "peer".into(), Role::Server, t.clone());
+        b.write_all(b"x").await.unwrap();
+        drop(b);
+        let mut buf = [0u8; 8];
+        assert_eq!(tap.read(&mut buf).await.unwrap(), 1);
+        assert_eq!(tap.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(tap.read(&mut buf).await.unwrap(), 0, "a lingering close reads EOF again");
+        drop(tap);
+        let text = written(&t, &path);
+        assert_eq!(text.matches("closed its side (EOF)").count(), 1, "{text}");
+        assert!(text.contains("connection closed +"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_close_the_bytes_do_not_explain_carries_its_reason() {
+        let (t, path) = tracer("reason");
+        let (a, _b) = tokio::io::duplex(64);
+        let tap = Tap::new(a, "peer".into(), Role::Server, t.clone());
+        connection_scope(async move {
+            closing_because("idle: no request within --keep-alive-timeout");
+            drop(tap);
+        })
+        .await;
+        closing_because("outside a traced connection: ignored");
+        let text = written(&t, &path);
+        assert!(text.contains("connection closed (idle: no request within --keep-alive-timeout) +"), "{text}");
     }
 }
