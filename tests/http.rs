@@ -542,3 +542,29 @@ async fn a_poll_answer_is_bounded_and_next_continues_it() {
     assert!(polls > 1, "six 1 MiB messages do not fit one answer");
     s.stop().await;
 }
+
+/// The README's walk-through, typed at a person's pace: a line every four seconds, twelve
+/// seconds in all. With the flags the README gives `serve`, the request is answered; with
+/// the default `--header-timeout` (10 s) the same typist gets `408`. Time is paused and
+/// advanced by tokio, so the test takes milliseconds and no scheduler can change it.
+#[tokio::test(start_paused = true)]
+async fn the_readme_walk_through_works_at_the_pace_of_a_person_typing() {
+    let readme = include_str!("../README.md");
+    let serve = readme
+        .lines()
+        .find(|l| l.contains("-- serve --trace-bytes --header-timeout"))
+        .expect("the README starts the server for typing by hand");
+    let secs: u64 = serve.split("--header-timeout").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let typed = ["GET /poll/lobby?after=0 HTTP/1.1\r\n", "Host: localhost\r\n", "\r\n"];
+    for (header_timeout, answer) in [(Config::default().header_timeout, 408), (Duration::from_secs(secs), 200)] {
+        let s = start(Config { header_timeout, ..config() }).await;
+        let mut c = Client::connect(s.addr).await;
+        for line in typed {
+            tokio::time::sleep(Duration::from_secs(4)).await; // a person typing the line
+            // After a 408 the server has closed: the last line may find nobody to take it.
+            let _ = c.stream.write_all(line.as_bytes()).await;
+        }
+        assert_eq!(c.response().await.status, answer, "--header-timeout {header_timeout:?}");
+        s.stop().await;
+    }
+}
