@@ -319,12 +319,17 @@ fn body_kind(head: &RequestHead, limits: &HeadLimits) -> Result<BodyKind, HttpEr
             return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1)"));
         }
         // §6.3 rule 4: if chunked is not the final coding the length is unknowable, and
-        // "the server MUST respond with the 400 (Bad Request) status code". We implement
-        // no other coding, so `chunked` must be the only one.
+        // "the server MUST respond with the 400 (Bad Request) status code". Any other
+        // coding before a final chunked (`gzip, chunked`) is one we do not implement:
+        // §6.1 says a server SHOULD answer 501 there; we refuse it as a framing we cannot
+        // read, with 400 and a close, like every other ambiguity here (API.md).
         let codings: Vec<&str> = header_tokens(head.headers(), "transfer-encoding").collect();
         return match codings.as_slice() {
             [only] if only.eq_ignore_ascii_case("chunked") => Ok(BodyKind::Chunked),
-            _ => Err(HttpError::BadRequest("transfer coding other than a single final chunked (RFC 9112 §6.3)")),
+            [.., last] if last.eq_ignore_ascii_case("chunked") => {
+                Err(HttpError::BadRequest("a transfer coding this server does not implement (RFC 9112 §6.1)"))
+            }
+            _ => Err(HttpError::BadRequest("chunked is not the final transfer coding (RFC 9112 §6.3 rule 4)")),
         };
     }
     if has_cl {
@@ -415,6 +420,20 @@ mod tests {
         let mut buf = BytesMut::from(&b"\r\n".repeat(10_000)[..]);
         assert!(parse_head(&mut buf, &LIMITS).unwrap().is_none());
         assert!(buf.is_empty(), "{} bytes kept", buf.len());
+    }
+
+    #[test]
+    fn unknown_and_misplaced_transfer_codings_are_told_apart() {
+        let why =
+            |te: &str| match parse(format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n").as_bytes())
+            {
+                Err(HttpError::BadRequest(why)) => why,
+                other => panic!("{te}: {other:?}"),
+            };
+        assert!(why("gzip, chunked").contains("does not implement (RFC 9112 §6.1)"));
+        assert!(why("chunked, gzip").contains("§6.3 rule 4"));
+        assert!(why("gzip").contains("§6.3 rule 4"));
+        assert!(parse(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n").is_ok());
     }
 
     #[test]
