@@ -2,8 +2,8 @@
 //!
 //! `GET /sse/{channel}` with `Accept: text/event-stream`; the body (chunked, or until
 //! close on HTTP/1.0) goes through the project's WHATWG parser (`proto::sse`). When the
-//! stream ends or fails, it waits the server's `retry:` delay (with jitter, growing on
-//! repeated failure) and reconnects with `Last-Event-ID`, so the server resumes exactly
+//! stream ends or fails, it waits the server's `retry:` delay, or the backoff's (jittered,
+//! growing on repeated failure) when that is longer, and reconnects with `Last-Event-ID`, so the server resumes exactly
 //! after the last event received (WHATWG HTML §9.2.3, "reestablish the connection").
 
 use std::io;
@@ -161,8 +161,10 @@ pub async fn run(
         if first_byte.is_some() && !got_bytes {
             return Ok(Ended::Fallback(format!("{ended} before anything arrived on the stream")));
         }
-        // Reconnect after the server's retry delay, or the backoff's if it is longer.
-        let delay = backoff.delay().max(reconnect.unwrap_or_default().mul_f64(0.5));
+        // Reconnect after the server's retry delay (WHATWG HTML §9.2.3: "wait a delay
+        // equal to the reconnection time"), or the backoff's if it is longer ("user agents
+        // might introduce an exponential backoff delay" after failed attempts).
+        let delay = backoff.delay().max(reconnect.unwrap_or_default());
         super::meter::failed(&cfg.meter, &ended);
         status(&format!(
             "[sse] {ended}; reconnecting in {} ms with Last-Event-ID: {}",
