@@ -130,8 +130,7 @@ impl RequestSide {
                     Ok(None) => break,
                     Ok(Some(head)) => {
                         let upgrade = head.has_token("connection", "upgrade") && head.header("upgrade").is_some();
-                        let websocket = head.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case(b"websocket"));
-                        if upgrade && websocket && self.block_websocket {
+                        if self.block_websocket && head.is_websocket_upgrade() {
                             out.push(Out::Refuse(Bytes::from_static(BLOCKED)));
                             self.framing = Framing::Passthrough;
                             self.buf.clear();
@@ -507,6 +506,17 @@ mod tests {
         assert!(matches!(&outs[..], [Out::Refuse(b)] if b.starts_with(b"HTTP/1.1 403")));
         let outs = RequestSide::new(false).feed(up, &mut heads);
         assert_eq!(forwarded(&outs), up);
+        // The same test as the server's handshake: token lists, any case. Each of these
+        // is an upgrade the server would accept, so each must be refused.
+        for (upgrade, connection) in
+            [("h2c, websocket", "Upgrade"), ("WebSocket", "Upgrade"), ("websocket", "keep-alive, Upgrade")]
+        {
+            let req = format!(
+                "GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: {upgrade}\r\nConnection: {connection}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            );
+            let outs = RequestSide::new(true).feed(req.as_bytes(), &mut heads);
+            assert!(matches!(&outs[..], [Out::Refuse(_)]), "Upgrade: {upgrade} / Connection: {connection}");
+        }
     }
 
     #[test]

@@ -278,7 +278,7 @@ fn read_request_head(rest: &[u8], at: u64, notes: &mut Vec<Note>, mode: &mut Mod
             }
             head_lines(head.raw(), at + skipped, "request line", notes);
             signals.push(Signal::Request { head: head.method() == "HEAD" });
-            let upgrade = head.has_token("upgrade", "websocket");
+            let upgrade = head.is_websocket_upgrade();
             *mode = match head.body {
                 http::BodyKind::None if upgrade => Mode::AwaitingUpgrade,
                 http::BodyKind::None => Mode::Head,

@@ -94,13 +94,25 @@ impl Fields {
         header_tokens(self.headers(), name).any(|t| t.eq_ignore_ascii_case(token))
     }
 
+    /// Whether this request asks to switch to WebSocket: an `Upgrade` list naming
+    /// `websocket` and a `Connection` list naming `Upgrade`, each token compared without
+    /// regard to case (RFC 6455 §4.2.1 items 3 and 4; RFC 9110 §7.8 and §7.6.1: both are
+    /// lists, so `Upgrade: h2c, websocket` and `Connection: keep-alive, Upgrade` ask it
+    /// too). The proxy and the trace apply this; the server's handshake checks the same
+    /// two items one at a time, with the same list rule, to say which one is missing.
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.has_token("upgrade", "websocket") && self.has_token("connection", "upgrade")
+    }
+
     /// The bytes of the whole head, as received.
     pub fn raw(&self) -> &Bytes {
         &self.raw
     }
 }
 
-/// The comma-separated tokens of every field line named `name`, trimmed.
+/// The comma-separated tokens of every field line named `name`, trimmed of optional
+/// whitespace (SP, HTAB: RFC 9110 §5.6.3), empty elements skipped (§5.6.1 allows
+/// `a, , b`). A value that is not UTF-8 contributes no tokens.
 pub fn header_tokens<'a>(
     headers: impl Iterator<Item = (&'a str, &'a [u8])>,
     name: &'a str,
@@ -108,7 +120,7 @@ pub fn header_tokens<'a>(
     headers
         .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .flat_map(|(_, v)| std::str::from_utf8(v).unwrap_or("").split(','))
-        .map(str::trim)
+        .map(|t| t.trim_matches([' ', '\t']))
         .filter(|t| !t.is_empty())
 }
 

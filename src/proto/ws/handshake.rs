@@ -233,15 +233,10 @@ fn single<'a>(headers: &'a [(&'a str, &'a [u8])], name: &'a str) -> Result<Optio
     Ok(first.map(trim))
 }
 
-/// The comma-separated tokens of every occurrence of header `name`, trimmed,
-/// empty elements skipped (HTTP's `#rule` allows `a, , b`). Values that are
-/// not UTF-8 contribute no tokens.
+/// The comma-separated tokens of every occurrence of header `name` (the HTTP layer's
+/// one list rule: `proto::http::header_tokens`).
 fn tokens<'a>(headers: &'a [(&'a str, &'a [u8])], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    values(headers, name)
-        .filter_map(|v| std::str::from_utf8(v).ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim_matches([' ', '\t']))
-        .filter(|t| !t.is_empty())
+    crate::proto::http::header_tokens(headers.iter().copied(), name)
 }
 
 fn has_token(headers: &[(&str, &[u8])], name: &str, token: &str) -> bool {
@@ -278,7 +273,9 @@ pub fn server_accept(
         return Err(HandshakeError::MissingHost);
     }
     // 3. "An |Upgrade| header field containing the value "websocket",
-    //    treated as an ASCII case-insensitive value."
+    //    treated as an ASCII case-insensitive value." Items 3 and 4 together are
+    //    `proto::http::is_websocket_upgrade`, which the proxy and the trace apply;
+    //    checked one by one here to say which is missing.
     if !has_token(headers, "upgrade", "websocket") {
         return Err(HandshakeError::MissingUpgrade);
     }
