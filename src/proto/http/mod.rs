@@ -110,6 +110,40 @@ impl Fields {
     }
 }
 
+/// What is wrong with a message's `Content-Length` (RFC 9112 §6.3 rule 5: "unrecoverable").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentLengthError {
+    /// Not 1 to 19 ASCII digits (`+5`, `-1`, `0x10`, empty, or more than fits a u64).
+    Invalid,
+    /// A list (or several lines) of values that are not all the same.
+    Differing,
+}
+
+/// The message's `Content-Length`, if it has one: every field line and every element of
+/// a list must be `1*DIGIT` (RFC 9112 §6.2; Rust's `parse` would also take `+5`) and
+/// all must agree (§6.3 rule 5 allows `5, 5`). The one reading of the field, for
+/// requests and responses alike.
+pub fn content_length<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Option<u64>, ContentLengthError> {
+    let mut length: Option<u64> = None;
+    for (_, line) in headers.filter(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+        // Each element of each line; an empty line or element is invalid, not absent.
+        for value in std::str::from_utf8(line).unwrap_or("").split(',') {
+            let value = value.trim_matches([' ', '\t']);
+            if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ContentLengthError::Invalid);
+            }
+            let n: u64 = value.parse().map_err(|_| ContentLengthError::Invalid)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ContentLengthError::Differing);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
 /// The comma-separated tokens of every field line named `name`, trimmed of optional
 /// whitespace (SP, HTAB: RFC 9110 §5.6.3), empty elements skipped (§5.6.1 allows
 /// `a, , b`). A value that is not UTF-8 contributes no tokens.

@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use bytes::{Buf, BytesMut};
 
-use super::{Fields, HttpError, header_tokens};
+use super::{ContentLengthError, Fields, HttpError, header_tokens};
 use crate::config::MAX_HEADERS;
 
 /// `HTTP/1.0` or `HTTP/1.1`; any other version is answered with `505` (RFC 9110 §15.6.6).
@@ -334,18 +334,15 @@ fn body_kind(head: &RequestHead, limits: &HeadLimits) -> Result<BodyKind, HttpEr
     }
     if has_cl {
         // §6.3 rule 5: a list of differing lengths, or an invalid one, is unrecoverable.
-        let mut length: Option<u64> = None;
-        for value in header_tokens(head.headers(), "content-length") {
-            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) || value.len() > 19 {
+        let n = match super::content_length(head.headers()) {
+            Ok(Some(n)) => n,
+            Ok(None) | Err(ContentLengthError::Invalid) => {
                 return Err(HttpError::BadRequest("invalid Content-Length (RFC 9112 §6.3)"));
             }
-            let n: u64 = value.parse().map_err(|_| HttpError::BadRequest("invalid Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
+            Err(ContentLengthError::Differing) => {
                 return Err(HttpError::BadRequest("differing Content-Length values (RFC 9112 §6.3)"));
             }
-            length = Some(n);
-        }
-        let n = length.ok_or(HttpError::BadRequest("invalid Content-Length (RFC 9112 §6.3)"))?;
+        };
         if n > limits.max_body as u64 {
             return Err(HttpError::PayloadTooLarge);
         }

@@ -215,12 +215,11 @@ impl ResponseHead {
                 _ => Err(HttpError::BadRequest("unsupported transfer coding in response")),
             };
         }
-        if let Some(v) = self.header("content-length") {
-            let n = std::str::from_utf8(v)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or(HttpError::BadRequest("invalid Content-Length in response"))?;
-            return Ok(ResponseBody::Length(n));
+        // §6.3 rule 5: the same one reading of the field as for requests.
+        match super::content_length(self.headers()) {
+            Ok(Some(n)) => return Ok(ResponseBody::Length(n)),
+            Ok(None) => {}
+            Err(_) => return Err(HttpError::BadRequest("invalid Content-Length in response (RFC 9112 §6.3)")),
         }
         Ok(ResponseBody::UntilClose)
     }
@@ -318,6 +317,19 @@ mod tests {
         assert_eq!(head.body(false), Ok(ResponseBody::Length(2)));
         assert_eq!(head.body(true), Ok(ResponseBody::None));
         assert_eq!(&out[..], b"{}rest");
+    }
+
+    #[test]
+    fn content_length_is_read_as_strictly_as_in_requests() {
+        let body = |cl: &str| {
+            let mut buf = BytesMut::from(format!("HTTP/1.1 200 OK\r\nContent-Length: {cl}\r\n\r\n").as_bytes());
+            parse_response_head(&mut buf, 8192).unwrap().unwrap().body(false)
+        };
+        assert_eq!(body("5"), Ok(ResponseBody::Length(5)));
+        assert_eq!(body("5, 5"), Ok(ResponseBody::Length(5)), "a list of one value (§6.3 rule 5)");
+        for bad in ["+5", "-1", "0x10", "5, 6", "99999999999999999999"] {
+            assert!(body(bad).is_err(), "Content-Length: {bad} must not be read as a length");
+        }
     }
 
     #[test]
