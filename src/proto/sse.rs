@@ -352,6 +352,41 @@ pub struct Event {
     pub last_event_id: String,
 }
 
+/// What a field line does to the stream (WHATWG HTML §9.2.6, "process the field"):
+/// decided here once, carried out by the [`Parser`] and shown by the trace, so the two
+/// can never disagree about a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldEffect {
+    /// `event`: "Set the event type buffer to the field value."
+    EventType,
+    /// `data`: "Append the field value to the data buffer, then append a single
+    /// U+000A LINE FEED (LF) character to the data buffer."
+    Data,
+    /// `id` without NUL: "set the last event ID buffer to the field value".
+    IdSet,
+    /// `id` with a NUL: "Otherwise, ignore the field."
+    IdIgnoredNul,
+    /// `retry` of only ASCII digits: "set the event stream's reconnection time".
+    RetrySet(u64),
+    /// `retry` that is not only ASCII digits (or overflows what we can hold): ignored.
+    RetryIgnored,
+    /// Any other name: "Otherwise — The field is ignored." Names are compared
+    /// literally, with no case folding.
+    Unknown,
+}
+
+/// The effect of the field `name: value` (see [`FieldEffect`]).
+pub fn field_effect(name: &str, value: &str) -> FieldEffect {
+    match name {
+        "event" => FieldEffect::EventType,
+        "data" => FieldEffect::Data,
+        "id" if value.contains('\0') => FieldEffect::IdIgnoredNul,
+        "id" => FieldEffect::IdSet,
+        "retry" => parse_retry(value).map_or(FieldEffect::RetryIgnored, FieldEffect::RetrySet),
+        _ => FieldEffect::Unknown,
+    }
+}
+
 /// The value of a `retry` field as milliseconds, if it "consists of only
 /// ASCII digits".
 ///
@@ -420,45 +455,28 @@ impl Interpreter {
     }
 
     /// "The steps to process the field given a field name and a field value
-    /// depend on the field name … Field names must be compared literally, with
-    /// no case folding performed."
+    /// depend on the field name": decided by [`field_effect`], carried out here.
     fn process_field(&mut self, name: &str, value: &str) -> Result<(), ParseError> {
-        match name {
-            // "Set the event type buffer to the field value."
-            "event" => {
+        match field_effect(name, value) {
+            FieldEffect::EventType => {
                 self.event_type.clear();
                 self.event_type.push_str(value);
             }
-            // "Append the field value to the data buffer, then append a
-            // single U+000A LINE FEED (LF) character to the data buffer."
-            "data" => {
+            FieldEffect::Data => {
                 if self.data.len() + value.len() + 1 > self.max_data {
                     return Err(ParseError::EventTooLarge);
                 }
                 self.data.push_str(value);
                 self.data.push('\n');
             }
-            // "If the field value does not contain U+0000 NULL, then set the
-            // last event ID buffer to the field value. Otherwise, ignore the
-            // field." (With a NUL the guard fails and the `_` arm ignores
-            // it.) Only the *buffer*: the EventSource's last event ID string
-            // changes at dispatch. An empty value is allowed and clears the
-            // ID ("id" alone on a line).
-            "id" if !value.contains('\0') => {
+            // Only the *buffer*: the EventSource's last event ID string changes at
+            // dispatch. An empty value is allowed and clears the ID ("id" alone).
+            FieldEffect::IdSet => {
                 self.last_event_id_buffer.clear();
                 self.last_event_id_buffer.push_str(value);
             }
-            // "If the field value consists of only ASCII digits, then
-            // interpret the field value as an integer in base ten, and set the
-            // event stream's reconnection time to that integer. Otherwise,
-            // ignore the field."
-            "retry" => {
-                if let Some(ms) = parse_retry(value) {
-                    self.reconnection_time = Some(ms);
-                }
-            }
-            // "Otherwise — The field is ignored."
-            _ => {}
+            FieldEffect::RetrySet(ms) => self.reconnection_time = Some(ms),
+            FieldEffect::IdIgnoredNul | FieldEffect::RetryIgnored | FieldEffect::Unknown => {}
         }
         Ok(())
     }

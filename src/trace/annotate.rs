@@ -470,13 +470,13 @@ fn describe(line: &StreamLine) -> String {
         LineKind::Comment(text) if text.trim().is_empty() => "sse comment (heartbeat)".to_string(),
         LineKind::Comment(text) => format!("sse comment:{}", plain(text)),
         LineKind::Field { name, value } => {
-            let why = match name {
-                "data" | "event" => "",
-                "id" if !value.contains('\0') => "",
-                "id" => " (ignored: contains NUL)",
-                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => "",
-                "retry" => " (ignored: not only ASCII digits)",
-                _ => " (ignored: unknown field)",
+            // The parser's own decision, only put into words here.
+            let why = match sse::field_effect(name, value) {
+                sse::FieldEffect::EventType | sse::FieldEffect::Data => "",
+                sse::FieldEffect::IdSet | sse::FieldEffect::RetrySet(_) => "",
+                sse::FieldEffect::IdIgnoredNul => " (ignored: contains NUL)",
+                sse::FieldEffect::RetryIgnored => " (ignored: not a number of milliseconds)",
+                sse::FieldEffect::Unknown => " (ignored: unknown field)",
             };
             format!("sse field {}: {}{why}", plain(name), plain(value))
         }
@@ -757,11 +757,46 @@ mod tests {
                 format!("{}+1 sse blank line: dispatch event id=1", at + 35),
                 format!("{}+7 sse comment: keep", at + 36),
                 format!("{}+9 sse field foo: bar (ignored: unknown field)", at + 43),
-                format!("{}+12 sse field retry: soon (ignored: not only ASCII digits)", at + 52),
+                format!("{}+12 sse field retry: soon (ignored: not a number of milliseconds)", at + 52),
                 format!("{}+1 sse blank line: nothing to dispatch (no data)", at + 64),
             ]
         );
         assert!(texts(&notes).iter().any(|t| t.contains("event-stream body (until close), 4 bytes")));
+    }
+
+    /// The trace and the parser read the same fields the same way: every field line
+    /// here, fed to both, is shown as ignored exactly when the parser ignores it.
+    #[test]
+    fn the_trace_and_the_parser_agree_on_every_field() {
+        let fields = [
+            "data: x",
+            "event: e",
+            "id: 7",
+            "id: a\0b",
+            "retry: 1500",
+            "retry: +5",
+            "retry: 99999999999999999999999",
+            "retry:",
+            "Data: x",
+            "foo: bar",
+        ];
+        for field in fields {
+            let mut c = Conversation::new();
+            c.request_bytes(b"GET /sse/a HTTP/1.0\r\n\r\n");
+            c.response_bytes(b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+            let notes = c.response_bytes(format!("{field}\n").as_bytes());
+            let shown = sse_notes(&notes).join("");
+            // The parser: does the field change anything it keeps?
+            let mut p = sse::Parser::new();
+            let before = (p.retry(), p.last_event_id_buffer().to_string());
+            p.feed(format!("{field}\n").as_bytes());
+            p.next_event().unwrap();
+            let (name, value) = field.split_once(':').unwrap();
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            let used = (p.retry(), p.last_event_id_buffer().to_string()) != before || matches!(name, "data" | "event");
+            let used_by_id_clear = name == "id" && value.is_empty();
+            assert_eq!(shown.contains("(ignored"), !(used || used_by_id_clear), "{field:?}: {shown}");
+        }
     }
 
     #[test]
