@@ -337,6 +337,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut shutdown = shared.shutdown.subscribe();
         // Set once shutting down: when the goodbye must be out by.
         let mut closing: Option<Instant> = None;
+        // The shutdown future and the goodbye deadline are made once and kept: made
+        // afresh in every turn of the loop (once per message, for every subscriber of a
+        // busy channel), each would register with the watch or the timer again.
+        let stopping = shutdown.wait_for(|stop| *stop);
+        let give_up = sleep_until(Instant::now() + Duration::from_secs(86400 * 365));
+        tokio::pin!(stopping, give_up);
 
         let end = 'stream: loop {
             let mut refill = |outbox: &mut Outbox| {
@@ -377,7 +383,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // Biased: writing comes before receiving more, so a client that keeps
                 // up is never cut off just because the publisher is fast.
                 biased;
-                _ = shutdown.wait_for(|stop| *stop), if closing.is_none() => {
+                // Enabled until it fires once: `closing` is set then, so a finished future
+                // is never polled again.
+                _ = &mut stopping, if closing.is_none() => {
                     // Whatever is still owed stays in history for the reconnection. Say
                     // when to come back, end the body, close (API.md: "SSE streams end
                     // after telling clients when to retry").
@@ -386,7 +394,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     if let Some(end) = framing.end() {
                         outbox.push(end, Piece::Control);
                     }
-                    closing = Some(Instant::now() + config.shutdown_timeout);
+                    let at = Instant::now() + config.shutdown_timeout;
+                    closing = Some(at);
+                    give_up.as_mut().reset(at);
                 }
                 io = poll_fn(|cx| poll_io(&mut self.io, &mut self.buf, &outbox, cx)) => match io {
                     Io::Wrote(n) => {
@@ -420,7 +430,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         outbox.push(heartbeat_bytes.clone(), Piece::Control);
                     }
                 }
-                _ = sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => break End::Stuck,
+                _ = &mut give_up, if closing.is_some() => break End::Stuck,
             }
         };
         match end {
