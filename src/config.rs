@@ -1,6 +1,9 @@
-//! Every limit and default in one place, named.
+//! The program's limits and defaults in one place, named.
 //!
-//! The command line (`main.rs`) fills a [`Config`]; everything else reads it. A limit that
+//! The command line (`main.rs`) fills a [`Config`]; everything else reads it; clap's
+//! defaults are these constants, so no number is written twice. A codec's own bounds
+//! (how many field lines, how long a chunk-size line) live with the codec in `proto/`,
+//! which imports nothing from here. A limit that
 //! an RFC sets cites the RFC; the rest are operational choices, each explained where it is
 //! declared, so a reader can tell a protocol rule from a tuning knob.
 
@@ -11,6 +14,12 @@ use std::time::Duration;
 /// Where the server listens unless told otherwise (API.md, "Binary and commands").
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
+/// The same server as a client's base URL (`client --url`); a test keeps the two equal.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+/// Where the proxy listens unless told otherwise (`proxy --listen`).
+pub const DEFAULT_PROXY_ADDR: &str = "127.0.0.1:8081";
+
 /// The embedded broker: one process, channels in memory, nothing to install.
 pub const DEFAULT_BROKER: &str = "memory";
 
@@ -18,8 +27,9 @@ pub const DEFAULT_BROKER: &str = "memory";
 pub const DEFAULT_HISTORY: usize = 1000;
 
 /// Largest message a client may publish, in bytes (API.md `--max-message`, 1 MiB). Also
-/// the largest request body: a publish body *is* a message.
-pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
+/// the largest request body: a publish body *is* a message. The WebSocket session's own
+/// default, so that the codec and the program cannot disagree.
+pub const DEFAULT_MAX_MESSAGE: usize = crate::proto::ws::session::DEFAULT_MAX_MESSAGE;
 
 /// Largest header section (the field lines after the request line), in bytes. RFC 9112
 /// §2.3 leaves the limit to the server; 8 KiB is what most servers use. Past it: `431`.
@@ -28,10 +38,6 @@ pub const DEFAULT_MAX_HEADER: usize = 8 * 1024;
 /// Largest request target, in bytes. RFC 9112 §3 recommends supporting at least 8000
 /// octets. Past it: `414`.
 pub const DEFAULT_MAX_TARGET: usize = 8 * 1024;
-
-/// Most field lines in one request. A count limit as well as a size limit, because the
-/// parser keeps one slot per field line (httparse's caller-supplied array).
-pub const MAX_HEADERS: usize = 100;
 
 /// A client has this long to finish a request's header section before it gets `408`
 /// (API.md `--header-timeout`). Slowloris-style clients hold sockets by sending slowly.
@@ -50,6 +56,18 @@ pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(120);
 
 /// Seconds between SSE comment heartbeats (API.md `--heartbeat`, default 15).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Seconds between a short-poll client's questions (`client --interval`, `compare
+/// --interval`), and what `/negotiate` tells a cascading client.
+pub const DEFAULT_SHORT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// With `client --protocol auto`: how long each transport has to prove it carries data
+/// before the next is tried (`--probe-timeout`).
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `compare`: messages published per second, and for how long (`--rate`, `--duration`).
+pub const DEFAULT_COMPARE_RATE: f64 = 10.0;
+pub const DEFAULT_COMPARE_DURATION: Duration = Duration::from_secs(10);
 
 /// Reconnection delay an SSE stream asks the browser to use, sent as `retry:` when the
 /// stream opens and again when a graceful shutdown ends it.
@@ -113,13 +131,6 @@ pub const LINGER_BYTES: usize = 64 * 1024;
 /// is cut: a browser tab that stopped reading must not hold its task for ever.
 pub const TRACE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Longest chunk-size line (hex digits plus extensions) in a chunked body. Chunk
-/// extensions are unbounded in RFC 9112 §7.1.1; servers must bound them themselves.
-pub const MAX_CHUNK_LINE: usize = 4 * 1024;
-
-/// Largest trailer section after the last chunk (RFC 9112 §7.1.2), in bytes.
-pub const MAX_TRAILER: usize = 8 * 1024;
-
 /// Everything the server needs to know, filled from the command line or by tests.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -180,5 +191,15 @@ impl Default for Config {
             subprotocols: Vec::new(),
             trace: TraceTarget::Off,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clients_default_url_is_the_servers_default_address() {
+        assert_eq!(DEFAULT_URL, format!("http://{DEFAULT_ADDR}"));
     }
 }

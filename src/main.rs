@@ -42,14 +42,14 @@ struct CompareArgs {
     #[arg(long, env = "WIRE_ACADEMY_CHANNEL")]
     channel: Option<String>,
     /// Messages published per second.
-    #[arg(long, env = "WIRE_ACADEMY_RATE", default_value_t = 10.0)]
+    #[arg(long, env = "WIRE_ACADEMY_RATE", default_value_t = config::DEFAULT_COMPARE_RATE)]
     rate: f64,
     /// Seconds of publishing.
-    #[arg(long, env = "WIRE_ACADEMY_DURATION", value_parser = secs, default_value = "10")]
-    duration: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_DURATION", value_parser = secs, default_value_t = Secs(config::DEFAULT_COMPARE_DURATION))]
+    duration: Secs,
     /// Seconds between short polls.
-    #[arg(long, env = "WIRE_ACADEMY_INTERVAL", value_parser = secs, default_value = "1")]
-    interval: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_INTERVAL", value_parser = secs, default_value_t = Secs(config::DEFAULT_SHORT_POLL_INTERVAL))]
+    interval: Secs,
     /// Clients of each transport.
     #[arg(long, env = "WIRE_ACADEMY_CLIENTS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     clients: u64,
@@ -74,10 +74,10 @@ struct CompareArgs {
 #[derive(Args)]
 struct ProxyArgs {
     /// Address the proxy listens on.
-    #[arg(long, env = "WIRE_ACADEMY_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = "WIRE_ACADEMY_LISTEN", default_value = config::DEFAULT_PROXY_ADDR)]
     listen: SocketAddr,
     /// The server behind it (host:port).
-    #[arg(long, env = "WIRE_ACADEMY_UPSTREAM", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "WIRE_ACADEMY_UPSTREAM", default_value = config::DEFAULT_ADDR)]
     upstream: String,
     /// Refuse WebSocket upgrades (403), as proxies that only speak plain HTTP do.
     #[arg(long, env = "WIRE_ACADEMY_BLOCK_WEBSOCKET", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
@@ -87,7 +87,7 @@ struct ProxyArgs {
     buffer_responses: bool,
     /// Cut connections on which nothing moved for this many seconds.
     #[arg(long, env = "WIRE_ACADEMY_IDLE_TIMEOUT", value_parser = secs)]
-    idle_timeout: Option<Duration>,
+    idle_timeout: Option<Secs>,
     /// Delay every byte by this many milliseconds in each direction (a long link).
     #[arg(long, env = "WIRE_ACADEMY_LATENCY", value_name = "MS", default_value_t = 0)]
     latency: u64,
@@ -101,7 +101,7 @@ struct ClientArgs {
     #[arg(long, env = "WIRE_ACADEMY_PROTOCOL", default_value = "long-poll")]
     protocol: String,
     /// The server's base URL (ws:// is derived from it).
-    #[arg(long, env = "WIRE_ACADEMY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "WIRE_ACADEMY_URL", default_value = config::DEFAULT_URL)]
     url: String,
     /// The channel to follow.
     #[arg(long, env = "WIRE_ACADEMY_CHANNEL", default_value = "lobby")]
@@ -114,7 +114,7 @@ struct ClientArgs {
     count: Option<u64>,
     /// Exit 1 if --count messages have not arrived within this many seconds.
     #[arg(long, env = "WIRE_ACADEMY_TIMEOUT", value_parser = secs)]
-    timeout: Option<Duration>,
+    timeout: Option<Secs>,
     /// Publish this text once receiving (repeatable).
     #[arg(long, env = "WIRE_ACADEMY_SEND")]
     send: Vec<String>,
@@ -122,14 +122,14 @@ struct ClientArgs {
     #[arg(long, env = "WIRE_ACADEMY_AFTER")]
     after: Option<u64>,
     /// Seconds between short polls.
-    #[arg(long, env = "WIRE_ACADEMY_INTERVAL", value_parser = secs, default_value = "1")]
-    interval: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_INTERVAL", value_parser = secs, default_value_t = Secs(config::DEFAULT_SHORT_POLL_INTERVAL))]
+    interval: Secs,
     /// Seconds each long-poll asks to be held.
-    #[arg(long, env = "WIRE_ACADEMY_HOLD", value_parser = secs, default_value = "30")]
-    hold: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_HOLD", value_parser = secs, default_value_t = Secs(config::DEFAULT_LONG_POLL_TIMEOUT))]
+    hold: Secs,
     /// With auto: seconds a transport has to prove it carries data before the next is tried.
-    #[arg(long, env = "WIRE_ACADEMY_PROBE_TIMEOUT", value_parser = secs, default_value = "5")]
-    probe_timeout: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_PROBE_TIMEOUT", value_parser = secs, default_value_t = Secs(config::DEFAULT_PROBE_TIMEOUT))]
+    probe_timeout: Secs,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -175,17 +175,17 @@ struct ServeArgs {
     #[arg(long, env = "WIRE_ACADEMY_MAX_TARGET", default_value_t = config::DEFAULT_MAX_TARGET)]
     max_target: usize,
     /// Seconds a client has to finish a request's header section (past it: 408).
-    #[arg(long, env = "WIRE_ACADEMY_HEADER_TIMEOUT", value_parser = secs, default_value = "10")]
-    header_timeout: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_HEADER_TIMEOUT", value_parser = secs, default_value_t = Secs(config::DEFAULT_HEADER_TIMEOUT))]
+    header_timeout: Secs,
     /// Seconds an idle keep-alive connection is kept open.
-    #[arg(long, env = "WIRE_ACADEMY_KEEP_ALIVE_TIMEOUT", value_parser = secs, default_value = "60")]
-    keep_alive_timeout: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_KEEP_ALIVE_TIMEOUT", value_parser = secs, default_value_t = Secs(config::DEFAULT_KEEP_ALIVE_TIMEOUT))]
+    keep_alive_timeout: Secs,
     /// Longest a long-poll may be held, in seconds.
-    #[arg(long, env = "WIRE_ACADEMY_MAX_HOLD", value_parser = secs, default_value = "120")]
-    max_hold: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_MAX_HOLD", value_parser = secs, default_value_t = Secs(config::DEFAULT_MAX_HOLD))]
+    max_hold: Secs,
     /// Seconds of silence after which an SSE stream sends a `: ` comment (0: never).
-    #[arg(long, env = "WIRE_ACADEMY_HEARTBEAT", value_parser = secs, default_value = "15")]
-    heartbeat: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_HEARTBEAT", value_parser = secs, default_value_t = Secs(config::DEFAULT_HEARTBEAT))]
+    heartbeat: Secs,
     /// Connections served at once (past it: 503).
     #[arg(long, env = "WIRE_ACADEMY_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -199,12 +199,12 @@ struct ServeArgs {
     #[arg(long, env = "WIRE_ACADEMY_MAX_CHANNELS", default_value_t = config::DEFAULT_MAX_CHANNELS)]
     max_channels: usize,
     /// Seconds between the pings the server sends each WebSocket peer (0: never ping).
-    #[arg(long, env = "WIRE_ACADEMY_PING_INTERVAL", value_parser = secs, default_value = "20")]
-    ping_interval: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_PING_INTERVAL", value_parser = secs, default_value_t = Secs(config::DEFAULT_PING_INTERVAL))]
+    ping_interval: Secs,
     /// Seconds a WebSocket peer has, after a ping, to send anything at all before it is
     /// closed as a zombie.
-    #[arg(long, env = "WIRE_ACADEMY_PING_TIMEOUT", value_parser = secs, default_value = "20")]
-    ping_timeout: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_PING_TIMEOUT", value_parser = secs, default_value_t = Secs(config::DEFAULT_PING_TIMEOUT))]
+    ping_timeout: Secs,
     /// An Origin allowed to open WebSockets (repeatable; the variable takes a comma-separated
     /// list). None given: any origin. Requests without Origin (non-browsers) are always allowed.
     #[arg(long = "allowed-origin", env = "WIRE_ACADEMY_ALLOWED_ORIGIN", value_name = "ORIGIN", value_delimiter = ',')]
@@ -214,16 +214,26 @@ struct ServeArgs {
     #[arg(long = "subprotocol", env = "WIRE_ACADEMY_SUBPROTOCOL", value_name = "NAME", value_delimiter = ',')]
     subprotocols: Vec<String>,
     /// Seconds a graceful shutdown waits for connections to finish.
-    #[arg(long, env = "WIRE_ACADEMY_SHUTDOWN_TIMEOUT", value_parser = secs, default_value = "5")]
-    shutdown_timeout: Duration,
+    #[arg(long, env = "WIRE_ACADEMY_SHUTDOWN_TIMEOUT", value_parser = secs, default_value_t = Secs(config::DEFAULT_SHUTDOWN_TIMEOUT))]
+    shutdown_timeout: Secs,
 }
 
-/// Seconds, whole or fractional: `10`, `0.5`.
-fn secs(s: &str) -> Result<Duration, String> {
+/// A number of seconds on the command line, whole or fractional: `10`, `0.5`. Shown in
+/// `--help` as the same number, so clap's defaults can be the constants in `config`.
+#[derive(Clone, Copy, Debug)]
+struct Secs(Duration);
+
+impl std::fmt::Display for Secs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
+fn secs(s: &str) -> Result<Secs, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => {
-            Duration::try_from_secs_f64(v).map_err(|_| format!("{s:?} is more seconds than this program can count"))
-        }
+        Ok(v) if v.is_finite() && v >= 0.0 => Duration::try_from_secs_f64(v)
+            .map(Secs)
+            .map_err(|_| format!("{s:?} is more seconds than this program can count")),
         _ => Err(format!("{s:?} is not a number of seconds")),
     }
 }
@@ -251,8 +261,8 @@ async fn compare(args: CompareArgs) -> ExitCode {
         url: args.url,
         channel: args.channel,
         rate: args.rate,
-        duration: args.duration,
-        interval: args.interval,
+        duration: args.duration.0,
+        interval: args.interval.0,
         clients: args.clients as usize,
         latency: args.latency.map(Duration::from_millis),
         block_websocket: args.block_websocket,
@@ -298,7 +308,7 @@ async fn proxy(args: ProxyArgs) -> ExitCode {
         upstream: args.upstream,
         block_websocket: args.block_websocket,
         buffer_responses: args.buffer_responses,
-        idle_timeout: args.idle_timeout,
+        idle_timeout: args.idle_timeout.map(|s| s.0),
         latency: Duration::from_millis(args.latency),
     };
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
@@ -353,15 +363,15 @@ async fn client(args: ClientArgs) -> ExitCode {
         channel: args.channel,
         after: args.after,
         send: args.send,
-        interval: args.interval,
-        hold: args.hold,
-        probe: args.probe_timeout,
+        interval: args.interval.0,
+        hold: args.hold.0,
+        probe: args.probe_timeout.0,
         trace,
         meter: None,
     };
     let mut sink = Sink::stdout(args.json, args.count);
     let run = client::run(protocol, &cfg, &mut sink);
-    let result = match args.timeout {
+    let result = match args.timeout.map(|s| s.0) {
         Some(limit) => match tokio::time::timeout(limit, run).await {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("timed out after {:?} with {} message(s)", limit, sink.received())),
@@ -385,19 +395,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_message: args.max_message,
         max_header: args.max_header,
         max_target: args.max_target,
-        header_timeout: args.header_timeout,
-        keep_alive_timeout: args.keep_alive_timeout,
-        max_hold: args.max_hold,
-        heartbeat: args.heartbeat,
+        header_timeout: args.header_timeout.0,
+        keep_alive_timeout: args.keep_alive_timeout.0,
+        max_hold: args.max_hold.0,
+        heartbeat: args.heartbeat.0,
         max_connections: args.max_connections,
         max_queue: args.max_queue,
         max_channels: args.max_channels,
         broker: args.broker,
-        ping_interval: args.ping_interval,
-        ping_timeout: args.ping_timeout,
+        ping_interval: args.ping_interval.0,
+        ping_timeout: args.ping_timeout.0,
         allowed_origins: args.allowed_origins,
         subprotocols: args.subprotocols,
-        shutdown_timeout: args.shutdown_timeout,
+        shutdown_timeout: args.shutdown_timeout.0,
         trace: args.trace.target(),
         ..Config::default()
     };

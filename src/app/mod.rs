@@ -28,7 +28,7 @@ pub async fn negotiate(shared: &crate::net::Shared, channel: &str) -> Result<Str
         "heartbeat": c.heartbeat.as_secs_f64(),
         "ping_interval": c.ping_interval.as_secs_f64(),
         "long_poll_timeout": crate::config::DEFAULT_LONG_POLL_TIMEOUT.min(c.max_hold).as_secs_f64(),
-        "short_poll_interval": 1.0,
+        "short_poll_interval": crate::config::DEFAULT_SHORT_POLL_INTERVAL.as_secs_f64(),
         "cursor": cursor,
     })
     .to_string())

@@ -34,8 +34,6 @@ use report::{Arrival, ClientLog, Report, Row, ServerSide, TRANSPORTS};
 
 /// Name of the in-process server's threads (at most 15 bytes: Linux's `comm`).
 const SERVER_THREAD: &str = "compare-server";
-/// How long each long-poll asks to be held.
-const HOLD: Duration = Duration::from_secs(30);
 /// How long the clients get to connect before publishing starts (they resume from the
 /// same cursor, so a late one loses nothing; this only keeps connecting out of the
 /// first messages' latency).
@@ -273,7 +271,7 @@ pub async fn run(cfg: CompareConfig, progress: Progress) -> Result<Report, Strin
         after: None,
         send: Vec::new(),
         interval: cfg.interval,
-        hold: HOLD,
+        hold: crate::config::DEFAULT_LONG_POLL_TIMEOUT,
         probe: PROBE,
         trace: None,
         meter: None,

@@ -83,7 +83,7 @@ use crate::app::broker::BrokerError;
 use crate::app::feed::{self, Feed, FeedEnd};
 use crate::app::hub::Message;
 use crate::app::stats::Transport;
-use crate::config::WS_CLOSE_TIMEOUT;
+use crate::config::{WRITE_VECTORS, WS_CLOSE_TIMEOUT};
 use crate::proto::ws::{CloseState, Event, Session, SessionLimits};
 
 /// What the upgraded connection is for.
@@ -109,9 +109,6 @@ mod code {
     /// that stopped reading and for one that stopped answering.
     pub const POLICY: u16 = 1008;
 }
-
-/// Most buffers handed to one vectored write.
-const MAX_IOVECS: usize = 64;
 
 /// Bytes waiting to be written past which the driver stops reading from the peer. One
 /// message's echo must fit (Autobahn echoes 16 MiB messages), so the bound follows
@@ -420,7 +417,7 @@ impl Outgoing {
 }
 
 /// The socket branch: writes what is queued (as one vectored write of up to
-/// [`MAX_IOVECS`] buffers: a large frame's header and its shared payload leave together
+/// [`WRITE_VECTORS`] buffers: a large frame's header and its shared payload leave together
 /// without being copied into one buffer) and, if `reading`, reads into the session's
 /// buffer. Ready as soon as either direction made progress, or on EOF or an error;
 /// pending (with both directions' wakers registered) otherwise.
@@ -451,7 +448,7 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
 fn poll_flush<S: AsyncWrite + Unpin>(io: &mut S, cx: &mut Context<'_>, out: &mut Outgoing) -> Result<usize, ()> {
     let mut wrote = 0;
     while !out.chunks.is_empty() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut slices = [IoSlice::new(&[]); WRITE_VECTORS];
         let n = out.chunks.iter().zip(slices.iter_mut()).map(|(c, s)| *s = IoSlice::new(c)).count();
         match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),

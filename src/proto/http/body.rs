@@ -17,7 +17,13 @@
 use bytes::{Buf, BytesMut};
 
 use super::HttpError;
-use crate::config::{MAX_CHUNK_LINE, MAX_TRAILER};
+
+/// Longest chunk-size line (hex digits plus extensions) in a chunked body. Chunk
+/// extensions are unbounded in RFC 9112 §7.1.1; servers must bound them themselves.
+pub const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Largest trailer section after the last chunk (RFC 9112 §7.1.2), in bytes.
+pub const MAX_TRAILER: usize = 8 * 1024;
 
 /// Where the decoder stands in the chunked grammar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

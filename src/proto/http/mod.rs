@@ -144,6 +144,10 @@ pub fn content_length<'a>(
     Ok(length)
 }
 
+/// Most field lines in one request. A count limit as well as a size limit, because the
+/// parser keeps one slot per field line (httparse's caller-supplied array).
+pub const MAX_HEADERS: usize = 100;
+
 /// The comma-separated tokens of every field line named `name`, trimmed of optional
 /// whitespace (SP, HTAB: RFC 9110 §5.6.3), empty elements skipped (§5.6.1 allows
 /// `a, , b`). A value that is not UTF-8 contributes no tokens.

@@ -19,8 +19,7 @@ use std::ops::Range;
 
 use bytes::{Buf, BytesMut};
 
-use super::{ContentLengthError, Fields, HttpError, header_tokens};
-use crate::config::MAX_HEADERS;
+use super::{ContentLengthError, Fields, HttpError, MAX_HEADERS, header_tokens};
 
 /// `HTTP/1.0` or `HTTP/1.1`; any other version is answered with `505` (RFC 9110 §15.6.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

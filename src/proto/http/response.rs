@@ -12,8 +12,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{Fields, HttpError, Version, header_tokens};
-use crate::config::MAX_HEADERS;
+use super::{Fields, HttpError, MAX_HEADERS, Version, header_tokens};
 
 /// The reason phrase for a status code (RFC 9110 §15). Clients ignore it; people read it.
 pub fn reason_phrase(status: u16) -> &'static str {
