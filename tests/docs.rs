@@ -1,573 +1,970 @@
-//! Every trace and command output in docs/ and README.md comes from the program.
+//! Every trace and command output in docs/ and README.md comes from the program, and
+//! each one shows the commands that produced it, which are what this test runs.
 //!
-//! A doc marks a block with a comment naming a scenario:
+//! Right before each captured block, a doc shows the commands a learner types to produce
+//! it, and names both blocks after the scenario:
 //!
 //! ````text
+//! <!-- command: http-get-poll -->
+//! ```sh
+//! wire-academy serve --trace-bytes
+//! /usr/bin/printf 'GET /poll/lobby HTTP/1.1\r\nHost: localhost:8080\r\n\r\n' | nc -q1 localhost 8080
+//! ```
+//!
 //! <!-- capture: http-get-poll -->
 //! ```text
-//! …captured output…
+//! …what the program printed…
 //! ```
 //! ````
 //!
-//! This test runs each scenario against the real binary (`wire-academy serve
-//! --trace-out FILE`) and checks that the block still matches what the program prints.
-//! Only what differs from run to run is masked before comparing: the `Date` value
-//! (in the text and in the hex rows), peer ports, and timings. Connections are compared
+//! Only blank lines may stand between the two. A capture without its command block fails
+//! the test, and so does a command block without its capture.
+//!
+//! The command block:
+//!
+//! - Its first lines are the programs that keep running, each in a terminal of its own:
+//!   `wire-academy serve FLAGS` (on port 8080) and `wire-academy proxy FLAGS`.
+//! - The rest is a shell script, run by `bash` as written: in order, a command ending in
+//!   `&` in the background (another terminal, for a person).
+//! - A pause is written `sleep N  # until KIND: WHAT`. `sleep N` is long enough for a
+//!   person; the test waits instead until exactly that holds, never for a fixed time:
+//!   - `until traced: TEXT`: the server's trace shows TEXT (the `serve` line has
+//!     `--trace-bytes`, so the person sees it too);
+//!   - `until printed: TEXT`: a command of the script has printed TEXT;
+//!   - `until stats: sse.open >= 1` (`>=`, `==` or `<=`; alternatives joined by `||`): the
+//!     server's `GET /stats` says so of `transports.sse.open`. Not where the server's trace
+//!     is the capture: the question would be a connection in it.
+//!
+//!   A `sleep` that does not say what it waits for is refused.
+//! - Bytes are written with `/usr/bin/printf`, which writes all its output at once: bash's
+//!   own `printf` writes line by line, and the server could read one request in pieces.
+//!   A bare `printf` is refused.
+//!
+//! What the capture is compared with:
+//!
+//! - the client's trace, when a `wire-academy client` command has `--trace-bytes`;
+//! - else the server's trace, when the `serve` line has `--trace-bytes` (once every
+//!   connection in it has closed; some scenarios show an excerpt: see [`excerpt`]);
+//! - else each command of the script as `$ COMMAND` (its trailing comment left out),
+//!   followed by what it wrote to stdout (`2>&1` in the command adds its stderr), as if each
+//!   command had a terminal of its own; a last line without its newline gets one.
+//!
+//! The commands run as a learner types them. `wire-academy` is the binary this test
+//! was built with. Ports 8080 and 8081 are free 4-digit ports of the test's, so that two
+//! runs at once do not collide and every byte count stays what it is on 8080; bash
+//! functions around `curl` (`--connect-to`, so that its `Host` still says what the
+//! learner's does), `nc` and `wire-academy` point them there, and the test's ports in the
+//! output are written back as 8080 and 8081. The bytes a `printf` writes are never touched.
+//!
+//! Only what differs from run to run is masked before comparing: the `Date` value (in the
+//! text and in the hex rows), peer ports, timings, random keys. Connections are compared
 //! one by one, since two connections' blocks may interleave either way.
 //!
-//! To refresh the docs after changing the program: `UPDATE_DOCS=1 cargo test --test docs`.
+//! To refresh the docs after changing the program: `UPDATE_DOCS=1 cargo test --test docs`
+//! (it rewrites only the capture blocks that no longer match, and the chart `compare`
+//! draws).
+//! `DOCS_ONLY=name,name` runs only those scenarios. `DOCS_AS_TYPED=1` pauses as the
+//! `sleep`s say instead of waiting for their conditions: what a learner pasting the block
+//! gets, to check that each pause is long enough (timing-dependent, so not the default).
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{Client, get, post};
 use wire_academy::trace::hexdump;
 
-/// The real server, started with tracing to a file.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    trace: PathBuf,
+/// The ports a learner's commands name: the server's and the proxy's.
+const SERVER_PORT: u16 = 8080;
+const PROXY_PORT: u16 = 8081;
+
+/// Longest one `# until` condition may take to hold.
+const WAIT_LIMIT_SECS: u64 = 20;
+
+/// Longest a whole script may run.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------
+// The docs' blocks
+
+/// A scenario of a doc: its command block, and where its capture is.
+#[derive(Debug)]
+struct Scenario {
+    name: String,
+    /// The lines of the command block.
+    commands: Vec<String>,
+    /// The capture's body: lines `start..end` of the doc.
+    start: usize,
+    end: usize,
 }
 
-impl Server {
-    fn start(name: &str, extra: &[&str]) -> Server {
-        let trace = std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}.trace", std::process::id()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wire-academy"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--trace-out"])
-            .arg(&trace)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().rsplit("http://").next().unwrap().parse().expect("listening line has the address");
-        Server { child, addr, trace }
-    }
+/// `<!-- KIND: NAME -->` -> NAME.
+fn marker(line: &str, kind: &str) -> Option<String> {
+    let rest = line.trim().strip_prefix("<!-- ")?.strip_prefix(kind)?.strip_prefix(": ")?;
+    Some(rest.strip_suffix(" -->")?.to_string())
+}
 
-    /// The trace as written so far.
-    fn trace_so_far(&self) -> String {
-        std::fs::read_to_string(&self.trace).unwrap_or_default()
-    }
+/// The body of the fenced block whose opening fence is line `at`: `(start, end)`, `end`
+/// being the closing fence.
+fn fenced(lines: &[&str], at: usize, what: &str) -> (usize, usize) {
+    assert!(lines.get(at).is_some_and(|l| l.starts_with("```")), "{what}: a fenced block must follow");
+    let start = at + 1;
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.starts_with("```"))
+            .unwrap_or_else(|| panic!("{what}: block never closed"));
+    (start, end)
+}
 
-    /// Waits until the trace file shows `needle`: the step that traces it has happened.
-    /// One writer thread writes the blocks in the order they were traced, so everything
-    /// traced before it is in the file too.
-    async fn traced(&self, needle: &str) {
-        let what = format!("{needle:?} in the server's trace");
-        common::wait_until(&what, move || std::future::ready(self.trace_so_far().contains(needle))).await;
-    }
-
-    /// Waits until each of connections `ids` has traced its last block (`connection
-    /// closed`), and so all of its blocks are in the file.
-    async fn closed(&self, ids: &[u64]) {
-        for id in ids {
-            self.traced(&format!("#{id} connection closed")).await;
+/// The scenarios of one doc, each a command block followed by its capture. Panics, naming
+/// `file`, at a capture without its command block or a command block without its capture.
+fn scenarios(doc: &str, file: &str) -> Vec<Scenario> {
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if let Some(name) = marker(lines[i], "command") {
+            let what = format!("{file}: <!-- command: {name} -->");
+            assert!(lines.get(i + 1).is_some_and(|l| l.trim_end() == "```sh"), "{what}: a ```sh block must follow");
+            let (start, end) = fenced(&lines, i + 1, &what);
+            let commands: Vec<String> = lines[start..end].iter().map(|l| l.to_string()).collect();
+            let mut j = end + 1;
+            while lines.get(j).is_some_and(|l| l.trim().is_empty()) {
+                j += 1;
+            }
+            let capture = lines.get(j).and_then(|l| marker(l, "capture"));
+            assert_eq!(
+                capture.as_deref(),
+                Some(name.as_str()),
+                "{what}: its block must be followed (blank lines apart) by <!-- capture: {name} -->"
+            );
+            let (start, end) = fenced(&lines, j + 1, &format!("{file}: <!-- capture: {name} -->"));
+            found.push(Scenario { name, commands, start, end });
+            i = end + 1;
+        } else if let Some(name) = marker(lines[i], "capture") {
+            panic!(
+                "{file}: <!-- capture: {name} --> has no command block: put <!-- command: {name} --> and a ```sh \
+                 block with the commands that produce it right before it"
+            );
+        } else {
+            i += 1;
         }
     }
+    found
+}
 
-    /// Stops the server (SIGTERM, a graceful shutdown) and returns its trace.
-    ///
-    /// The process exits without waiting for its trace writer: blocks traced just before
-    /// the signal may never reach the file. A scenario first waits ([`Server::closed`])
-    /// for the last blocks its doc shows.
-    fn finish(mut self) -> String {
+fn doc_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "md") {
+            files.push(p);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Replaces the bodies of the named captures in `file` with `fresh`. The file is read
+/// again here, and each block found by its marker: the docs may have been edited while
+/// the scenarios ran.
+fn rewrite_captures(file: &Path, fresh: &BTreeMap<String, String>) {
+    let doc = std::fs::read_to_string(file).unwrap();
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        out.push(lines[i].to_string());
+        if let Some(text) = marker(lines[i], "capture").and_then(|n| fresh.get(&n)) {
+            let (start, end) = fenced(&lines, i + 1, &format!("{}: {}", file.display(), lines[i]));
+            out.push(lines[start - 1].to_string());
+            out.extend(text.trim_end().lines().map(String::from));
+            out.push(lines[end].to_string());
+            i = end + 1;
+            continue;
+        }
+        i += 1;
+    }
+    std::fs::write(file, out.join("\n") + "\n").unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// A command block, read
+
+/// What a scenario's capture is compared with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Capture {
+    /// The server's `--trace-bytes`.
+    ServerTrace,
+    /// A `wire-academy client --trace-bytes`.
+    ClientTrace,
+    /// Each command, and what it printed.
+    Output,
+}
+
+/// One command of the script: a line, or the lines that only parse together.
+#[derive(Debug)]
+struct Step {
+    /// The lines as the doc shows them.
+    shown: Vec<String>,
+    /// What bash runs: the lines, with each `sleep N  # until …` replaced by its wait and
+    /// a trailing `&` taken off (see `background`).
+    script: String,
+    /// A `sleep N  # until …` line of its own.
+    wait: bool,
+    /// Ended in `&`.
+    background: bool,
+}
+
+/// A command block, read.
+#[derive(Debug)]
+struct Plan {
+    /// The flags of `wire-academy serve`, if the block starts one.
+    serve: Option<Vec<String>>,
+    /// The flags of `wire-academy proxy`, if the block starts one.
+    proxy: Option<Vec<String>>,
+    steps: Vec<Step>,
+    capture: Capture,
+}
+
+/// `line` without its trailing shell comment: a `#` outside quotes, at the start or
+/// after a blank.
+fn strip_comment(line: &str) -> &str {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if single {
+            single = c != '\'';
+        } else if c == '\\' {
+            escaped = true;
+        } else if double {
+            double = c != '"';
+        } else if c == '\'' {
+            single = true;
+        } else if c == '"' {
+            double = true;
+        } else if c == '#' && prev.is_whitespace() {
+            return line[..i].trim_end();
+        }
+        prev = c;
+    }
+    line.trim_end()
+}
+
+/// A shell word in single quotes.
+fn sq(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Whether bash can parse `script` as it stands (a command not cut in the middle).
+fn parses(script: &str) -> bool {
+    Command::new("bash").args(["-n", "-c", script]).stderr(Stdio::null()).status().expect("bash runs").success()
+}
+
+/// `sleep N  # until KIND: WHAT` -> the bash that waits for it (same indentation). None
+/// for a line that does not pause; a panic for a `sleep` that does not say what it waits
+/// for, or for a condition the block cannot observe.
+fn wait_script(name: &str, line: &str, serve: Option<&[String]>, capture: Capture) -> Option<String> {
+    let mentions_sleep = line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == "sleep");
+    if !mentions_sleep {
+        return None;
+    }
+    let refuse = |why: &str| -> ! {
+        panic!(
+            "{name}: {line:?}: {why}; a pause is written `sleep N  # until traced|printed|stats: WHAT` on a line of its own"
+        )
+    };
+    let indent = &line[..line.len() - line.trim_start().len()];
+    let Some(rest) = line.trim().strip_prefix("sleep ") else { refuse("a sleep inside a line") };
+    let (secs, comment) = rest.split_once('#').unwrap_or_else(|| refuse("a sleep must say what it waits for"));
+    if secs.trim().parse::<f64>().is_err() {
+        refuse("not `sleep N`");
+    }
+    let comment = comment.trim();
+    let (kind, what) = comment
+        .strip_prefix("until ")
+        .and_then(|c| c.split_once(": "))
+        .unwrap_or_else(|| refuse("the comment must be `# until KIND: WHAT`"));
+    let what = what.trim();
+    let call = match kind {
+        "traced" => {
+            if !serve.is_some_and(|f| f.iter().any(|a| a == "--trace-bytes")) {
+                refuse(
+                    "`until traced` needs a `wire-academy serve --trace-bytes` line (the learner waits for what it shows)",
+                );
+            }
+            format!("__traced {}", sq(what))
+        }
+        "printed" => format!("__printed {}", sq(what)),
+        "stats" => {
+            if serve.is_none() {
+                refuse("`until stats` needs a `wire-academy serve` line");
+            }
+            if capture == Capture::ServerTrace {
+                refuse(
+                    "`until stats` where the server's trace is the capture: the question would be a connection in it",
+                );
+            }
+            let mut args = Vec::new();
+            for alternative in what.split("||") {
+                let words: Vec<&str> = alternative.split_whitespace().collect();
+                let [counter, op, n] = words[..] else { refuse("a stats condition is `TRANSPORT.COUNTER OP N`") };
+                let (transport, counter) = counter
+                    .split_once('.')
+                    .filter(|(t, c)| {
+                        [t, c].iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+                    })
+                    .unwrap_or_else(|| refuse("a stats counter is `TRANSPORT.COUNTER`, such as sse.open"));
+                let op = match op {
+                    ">=" => "-ge",
+                    "==" => "-eq",
+                    "<=" => "-le",
+                    _ => refuse("a stats comparison is >=, == or <="),
+                };
+                if n.parse::<i64>().is_err() {
+                    refuse("a stats condition compares with a whole number");
+                }
+                if !args.is_empty() {
+                    args.push("'||'".to_string());
+                }
+                args.extend([transport.to_string(), counter.to_string(), op.to_string(), n.to_string()]);
+            }
+            format!("__stats {}", args.join(" "))
+        }
+        _ => refuse("KIND is traced, printed or stats"),
+    };
+    Some(format!("{indent}__until {} {} {call}", sq(&format!("{kind}: {what}")), secs.trim()))
+}
+
+/// The logical lines of `lines` (a line ending in `\` continues on the next one), each with
+/// how many lines it takes; comments taken off.
+fn logical_lines(lines: &[String]) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let (mut joined, mut n) = (String::new(), 0);
+    for line in lines {
+        let bare = strip_comment(line);
+        n += 1;
+        match bare.strip_suffix('\\') {
+            Some(head) => joined.push_str(head),
+            None => {
+                joined.push_str(bare);
+                out.push((std::mem::take(&mut joined), n));
+                n = 0;
+            }
+        }
+    }
+    if n > 0 {
+        out.push((joined, n));
+    }
+    out
+}
+
+/// Reads a command block (see the module's documentation).
+fn plan(name: &str, lines: &[String]) -> Plan {
+    let (mut serve, mut proxy) = (None, None);
+    let logical = logical_lines(lines);
+    let mut skip = 0;
+    for (line, n) in &logical {
+        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        let slot = match words.get(..2) {
+            Some([a, b]) if a == "wire-academy" && b == "serve" => &mut serve,
+            Some([a, b]) if a == "wire-academy" && b == "proxy" => &mut proxy,
+            _ => break,
+        };
+        assert!(slot.is_none(), "{name}: two `{} {}` lines", words[0], words[1]);
+        for flag in ["--addr", "--trace-out"] {
+            assert!(!words.iter().any(|w| w == flag), "{name}: the test sets {flag} itself: {line:?}");
+        }
+        *slot = Some(words[2..].to_vec());
+        skip += n;
+    }
+    let rest = &lines[skip..];
+    let rest_logical = logical_lines(rest);
+    for (line, _) in &rest_logical {
+        assert!(
+            !(line.contains("wire-academy serve") || line.contains("wire-academy proxy")),
+            "{name}: servers and proxies come first in a command block: {line:?}"
+        );
+    }
+    for (line, _) in &rest_logical {
+        let words = line.split(|c: char| c.is_whitespace() || ";|&{}()".contains(c));
+        assert!(
+            !words.into_iter().any(|w| w == "printf"),
+            "{name}: {line:?}: bash's own printf writes line by line, so the server may read one printf in \
+             pieces; write /usr/bin/printf, which writes once"
+        );
+    }
+    let traces = |l: &&(String, usize)| l.0.contains("wire-academy client") && l.0.contains("--trace-bytes");
+    assert!(rest_logical.iter().filter(traces).count() <= 1, "{name}: more than one client with --trace-bytes");
+    let capture = if rest_logical.iter().any(|l| traces(&l)) {
+        Capture::ClientTrace
+    } else if serve.as_ref().is_some_and(|f: &Vec<String>| f.iter().any(|a| a == "--trace-bytes")) {
+        Capture::ServerTrace
+    } else {
+        Capture::Output
+    };
+
+    let mut steps = Vec::new();
+    let (mut shown, mut script): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for line in rest {
+        let wait = wait_script(name, line, serve.as_deref(), capture);
+        script.push(wait.clone().unwrap_or_else(|| line.clone()));
+        shown.push(line.clone());
+        if line.trim_end().ends_with('\\') || !parses(&script.join("\n")) {
+            continue;
+        }
+        let is_wait = wait.is_some() && shown.len() == 1;
+        if shown.iter().any(|l| !strip_comment(l).trim().is_empty()) {
+            let last = script.last_mut().unwrap();
+            let bare = strip_comment(last);
+            let background = bare.ends_with('&') && !bare.ends_with("&&");
+            if background {
+                *last = bare[..bare.len() - 1].to_string();
+            }
+            steps.push(Step { shown: shown.clone(), script: script.join("\n"), wait: is_wait, background });
+        }
+        shown.clear();
+        script.clear();
+    }
+    assert!(shown.is_empty(), "{name}: the command block ends in the middle of a command: {shown:?}");
+    assert!(steps.iter().any(|s| !s.wait), "{name}: the command block runs nothing");
+    Plan { serve, proxy, steps, capture }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a command block
+
+/// A random 4-digit port (as long as 8080, so byte counts do not change) that is free now.
+fn free_port() -> u16 {
+    loop {
+        let mut b = [0u8; 2];
+        wire_academy::random::fill(&mut b);
+        let port = 2000 + u16::from_le_bytes(b) % 8000;
+        if port != SERVER_PORT && port != PROXY_PORT && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `wire-academy ARGS` with no `WIRE_ACADEMY_*` variable of ours leaking in.
+fn program(args: &[String]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wire-academy"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WIRE_ACADEMY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A program that keeps running (`serve`, `proxy`): killed when dropped, so a failing
+/// scenario leaves nothing behind.
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Daemon {
+    /// Runs `wire-academy ARGS(port)` on a free port and waits for its `listening` line;
+    /// tries another port if that one was taken in between.
+    fn start(what: &str, dir: &Path, args: impl Fn(u16) -> Vec<String>) -> Daemon {
+        for _ in 0..20 {
+            let port = free_port();
+            let stderr = std::fs::File::create(dir.join(format!("{what}.stderr"))).unwrap();
+            let mut child =
+                program(&args(port)).stdout(Stdio::piped()).stderr(stderr).spawn().expect("wire-academy starts");
+            let mut line = String::new();
+            let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+            if line.contains(" listening on ") {
+                return Daemon { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("{what}: no free port in 20 tries (see {})", dir.display());
+    }
+
+    /// SIGTERM (a graceful shutdown, which writes out the whole trace), then waits.
+    fn stop(mut self) {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
-        let text = std::fs::read_to_string(&self.trace).unwrap_or_default();
-        let _ = std::fs::remove_file(&self.trace);
-        text
     }
 }
 
-/// Starts `wire-academy proxy` in front of `upstream`; returns the process and its address.
-fn start_proxy(upstream: SocketAddr, flags: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wire-academy"))
-        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &upstream.to_string()])
-        .args(flags)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the proxy starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
-    (child, addr)
-}
-
-/// Runs `wire-academy client ARGS` (in the background) and returns what a terminal
-/// would show: the command line, then stdout and stderr interleaved as they were
-/// written (both go into one pipe, as in a terminal).
-fn run_client(
-    via: SocketAddr,
-    shown_url: &str,
-    args: &[&str],
-    trace: Option<&Path>,
-) -> std::thread::JoinHandle<String> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wire-academy"));
-    cmd.args(["client", "--url", &format!("http://{via}")]).args(args);
-    if let Some(t) = trace {
-        cmd.arg("--trace-out").arg(t);
-    }
-    let quoted: Vec<String> =
-        args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.to_string() }).collect();
-    let shown = format!("$ wire-academy client --url {shown_url} {}\n", quoted.join(" "));
-    let (mut reader, writer) = std::io::pipe().expect("a pipe");
-    cmd.stdout(writer.try_clone().expect("a pipe")).stderr(writer);
-    let mut child = cmd.spawn().expect("the client runs");
-    drop(cmd); // the parent's copies of the write end, so EOF comes when the client exits
-    std::thread::spawn(move || {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut reader, &mut out).expect("client output is UTF-8");
-        let _ = child.wait();
-        format!("{shown}{out}")
-    })
-}
-
-/// `transports.{transport}.{counter}` in the server's `GET /stats`. Only for servers
-/// whose own trace no doc shows: the request is a connection of its own in that trace.
-async fn stat(addr: SocketAddr, transport: &str, counter: &str) -> i64 {
-    common::stats(addr).await["transports"][transport][counter].as_i64().expect("a counter")
-}
-
-/// Waits until the server's `transports.{transport}.{counter}` is at least 1 (a request
-/// held, a stream open, a request served). See [`stat`].
-async fn wait_for_stat(addr: SocketAddr, transport: &str, counter: &str) {
-    let what = format!("{transport}.{counter} >= 1 in the server's /stats");
-    common::wait_until(&what, move || async move { stat(addr, transport, counter).await >= 1 }).await;
-}
-
-/// The cascade through a proxy with `flags`: publishes once the server's `/stats` show
-/// `settled` (transport, counter) at 1 or more, which says the client has fallen to the
-/// transport the doc shows. Returns the client's output, or its trace.
-async fn cascade_scenario(name: &str, flags: &[&str], settled: (&str, &str), want_trace: bool) -> String {
-    let s = Server::start(name, &[]);
-    let (mut proxy, via) = start_proxy(s.addr, flags);
-    let trace = std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}.client.trace", std::process::id()));
-    let client = run_client(
-        via,
-        "http://localhost:8081",
-        &["--protocol", "auto", "--channel", "lobby", "--count", "1", "--probe-timeout", "2"],
-        want_trace.then_some(trace.as_path()),
-    );
-    wait_for_stat(s.addr, settled.0, settled.1).await;
-    common::publish(s.addr, "lobby", "hello").await;
-    let output = tokio::task::spawn_blocking(move || client.join().unwrap()).await.unwrap();
-    let _ = proxy.kill();
-    let _ = proxy.wait();
-    s.finish();
-    if want_trace {
-        let t = std::fs::read_to_string(&trace).unwrap_or_default();
-        let _ = std::fs::remove_file(&trace);
-        t
-    } else {
-        output
-    }
-}
-
-/// A scenario that fails must not leave its server running (holding the test's
-/// stderr, a port and a trace file).
-impl Drop for Server {
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl").args(args).output().expect("curl runs");
-    assert!(out.status.success(), "curl {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
+/// Flags of a command block's `serve` or `proxy` line, with 8080 and 8081 mapped to the
+/// test's ports.
+fn mapped(flags: &[String], ports: &Ports) -> Vec<String> {
+    let from = [format!(":{SERVER_PORT}"), format!(":{PROXY_PORT}")];
+    flags
+        .iter()
+        .map(|f| f.replace(&from[0], &format!(":{}", ports.server)).replace(&from[1], &format!(":{}", ports.proxy)))
+        .collect()
 }
 
-/// Runs scenario `name` and returns what the doc should show.
-async fn scenario(name: &str) -> String {
-    match name {
-        "http-get-poll" => {
-            let s = Server::start(name, &[]);
-            let mut c = Client::connect(s.addr).await;
-            c.request(get("/poll/lobby")).await;
-            drop(c);
-            s.closed(&[1]).await;
-            s.finish()
+/// Port 1, where nothing listens: in place of 8080 or 8081 when the block starts nothing there.
+const NO_PORT: u16 = 1;
+
+/// The test's ports in place of 8080 and 8081 ([`NO_PORT`] for one the block does not start).
+struct Ports {
+    server: u16,
+    proxy: u16,
+}
+
+/// What the script runs before a doc's commands: the waits, and the functions that point
+/// the learner's tools at the test's ports.
+const PREAMBLE: &str = r#"# Written by tests/docs.rs: the definitions a doc's commands run with.
+__failed() { printf '%s\n' "$*" >> "$__DIR/failed"; }
+# __until WHAT SECS COMMAND...: polls COMMAND until it succeeds (a condition, never a
+# fixed time); with DOCS_AS_TYPED=1, sleeps SECS as a learner's shell does instead.
+__until() {
+  local what=$1 deadline=$((SECONDS + __LIMIT))
+  if [ "${DOCS_AS_TYPED-}" = 1 ]; then command sleep "$2"; return; fi
+  shift 2
+  until "$@"; do
+    if ((SECONDS > deadline)); then
+      __failed "waited $__LIMIT s in vain until $what"
+      exit 1
+    fi
+    command sleep 0.01
+  done
+}
+__traced() { grep -qF -- "$1" "$__TRACE" 2>/dev/null; }
+__printed() { cat "$__DIR"/out.* 2>/dev/null | grep -qF -- "$1"; }
+__stat() {
+  command curl -s "http://127.0.0.1:$__P1/stats" | grep -o "\"$1\":{[^}]*}" | grep -o "\"$2\":-\{0,1\}[0-9]*" | cut -d: -f2
+}
+# __stats TRANSPORT COUNTER -ge N ['||' TRANSPORT COUNTER -eq N]...
+__stats() {
+  local v
+  while [ $# -ge 4 ]; do
+    v=$(__stat "$1" "$2")
+    if [ -n "$v" ] && [ "$v" "$3" "$4" ]; then return 0; fi
+    shift 4
+    if [ "${1-}" = "||" ]; then shift; fi
+  done
+  return 1
+}
+curl() {
+  command curl --connect-to "localhost:8080:127.0.0.1:$__P1" --connect-to "127.0.0.1:8080:127.0.0.1:$__P1" \
+    --connect-to "localhost:8081:127.0.0.1:$__P2" --connect-to "127.0.0.1:8081:127.0.0.1:$__P2" "$@"
+}
+nc() {
+  local a args=()
+  for a in "$@"; do
+    case $a in 8080) a=$__P1 ;; 8081) a=$__P2 ;; localhost) a=127.0.0.1 ;; esac
+    args+=("$a")
+  done
+  command nc "${args[@]}"
+}
+wire-academy() {
+  local a args=()
+  for a in "$@"; do
+    if [ "$a" = --trace-bytes ]; then args+=(--trace-out "$__CLIENT_TRACE"); continue; fi
+    a=${a//localhost:8080/localhost:$__P1}
+    a=${a//127.0.0.1:8080/127.0.0.1:$__P1}
+    a=${a//localhost:8081/localhost:$__P2}
+    a=${a//127.0.0.1:8081/127.0.0.1:$__P2}
+    args+=("$a")
+  done
+  if [ "${1-}" = client ]; then
+    WIRE_ACADEMY_URL="http://127.0.0.1:$__P1" "$__BIN" "${args[@]}"
+  else
+    "$__BIN" "${args[@]}"
+  fi
+}
+"#;
+
+/// Where step `k`'s output goes.
+fn out_file(k: usize) -> String {
+    format!("out.{k:03}")
+}
+
+/// The script bash runs for `plan`: variables, [`PREAMBLE`], then each step with its
+/// stdout to a file of its own (a failing command is recorded), then `wait` for the
+/// commands left in the background.
+fn script(plan: &Plan, dir: &Path, server_trace: &Path, client_trace: &Path, ports: &Ports) -> String {
+    let path = |p: &Path| sq(&p.display().to_string());
+    let mut s = format!(
+        "__DIR={}\n__TRACE={}\n__CLIENT_TRACE={}\n__BIN={}\n__P1={}\n__P2={}\n__LIMIT={WAIT_LIMIT_SECS}\n",
+        path(dir),
+        path(server_trace),
+        path(client_trace),
+        sq(env!("CARGO_BIN_EXE_wire-academy")),
+        ports.server,
+        ports.proxy,
+    );
+    s.push_str(PREAMBLE);
+    s.push_str("# The doc's commands.\n");
+    for (k, step) in plan.steps.iter().enumerate() {
+        if step.wait {
+            s.push_str(&step.script);
+            s.push('\n');
+            continue;
         }
-        "http-publish-chunked" => {
-            let s = Server::start(name, &[]);
-            let mut c = Client::connect(s.addr).await;
-            // Three writes, each read by the server before the next is sent: three reads.
-            c.send("POST /publish/lobby HTTP/1.1\r\nHost: localhost:8080\r\nTransfer-Encoding: chunked\r\n\r\n").await;
-            s.traced("http header Transfer-Encoding: chunked").await;
-            c.send("6\r\nhello \r\n").await;
-            s.traced("chunk data, 6 bytes: \"hello \"").await;
-            c.send("5\r\nworld\r\n0\r\n\r\n").await;
-            c.response().await;
-            drop(c);
-            s.closed(&[1]).await;
-            s.finish()
+        let run = format!(
+            "{{\n{}\n}} > \"$__DIR/{}\" || __failed \"command {k} exited with status $?\"",
+            step.script,
+            out_file(k)
+        );
+        if step.background {
+            s.push_str(&format!("{{ {run}; }} &\n"));
+        } else {
+            s.push_str(&run);
+            s.push('\n');
         }
-        "http-pipelined" => {
-            let s = Server::start(name, &[]);
-            let mut c = Client::connect(s.addr).await;
-            c.send(format!("{}{}", post("/publish/lobby", "one"), get("/poll/lobby?after=0"))).await;
-            c.response().await;
-            c.response().await;
-            drop(c);
-            s.closed(&[1]).await;
-            s.finish()
-        }
-        "http-smuggling" => {
-            let s = Server::start(name, &[]);
-            let mut c = Client::connect(s.addr).await;
-            c.send("POST /publish/lobby HTTP/1.1\r\nHost: localhost:8080\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").await;
-            c.response().await;
-            c.expect_closed().await;
-            // The client stays connected: the server closes when its lingering ends.
-            s.closed(&[1]).await;
-            s.finish()
-        }
-        "http-h2-preface" => {
-            let s = Server::start(name, &[]);
-            let mut c = Client::connect(s.addr).await;
-            c.send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
-            c.response().await;
-            c.expect_closed().await;
-            // The client stays connected: the server closes when its lingering ends.
-            s.closed(&[1]).await;
-            s.finish()
-        }
-        "poll-short" => {
-            let s = Server::start(name, &[]);
-            // Each publish is answered, so stored, before the poll is sent.
-            common::publish(s.addr, "lobby", "hello").await;
-            common::publish(s.addr, "lobby", "world").await;
-            let mut c = Client::connect(s.addr).await;
-            c.request(get("/poll/lobby?after=1")).await;
-            drop(c);
-            s.closed(&[3]).await;
-            keep_connections(&s.finish(), &[3])
-        }
-        "poll-long" => {
-            let s = Server::start(name, &[]);
-            let mut held = Client::connect(s.addr).await;
-            held.send(get("/long-poll/lobby?after=0&timeout=30")).await;
-            // The request is read (and #1 numbered) before #2 publishes.
-            s.traced("http request line: GET /long-poll/lobby?after=0&timeout=30").await;
-            common::publish(s.addr, "lobby", "hello").await;
-            held.response().await;
-            drop(held);
-            s.closed(&[1, 2]).await;
-            s.finish()
-        }
-        "poll-long-timeout" => {
-            let s = Server::start(name, &[]);
-            let mut held = Client::connect(s.addr).await;
-            held.request(get("/long-poll/lobby?after=0&timeout=1")).await;
-            drop(held);
-            s.closed(&[1]).await;
-            s.finish()
-        }
-        "poll-truncated" => {
-            let s = Server::start(name, &["--history", "2"]);
-            for text in ["one", "two", "three"] {
-                common::publish(s.addr, "lobby", text).await;
-            }
-            let mut c = Client::connect(s.addr).await;
-            let r = c.request(get("/poll/lobby?after=0")).await;
-            drop(c);
-            s.finish();
-            r.text()
-        }
-        "compare-table" => {
-            // A measurement: the docs show one real run. Its numbers differ from run to
-            // run, so the check compares everything but them (see `mask_numbers`); the
-            // chart beside it is drawn by the same run when the docs are refreshed.
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let svg = if std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1") {
-                root.join("docs/img/compare.svg")
-            } else {
-                std::env::temp_dir().join(format!("wire-academy-docs-{}-compare.svg", std::process::id()))
-            };
-            let args = ["--duration", "10", "--rate", "2", "--interval", "1", "--channel", "lobby"];
-            let out = Command::new(env!("CARGO_BIN_EXE_wire-academy"))
-                .arg("compare")
-                .args(args)
-                .arg("--svg")
-                .arg(&svg)
-                .output()
-                .expect("compare runs");
-            assert!(out.status.success(), "compare failed: {}", String::from_utf8_lossy(&out.stderr));
-            let drawn = std::fs::read_to_string(&svg).expect("the chart is written");
-            for t in ["short-poll (p50", "long-poll (p50", "sse (p50", "websocket (p50"] {
-                assert!(drawn.contains(t), "the chart labels {t}");
-            }
-            format!("$ wire-academy compare {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stdout))
-        }
-        "readme-curl" => {
-            let s = Server::start(name, &[]);
-            let base = format!("http://{}", s.addr);
-            let held = {
-                let url = format!("{base}/long-poll/lobby?after=0");
-                tokio::task::spawn_blocking(move || curl(&["-s", &url]))
-            };
-            // The long-poll is held before publishing (this server's trace is not shown,
-            // so asking for its /stats changes nothing the doc shows).
-            wait_for_stat(s.addr, "long_poll", "open").await;
-            let published = curl(&["-s", "-X", "POST", "--data", "hello, wire", &format!("{base}/publish/lobby")]);
-            let held = held.await.unwrap();
-            let polled = curl(&["-s", &format!("{base}/poll/lobby?after=0")]);
-            s.finish();
-            format!(
-                "$ curl -s -X POST --data 'hello, wire' localhost:8080/publish/lobby\n{published}\n\
-                 # meanwhile, in the terminal holding the long-poll:\n{held}\n\
-                 $ curl -s 'localhost:8080/poll/lobby?after=0'\n{polled}\n"
-            )
-        }
-        "sse-stream" => {
-            let s = Server::start(name, &[]);
-            let mut c = Client::connect(s.addr).await;
-            // Each step waits for the server's trace, not for the client to read: a client
-            // that leaves the stream unread closes with a reset, which is what the doc
-            // shows (`sent FIN` before `closed its side`).
-            c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\nAccept: text/event-stream\r\n\r\n").await;
-            // The head is written after the subscription: a publish from now on reaches it.
-            s.traced("sse field retry: 3000").await;
-            common::publish(s.addr, "lobby", "hello").await;
-            s.traced("sse field data: hello").await;
-            common::publish(s.addr, "lobby", "two\nlines").await;
-            s.traced("sse field data: lines").await;
-            drop(c);
-            s.closed(&[1]).await;
-            keep_connections(&s.finish(), &[1])
-        }
-        "sse-resume" => {
-            let s = Server::start(name, &[]);
-            // Each publish is answered, so stored, before the stream is asked for.
-            for text in ["one", "two", "three"] {
-                common::publish(s.addr, "lobby", text).await;
-            }
-            let mut c = Client::connect(s.addr).await;
-            c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\nLast-Event-ID: 1\r\n\r\n").await;
-            // Written, and left unread (as in sse-stream: the doc shows the reset's close).
-            s.traced("sse field data: three").await;
-            drop(c);
-            s.closed(&[4]).await;
-            keep_connections(&s.finish(), &[4])
-        }
-        "sse-heartbeat" => {
-            let s = Server::start(name, &["--heartbeat", "1"]);
-            let mut c = Client::connect(s.addr).await;
-            c.send("GET /sse/lobby HTTP/1.1\r\nHost: localhost:8080\r\n\r\n").await;
-            // One heartbeat, seen in the trace: the client reading it would close with a
-            // FIN rather than the reset the doc shows (as in sse-stream).
-            s.traced("sse comment (heartbeat)").await;
-            drop(c);
-            s.closed(&[1]).await;
-            s.finish()
-        }
-        // The server's own trace is not what these show: its /stats may be asked.
-        // An SSE stream is open only once subscribed (it is counted after subscribing).
-        "cascade-blocked" => cascade_scenario(name, &["--block-websocket"], ("sse", "open"), false).await,
-        "cascade-blocked-trace" => cascade_scenario(name, &["--block-websocket"], ("sse", "open"), true).await,
-        // A held long-poll carries the cursor from the negotiation: it gets the message
-        // even if it was counted just before it subscribed.
-        "cascade-buffered" => {
-            cascade_scenario(name, &["--block-websocket", "--buffer-responses"], ("long_poll", "open"), false).await
-        }
-        // A short poll comes only after the held long-poll was cut (the cursor comes from
-        // the negotiation, so no short poll asks for the live head before that).
-        "cascade-cut" => {
-            let flags = ["--block-websocket", "--buffer-responses", "--idle-timeout", "1"];
-            cascade_scenario(name, &flags, ("short_poll", "requests"), false).await
-        }
-        "client-transports" => {
-            let s = Server::start(name, &[]);
-            let mut shown = String::new();
-            for protocol in ["short-poll", "long-poll", "sse", "websocket"] {
-                let text = format!("hello over {protocol}");
-                let args = ["--protocol", protocol, "--send", &text, "--count", "1", "--json"];
-                let c = run_client(s.addr, "http://localhost:8080", &args, None);
-                shown.push_str(&tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap());
-            }
-            s.finish();
-            shown
-        }
-        "client-long-poll-trace" => {
-            let s = Server::start(name, &[]);
-            let trace =
-                std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}.client.trace", std::process::id()));
-            let c =
-                run_client(s.addr, "http://localhost:8080", &["--protocol", "long-poll", "--count", "1"], Some(&trace));
-            // The client's trace is shown, not the server's: its /stats may be asked.
-            wait_for_stat(s.addr, "long_poll", "open").await;
-            common::publish(s.addr, "lobby", "hello").await;
-            tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap();
-            s.finish();
-            let t = std::fs::read_to_string(&trace).unwrap_or_default();
-            let _ = std::fs::remove_file(&trace);
-            t
-        }
-        "client-sse-reconnect" => {
-            // The proxy cuts the stream when it has been quiet for a second; the client
-            // reconnects with Last-Event-ID and the server resumes after it.
-            let s = Server::start(name, &[]);
-            let (mut proxy, via) = start_proxy(s.addr, &["--idle-timeout", "1"]);
-            let c = run_client(via, "http://localhost:8081", &["--protocol", "sse", "--count", "2"], None);
-            // The client's output is shown, not the server's trace: its /stats may be asked.
-            // The stream is open (subscribed), then the proxy cuts it after a quiet second
-            // and the client waits its retry (at least 1.5 s) before reconnecting.
-            wait_for_stat(s.addr, "sse", "open").await;
-            common::publish(s.addr, "lobby", "before the cut").await;
-            let what = "the proxy to cut the stream (sse.open back to 0, or a second stream asked for)";
-            let addr = s.addr;
-            common::wait_until(what, move || async move {
-                stat(addr, "sse", "open").await == 0 || stat(addr, "sse", "requests").await >= 2
-            })
-            .await;
-            common::publish(s.addr, "lobby", "during the reconnect").await;
-            let out = tokio::task::spawn_blocking(move || c.join().unwrap()).await.unwrap();
-            let _ = proxy.kill();
-            let _ = proxy.wait();
-            s.finish();
-            out
-        }
-        "ws-handshake" => {
-            // RFC 6455 §1.3's own request, to a server that speaks the subprotocol "chat".
-            let s = Server::start(name, &["--subprotocol", "chat"]);
-            let mut c = Client::connect(s.addr).await;
-            let r = c
-                .request(format!(
-                    "GET /echo HTTP/1.1\r\nHost: localhost:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                     Sec-WebSocket-Key: {WS_KEY}\r\nOrigin: http://example.com\r\n\
-                     Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                ))
-                .await;
-            assert_eq!(r.status, 101);
-            drop(c);
-            s.closed(&[1]).await;
-            handshake_blocks(&s.finish())
-        }
-        "ws-masked-client-frame" | "ws-unmasked-server-frame" => {
-            // The client sends RFC 6455 §5.7's masked "Hello"; /echo sends it back unmasked.
-            let s = Server::start(name, &[]);
-            let mut c = ws_open(s.addr, "/echo").await;
-            c.send(masked(0x81, b"Hello")).await;
-            expect(&mut c, &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']).await;
-            drop(c);
-            s.closed(&[1]).await;
-            let frames = frame_blocks(&s.finish());
-            let wanted = if name == "ws-masked-client-frame" { " read " } else { " wrote " };
-            frames.split("\n\n").filter(|b| b.contains(wanted)).map(|b| format!("{b}\n\n")).collect()
-        }
-        "ws-channel-frame" => {
-            // A message published over HTTP reaches a WebSocket subscriber as a text frame.
-            let s = Server::start(name, &[]);
-            let mut c = ws_open(s.addr, "/ws/lobby").await;
-            common::publish(s.addr, "lobby", "hello").await;
-            let frame = b"\x81\x17{\"id\":1,\"data\":\"hello\"}";
-            expect(&mut c, frame).await;
-            drop(c);
-            s.closed(&[1]).await;
-            frame_blocks(&keep_connections(&s.finish(), &[1]))
-        }
-        "ws-fragmented" => {
-            // "Hello" in two fragments (RFC 6455 §5.7, masked here as a client must); the
-            // echo is one frame.
-            let s = Server::start(name, &[]);
-            let mut c = ws_open(s.addr, "/echo").await;
-            c.send(masked(0x01, b"Hel")).await;
-            // Read by the server before the second fragment is sent: two reads.
-            s.traced("ws unmasked payload (3 bytes, UTF-8): \"Hel\"").await;
-            c.send(masked(0x80, b"lo")).await;
-            expect(&mut c, &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o']).await;
-            drop(c);
-            s.closed(&[1]).await;
-            frame_blocks(&s.finish())
-        }
-        "ws-ping-pong" => {
-            // The client pings; then the server's own ping (every --ping-interval) is
-            // answered with a pong carrying the same payload.
-            let s = Server::start(name, &["--ping-interval", "0.5"]);
-            let mut c = ws_open(s.addr, "/echo").await;
-            c.send(masked(0x89, b"hi")).await;
-            expect(&mut c, &[0x8a, 0x02, b'h', b'i']).await;
-            expect(&mut c, &[0x89, 0x01, b'1']).await;
-            c.send(masked(0x8a, b"1")).await;
-            s.traced("ws frame FIN=1 RSV=000 opcode=0xa pong MASK=1").await;
-            drop(c);
-            s.closed(&[1]).await;
-            frame_blocks(&s.finish())
-        }
-        "ws-close" => {
-            // The closing handshake, then the server closes TCP first (RFC 6455 §7.1.1).
-            let s = Server::start(name, &[]);
-            let mut c = ws_open(s.addr, "/echo").await;
-            c.send(masked(0x88, b"\x03\xe8bye")).await;
-            expect(&mut c, &[0x88, 0x02, 0x03, 0xe8]).await;
-            c.expect_closed().await;
-            drop(c);
-            s.closed(&[1]).await;
-            after_upgrade(&s.finish())
-        }
-        "ws-protocol-error" => {
-            // An unmasked frame from a client: the server fails the connection with 1002.
-            let s = Server::start(name, &[]);
-            let mut c = ws_open(s.addr, "/echo").await;
-            c.send(b"\x81\x05Hello").await;
-            expect(&mut c, b"\x88\x1e\x03\xeaclient frames must be masked").await;
-            c.expect_closed().await;
-            drop(c);
-            s.closed(&[1]).await;
-            after_upgrade(&s.finish())
-        }
-        other => panic!("no scenario named {other:?}"),
+    }
+    s.push_str("wait\n");
+    s
+}
+
+/// Waits for `cond`, checking every 10 ms, failing after [`common::LIMIT`] with `what`.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + common::LIMIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "waited {:?} in vain for {what}", common::LIMIT);
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// RFC 6455 §1.3's sample key (its accept value is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`).
-const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// RFC 6455 §5.7's masking key. A real client draws a fresh random key for every frame
-/// (§5.3); a fixed one keeps the captured trace the same from run to run.
-const WS_MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// Connects and completes a WebSocket handshake on `path`.
-async fn ws_open(addr: SocketAddr, path: &str) -> Client {
-    let mut c = Client::connect(addr).await;
-    let r = c
-        .request(format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ))
-        .await;
-    // Nothing to wait for: the server read the whole request before answering it, so
-    // the next frame is a read of its own; and on a channel it subscribed before
-    // writing the `101` (docs/websocket.md), so a publish from now on reaches us.
-    assert_eq!(r.status, 101);
-    c
+/// Whether every connection the trace shows opening has closed.
+fn all_closed(trace: &str) -> bool {
+    let mut open = BTreeSet::new();
+    for line in trace.lines() {
+        let Some((id, what)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
+        if what.starts_with("connection with ") && what.contains(" opened") {
+            open.insert(id.to_string());
+        } else if what.starts_with("connection closed") {
+            open.remove(id);
+        }
+    }
+    open.is_empty()
 }
 
-/// A short client frame, masked with [`WS_MASK`], written by hand (not by the server's
-/// codec, so the trace shows what an independent client sent).
-fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() < 126);
-    let mut out = vec![b0, 0x80 | payload.len() as u8];
-    out.extend_from_slice(&WS_MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ WS_MASK[i % 4]));
+/// Runs bash on `script_path` in `dir`, in a process group of its own, and waits for it
+/// (at most [`SCRIPT_LIMIT`]); then kills whatever of the group is left. Returns whether
+/// it finished in time.
+fn run_bash(script_path: &Path, dir: &Path) -> bool {
+    let mut cmd = Command::new("bash");
+    cmd.arg(script_path)
+        .current_dir(dir)
+        .env_remove("BASH_ENV")
+        .env_remove("ENV")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("bash.stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("bash.stderr")).unwrap())
+        .process_group(0);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WIRE_ACADEMY_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().expect("bash runs");
+    let pid = child.id() as i32;
+    let deadline = Instant::now() + SCRIPT_LIMIT;
+    let in_time = loop {
+        // WNOWAIT: bash stays a zombie, so its pid (the group's id) cannot be reused
+        // before the group is killed below.
+        // SAFETY: waitid(2) writes only into the siginfo_t we own.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) == 0
+                && info.si_pid() == pid
+        };
+        if exited {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // SAFETY: kill(2) on the process group of the bash we started (its pid is still ours).
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let _ = child.wait();
+    in_time
+}
+
+/// What a scenario's commands produced.
+struct Fresh {
+    /// What its capture should show.
+    text: String,
+    /// The chart `compare-table`'s run drew (`--svg compare.svg`): the doc's picture, to be
+    /// written with the capture.
+    chart: Option<String>,
+}
+
+/// Runs scenario `name`'s command block.
+fn run(name: &str, plan: &Plan) -> Fresh {
+    let dir = std::env::temp_dir().join(format!("wire-academy-docs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server_trace = dir.join("server.trace");
+    let client_trace = dir.join("client.trace");
+
+    let mut server = plan.serve.as_ref().map(|flags| {
+        Daemon::start("serve", &dir, |port| {
+            let mut args: Vec<String> = ["serve", "--addr"].map(String::from).to_vec();
+            args.push(format!("127.0.0.1:{port}"));
+            args.push("--trace-out".into());
+            args.push(server_trace.display().to_string());
+            args.extend(flags.iter().filter(|f| *f != "--trace-bytes").cloned());
+            args
+        })
+    });
+    let server_port = server.as_ref().map_or(NO_PORT, |s| s.port);
+    let mut proxy = plan.proxy.as_ref().map(|flags| {
+        Daemon::start("proxy", &dir, |port| {
+            let ports = Ports { server: server_port, proxy: port };
+            let mut args = vec!["proxy".to_string()];
+            args.extend(mapped(flags, &ports));
+            args
+        })
+    });
+    let ports = Ports { server: server_port, proxy: proxy.as_ref().map_or(NO_PORT, |p| p.port) };
+
+    let script_path = dir.join("script.sh");
+    std::fs::write(&script_path, script(plan, &dir, &server_trace, &client_trace, &ports)).unwrap();
+    let in_time = run_bash(&script_path, &dir);
+    let failed = std::fs::read_to_string(dir.join("failed")).unwrap_or_default();
+    if !in_time || !failed.is_empty() {
+        let steps: Vec<String> =
+            plan.steps.iter().enumerate().map(|(k, s)| format!("command {k}: {}", s.shown.join("\n"))).collect();
+        panic!(
+            "{name}: {}{failed}\n{}\n--- bash's stderr:\n{}\n(the script and every output are in {})",
+            if in_time { "" } else { "the commands did not finish in time\n" },
+            steps.join("\n"),
+            std::fs::read_to_string(dir.join("bash.stderr")).unwrap_or_default(),
+            dir.display()
+        );
+    }
+
+    let fresh = match plan.capture {
+        Capture::ServerTrace => {
+            let s = server.take().expect("a server trace needs a server");
+            let read = || std::fs::read_to_string(&server_trace).unwrap_or_default();
+            // Every connection has ended by itself (not in the server's shutdown).
+            wait_for(&format!("{name}: every connection in the server's trace to close"), || all_closed(&read()));
+            drop(proxy.take());
+            s.stop();
+            excerpt(name, &read())
+        }
+        Capture::ClientTrace => std::fs::read_to_string(&client_trace).expect("the client wrote its trace"),
+        Capture::Output => transcript(plan, &dir),
+    };
+    drop(proxy);
+    if let Some(s) = server {
+        s.stop();
+    }
+    let chart = (name == "compare-table").then(|| {
+        let drawn = std::fs::read_to_string(dir.join("compare.svg")).expect("compare drew its chart");
+        for t in ["short-poll (p50", "long-poll (p50", "sse (p50", "websocket (p50"] {
+            assert!(drawn.contains(t), "the chart labels {t}");
+        }
+        drawn
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    Fresh { text: unmap_ports(&fresh, &ports), chart }
+}
+
+/// Each command of the script, and what it printed (see the module's documentation).
+fn transcript(plan: &Plan, dir: &Path) -> String {
+    let mut out = String::new();
+    for (k, step) in plan.steps.iter().enumerate().filter(|(_, s)| !s.wait) {
+        let lines = step.shown.iter().map(|l| strip_comment(l)).filter(|l| !l.trim().is_empty());
+        for (i, line) in lines.enumerate() {
+            out.push_str(if i == 0 { "$ " } else { "> " });
+            out.push_str(line);
+            out.push('\n');
+        }
+        let printed = std::fs::read(dir.join(out_file(k))).unwrap_or_default();
+        let printed = String::from_utf8_lossy(&printed);
+        out.push_str(&printed);
+        if !printed.is_empty() && !printed.ends_with('\n') {
+            out.push('\n');
+        }
+    }
     out
 }
 
-/// Reads exactly `want` from the server.
-async fn expect(c: &mut Client, want: &[u8]) {
-    use tokio::io::AsyncReadExt;
-    let mut got = vec![0; want.len()];
-    tokio::time::timeout(common::LIMIT, c.stream.read_exact(&mut got)).await.expect("in time").expect("read");
-    assert_eq!(got, want);
+/// The part of the server's trace that scenario `name` shows.
+fn excerpt(name: &str, trace: &str) -> String {
+    match name {
+        // The scenario publishes first (#1, #2): the poll is #3.
+        "poll-short" => keep_connections(trace, &[3]),
+        // The stream, not the publishing around it.
+        "sse-stream" => keep_connections(trace, &[1]),
+        "sse-resume" => keep_connections(trace, &[4]),
+        "ws-handshake" => handshake_blocks(trace),
+        "ws-masked-client-frame" => blocks_where(&frame_blocks(trace), |b| b.contains(" read ")),
+        "ws-unmasked-server-frame" => blocks_where(&frame_blocks(trace), |b| b.contains(" wrote ")),
+        "ws-channel-frame" => frame_blocks(&keep_connections(trace, &[1])),
+        "ws-fragmented" | "ws-ping-pong" => frame_blocks(trace),
+        "ws-close" | "ws-protocol-error" => after_upgrade(trace),
+        _ => trace.to_string(),
+    }
+}
+
+/// `text` with the test's ports written back as the ones the learner's commands name, in
+/// the text and in the bytes of hex rows (the same length: 4 digits each).
+fn unmap_ports(text: &str, ports: &Ports) -> String {
+    let pairs = [(ports.server, SERVER_PORT), (ports.proxy, PROXY_PORT)];
+    let swap = |bytes: &mut Vec<u8>| {
+        for (ours, theirs) in pairs.into_iter().filter(|(ours, _)| *ours != NO_PORT) {
+            let (from, to) = (format!(":{ours}").into_bytes(), format!(":{theirs}").into_bytes());
+            assert_eq!(from.len(), to.len(), "the test's ports have 4 digits");
+            let mut i = 0;
+            while i + from.len() <= bytes.len() {
+                let whole = bytes.get(i + from.len()).is_none_or(|b| !b.is_ascii_digit());
+                if bytes[i..i + from.len()] == from[..] && whole {
+                    bytes[i..i + from.len()].copy_from_slice(&to);
+                    i += from.len();
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    };
+    let mut out = String::new();
+    for block in text.split("\n\n") {
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(rewrite_block(block, &swap, &|l| l.to_string()).trim_end_matches('\n'));
+    }
+    if text.ends_with('\n') && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether `line` is a hex row: `00000010: 4854 …  ASCII`.
+fn is_hex_row(line: &str) -> bool {
+    line.len() > 10 && line.as_bytes()[8] == b':' && line[..8].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A trace block with `bytes` applied to the bytes of its hex rows (then laid out again,
+/// from the same offset) and to each other line, and `words` to each other line after it.
+/// `bytes` must keep lengths.
+fn rewrite_block(block: &str, bytes: &dyn Fn(&mut Vec<u8>), words: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut hex = String::new();
+    let mut first_offset = None;
+    let flush = |hex: &mut String, first: &mut Option<u64>, out: &mut String| {
+        if let Some(off) = first.take() {
+            let mut b = hexdump::parse_hex(hex).expect("hex rows parse");
+            bytes(&mut b);
+            hexdump::rows(off, &b, out);
+            hex.clear();
+        }
+    };
+    for line in block.lines() {
+        if is_hex_row(line) {
+            first_offset.get_or_insert_with(|| u64::from_str_radix(&line[..8], 16).unwrap());
+            hex.push_str(line);
+            hex.push('\n');
+            continue;
+        }
+        flush(&mut hex, &mut first_offset, &mut out);
+        let mut b = line.as_bytes().to_vec();
+        bytes(&mut b);
+        out.push_str(&words(&String::from_utf8(b).unwrap()));
+        out.push('\n');
+    }
+    flush(&mut hex, &mut first_offset, &mut out);
+    out
+}
+
+#[test]
+fn docs_show_what_the_program_prints() {
+    for (tool, install) in [
+        ("bash", "apt-get install -y bash"),
+        ("curl", "apt-get install -y curl"),
+        ("nc", "apt-get install -y netcat-openbsd (bash scripts/test.sh installs it)"),
+    ] {
+        if !common::require_tool(tool, install) {
+            return;
+        }
+    }
+    let update = std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1");
+    let only: Option<Vec<String>> =
+        std::env::var("DOCS_ONLY").ok().map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    // Every doc's blocks are read (and each command block planned) before anything runs:
+    // a capture without its commands fails at once.
+    let mut docs = Vec::new();
+    for file in doc_files() {
+        let doc = std::fs::read_to_string(&file).unwrap();
+        let found = scenarios(&doc, &file.display().to_string());
+        let plans: Vec<Plan> = found.iter().map(|s| plan(&s.name, &s.commands)).collect();
+        docs.push((file, doc, found, plans));
+    }
+    assert!(
+        docs.iter().map(|d| d.2.len()).sum::<usize>() > 0,
+        "no capture blocks found: the check would prove nothing"
+    );
+    if let Some(only) = &only {
+        for name in only {
+            assert!(docs.iter().any(|d| d.2.iter().any(|s| &s.name == name)), "DOCS_ONLY: no scenario named {name:?}");
+        }
+    }
+    let mut stale = Vec::new();
+    for (file, doc, found, plans) in &docs {
+        let lines: Vec<&str> = doc.lines().collect();
+        let mut fresh_blocks = BTreeMap::new();
+        for (s, plan) in found.iter().zip(plans) {
+            if only.as_ref().is_some_and(|o| !o.contains(&s.name)) {
+                continue;
+            }
+            let Fresh { text: fresh, chart } = run(&s.name, plan);
+            let shown = lines[s.start..s.end].join("\n");
+            let same = if s.name.starts_with("compare") {
+                mask_numbers(&shown) == mask_numbers(&fresh)
+            } else {
+                normalize(&shown) == normalize(&fresh)
+            };
+            if !same {
+                if update {
+                    if let Some(chart) = chart {
+                        // The chart beside the table, from the same run.
+                        std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/img/compare.svg"), chart)
+                            .unwrap();
+                    }
+                    fresh_blocks.insert(s.name.clone(), fresh);
+                } else {
+                    stale.push(format!(
+                        "{} [{}]\n--- doc:\n{shown}\n--- program now:\n{fresh}",
+                        file.display(),
+                        s.name
+                    ));
+                }
+            }
+        }
+        if update && !fresh_blocks.is_empty() {
+            rewrite_captures(file, &fresh_blocks);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} doc block(s) no longer match the program (UPDATE_DOCS=1 cargo test --test docs refreshes them):\n{}",
+        stale.len(),
+        stale.join("\n\n")
+    );
 }
 
 /// A trace's blocks that pass `keep`.
@@ -629,34 +1026,7 @@ fn normalize(text: &str) -> BTreeMap<u64, Vec<String>> {
 }
 
 fn normalize_block(block: &str) -> String {
-    let mut out = String::new();
-    let mut hex = String::new();
-    let mut first_offset = None;
-    let flush = |hex: &mut String, first: &mut Option<u64>, out: &mut String| {
-        if let Some(off) = first.take() {
-            let mut bytes = hexdump::parse_hex(hex).expect("hex rows parse");
-            mask_bytes(&mut bytes);
-            hexdump::rows(off, &bytes, out);
-            hex.clear();
-        }
-    };
-    for line in block.lines() {
-        let is_row = line.len() > 10 && line.as_bytes()[8] == b':' && line[..8].bytes().all(|b| b.is_ascii_hexdigit());
-        if is_row {
-            first_offset.get_or_insert_with(|| u64::from_str_radix(&line[..8], 16).unwrap());
-            hex.push_str(line);
-            hex.push('\n');
-            continue;
-        }
-        flush(&mut hex, &mut first_offset, &mut out);
-        let mut bytes = line.as_bytes().to_vec();
-        mask_bytes(&mut bytes);
-        let line = String::from_utf8(bytes).unwrap();
-        out.push_str(&mask_delays(&mask_words(&line)));
-        out.push('\n');
-    }
-    flush(&mut hex, &mut first_offset, &mut out);
-    out
+    rewrite_block(block, &|b| mask_bytes(b), &|l| mask_delays(&mask_words(l)))
 }
 
 /// A measurement's text with every number (and the column padding around it) taken
@@ -770,82 +1140,6 @@ fn mask_dates(bytes: &mut [u8]) {
     }
 }
 
-/// The capture blocks of one doc: (scenario, start and end line of the block body).
-fn blocks(doc: &str) -> Vec<(String, usize, usize)> {
-    let lines: Vec<&str> = doc.lines().collect();
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if let Some(name) = lines[i].trim().strip_prefix("<!-- capture: ").and_then(|r| r.strip_suffix(" -->")) {
-            assert!(
-                lines.get(i + 1).is_some_and(|l| l.starts_with("```")),
-                "capture {name}: a fenced block must follow"
-            );
-            let start = i + 2;
-            let end = start + lines[start..].iter().position(|l| l.starts_with("```")).expect("block is closed");
-            found.push((name.to_string(), start, end));
-            i = end;
-        }
-        i += 1;
-    }
-    found
-}
-
-fn doc_files() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = vec![root.join("README.md")];
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "md") {
-            files.push(p);
-        }
-    }
-    files.sort();
-    files
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn docs_show_what_the_program_prints() {
-    if !common::require_tool("curl", "apt-get install -y curl") {
-        return;
-    }
-    let update = std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1");
-    let mut stale = Vec::new();
-    let mut count = 0;
-    for file in doc_files() {
-        let doc = std::fs::read_to_string(&file).unwrap();
-        let mut lines: Vec<String> = doc.lines().map(String::from).collect();
-        // Replace from the last block up, so earlier line numbers stay valid.
-        for (name, start, end) in blocks(&doc).into_iter().rev() {
-            count += 1;
-            let fresh = scenario(&name).await;
-            let shown = lines[start..end].join("\n");
-            let same = if name.starts_with("compare") {
-                mask_numbers(&shown) == mask_numbers(&fresh)
-            } else {
-                normalize(&shown) == normalize(&fresh)
-            };
-            if !same {
-                if update {
-                    lines.splice(start..end, fresh.trim_end().lines().map(String::from));
-                } else {
-                    stale.push(format!("{} [{name}]\n--- doc:\n{shown}\n--- program now:\n{fresh}", file.display()));
-                }
-            }
-        }
-        if update {
-            std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-        }
-    }
-    assert!(count > 0, "no capture blocks found: the check would prove nothing");
-    assert!(
-        stale.is_empty(),
-        "{} doc block(s) no longer match the program (UPDATE_DOCS=1 cargo test --test docs refreshes them):\n{}",
-        stale.len(),
-        stale.join("\n\n")
-    );
-}
-
 #[test]
 fn masking_keeps_what_matters() {
     let a = "#1 read 3 bytes from 127.0.0.1:5000 +0.000100s\n00000000: 4142 43  ABC\n  00000000+3  x";
@@ -863,4 +1157,112 @@ fn masking_keeps_what_matters() {
     mask_bytes(&mut h1);
     mask_bytes(&mut h2);
     assert_eq!(h1, h2);
+}
+
+/// The message of a panic caught by `catch_unwind`.
+fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
+#[test]
+fn a_capture_needs_its_command_block() {
+    let good = "Intro.\n\n<!-- command: x -->\n```sh\nwire-academy serve --trace-bytes\n\
+                printf 'GET / HTTP/1.1\\r\\n\\r\\n' | nc -q1 localhost 8080\n```\n\n\
+                <!-- capture: x -->\n```text\n#1 connection\n```\n";
+    let found = scenarios(good, "good.md");
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].name.as_str(), found[0].commands.len()), ("x", 2));
+    assert_eq!(good.lines().nth(found[0].start), Some("#1 connection"));
+    let refused = [
+        ("<!-- capture: x -->\n```text\nout\n```\n", "has no command block"),
+        (
+            "<!-- command: x -->\n```sh\ntrue\n```\n\nSome prose.\n\n<!-- capture: x -->\n```text\n```\n",
+            "must be followed",
+        ),
+        ("<!-- command: x -->\n```sh\ntrue\n```\n\n<!-- capture: y -->\n```text\n```\n", "must be followed"),
+        ("<!-- command: x -->\n```text\ntrue\n```\n\n<!-- capture: x -->\n```text\n```\n", "```sh block"),
+    ];
+    for (doc, why) in refused {
+        let e = std::panic::catch_unwind(|| scenarios(doc, "bad.md")).expect_err(doc);
+        assert!(panic_text(e).contains(why), "{doc:?} is refused: {why}");
+    }
+}
+
+#[test]
+fn command_blocks_are_read_as_bash_reads_them() {
+    let block: Vec<String> = [
+        "wire-academy serve --trace-bytes --heartbeat 1   # terminal 1",
+        "{ /usr/bin/printf 'GET /sse/lobby HTTP/1.1\\r\\nHost: localhost:8080\\r\\n\\r\\n'",
+        "  sleep 2  # until traced: sse comment (heartbeat)",
+        "} | nc -q1 localhost 8080 &",
+        "sleep 1  # until traced: it's open",
+        "curl -s --data 'a # b' localhost:8080/publish/lobby   # publishes",
+    ]
+    .map(String::from)
+    .to_vec();
+    let p = plan("t", &block);
+    assert_eq!(p.serve, Some(["--trace-bytes", "--heartbeat", "1"].map(String::from).to_vec()));
+    assert_eq!((p.proxy.is_none(), p.capture), (true, Capture::ServerTrace));
+    assert_eq!(p.steps.len(), 3, "{:#?}", p.steps);
+    assert_eq!(p.steps[0].shown.len(), 3);
+    assert!(p.steps[0].background && !p.steps[0].wait);
+    assert!(
+        p.steps[0].script.contains("  __until 'traced: sse comment (heartbeat)' 2 __traced 'sse comment (heartbeat)'"),
+        "{}",
+        p.steps[0].script
+    );
+    assert!(p.steps[0].script.ends_with("} | nc -q1 localhost 8080 "), "the & is taken off: {}", p.steps[0].script);
+    assert!(p.steps[1].wait);
+    assert_eq!(p.steps[1].script, r"__until 'traced: it'\''s open' 1 __traced 'it'\''s open'");
+    assert_eq!(strip_comment(&p.steps[2].shown[0]), "curl -s --data 'a # b' localhost:8080/publish/lobby");
+    // A fixed pause is refused, a wait for what the learner cannot see, and the shell's printf.
+    let bad = [
+        "sleep 1",
+        "true; sleep 1; true",
+        "sleep 1  # until stats: sse.open >= 1",
+        "{ printf 'a\\r\\n'; } | nc -q1 localhost 8080",
+    ];
+    for bad in bad {
+        let lines = vec![block[0].clone(), bad.to_string()];
+        assert!(std::panic::catch_unwind(|| plan("t", &lines)).is_err(), "{bad:?} is refused");
+    }
+    // A line may go on after a backslash: a proxy's flags, a traced client.
+    let continued = [
+        "wire-academy serve",
+        "wire-academy proxy --listen 127.0.0.1:8081 \\",
+        "  --idle-timeout 1   # terminal 2",
+        "wire-academy client --protocol sse \\",
+        "  --trace-bytes &",
+    ];
+    let p = plan("t", &continued.map(String::from));
+    assert_eq!(p.proxy, Some(["--listen", "127.0.0.1:8081", "--idle-timeout", "1"].map(String::from).to_vec()));
+    assert_eq!((p.capture, p.steps.len(), p.steps[0].background), (Capture::ClientTrace, 1, true));
+    let untraced = vec!["wire-academy serve".to_string(), "sleep 1  # until traced: x".to_string()];
+    assert!(std::panic::catch_unwind(|| plan("t", &untraced)).is_err(), "no --trace-bytes, nothing traced to see");
+    let stats = ["wire-academy serve", "sleep 1  # until stats: sse.open == 0 || sse.requests >= 2", "true"];
+    let p = plan("t", &stats.map(String::from));
+    assert_eq!(p.capture, Capture::Output);
+    assert_eq!(
+        p.steps[0].script,
+        "__until 'stats: sse.open == 0 || sse.requests >= 2' 1 __stats sse open -eq 0 '||' sse requests -ge 2"
+    );
+}
+
+#[test]
+fn the_test_ports_are_written_back() {
+    let ports = Ports { server: 5123, proxy: 4242 };
+    let dump = |text: &str| {
+        let mut rows = String::new();
+        hexdump::rows(0x10, text.as_bytes(), &mut rows);
+        rows
+    };
+    let ours = format!(
+        "#1 connection with localhost:4242 opened\n\n#1 wrote 40 bytes to localhost:4242 +0.1s\n{}  x Host: localhost:4242\n",
+        dump("Host: localhost:4242\r\nPeer: 127.0.0.1:51234\r\n")
+    );
+    let theirs = format!(
+        "#1 connection with localhost:8081 opened\n\n#1 wrote 40 bytes to localhost:8081 +0.1s\n{}  x Host: localhost:8081\n",
+        dump("Host: localhost:8081\r\nPeer: 127.0.0.1:51234\r\n")
+    );
+    assert_eq!(unmap_ports(&ours, &ports), theirs, "a longer port that starts the same is left alone");
 }
