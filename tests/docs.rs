@@ -62,7 +62,7 @@
 //!
 //! To refresh the docs after changing the program: `UPDATE_DOCS=1 cargo test --test docs`
 //! (it rewrites only the capture blocks that no longer match, and the chart `compare`
-//! draws).
+//! draws; `UPDATE_DOCS=all` rewrites every capture block).
 //! `DOCS_ONLY=name,name` runs only those scenarios. `DOCS_AS_TYPED=1` pauses as the
 //! `sleep`s say instead of waiting for their conditions: what a learner pasting the block
 //! gets, to check that each pause is long enough (timing-dependent, so not the default).
@@ -902,7 +902,10 @@ fn docs_show_what_the_program_prints() {
             return;
         }
     }
-    let update = std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1");
+    // UPDATE_DOCS=1 rewrites the captures that no longer match; UPDATE_DOCS=all every one,
+    // so that even what is masked (dates, ports, timings) is from this run's commands.
+    let update_all = std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "all");
+    let update = update_all || std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1");
     let only: Option<Vec<String>> =
         std::env::var("DOCS_ONLY").ok().map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     // Every doc's blocks are read (and each command block planned) before anything runs:
@@ -938,7 +941,7 @@ fn docs_show_what_the_program_prints() {
             } else {
                 normalize(&shown) == normalize(&fresh)
             };
-            if !same {
+            if !same || update_all {
                 if update {
                     if let Some(chart) = chart {
                         // The chart beside the table, from the same run.
