@@ -82,29 +82,6 @@ pub struct Accepted {
     pub protocol: Option<String>,
 }
 
-impl Accepted {
-    /// The complete `101` response head, ready to write.
-    pub fn response_bytes(&self) -> Vec<u8> {
-        let mut r = format!(
-            "HTTP/1.1 101 Switching Protocols\r\n\
-             Upgrade: websocket\r\n\
-             Connection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n",
-            self.accept
-        );
-        // §4.2.2: "if the server does not wish to agree to one of the
-        // suggested subprotocols, it MUST NOT send back a
-        // |Sec-WebSocket-Protocol| header field in its response."
-        if let Some(p) = &self.protocol {
-            r.push_str("Sec-WebSocket-Protocol: ");
-            r.push_str(p);
-            r.push_str("\r\n");
-        }
-        r.push_str("\r\n");
-        r.into_bytes()
-    }
-}
-
 /// Why a handshake was refused. The first group is detected by the server
 /// ([`server_accept`]) and maps to an HTTP status; the second by the client
 /// ([`client_verify`]), which answers no one and just fails the connection.
@@ -185,22 +162,6 @@ impl HandshakeError {
             HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", VERSION)],
             _ => &[],
         }
-    }
-
-    /// A complete, self-contained error response (status line, the extra
-    /// headers, a plain-text body holding [`reason`](Self::reason), and
-    /// `Connection: close`), for an HTTP layer that wants one ready-made.
-    pub fn response_bytes(&self) -> Vec<u8> {
-        let body = format!("{}\n", self.reason());
-        let mut r = format!("HTTP/1.1 {} {}\r\n", self.status(), self.status_text());
-        for (name, value) in self.extra_headers() {
-            r.push_str(&format!("{name}: {value}\r\n"));
-        }
-        r.push_str(&format!(
-            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ));
-        r.into_bytes()
     }
 }
 
@@ -419,6 +380,32 @@ pub fn check_protocol_offered(selected: Option<&str>, offered: &[&str]) -> Resul
 mod tests {
     use super::*;
 
+    /// The `101` head the server writes for `a` (the server's own is built by
+    /// `net::http` with its response writer; this one is for reading back here).
+    fn response_101(a: &Accepted) -> Vec<u8> {
+        let mut r = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            a.accept
+        );
+        // §4.2.2: no |Sec-WebSocket-Protocol| unless one was selected.
+        if let Some(p) = &a.protocol {
+            r.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        r.push_str("\r\n");
+        r.into_bytes()
+    }
+
+    /// A refusal as an HTTP response: status, the extra headers, the reason.
+    fn error_response(e: &HandshakeError) -> Vec<u8> {
+        let body = format!("{}\n", e.reason());
+        let mut r = format!("HTTP/1.1 {} {}\r\n", e.status(), e.status_text());
+        for (name, value) in e.extra_headers() {
+            r.push_str(&format!("{name}: {value}\r\n"));
+        }
+        r.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+        r.into_bytes()
+    }
+
     const RFC_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
     const RFC_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
@@ -464,7 +451,7 @@ mod tests {
         assert_eq!(a.accept, RFC_ACCEPT);
         assert_eq!(a.protocol.as_deref(), Some("chat"));
         assert_eq!(
-            String::from_utf8(a.response_bytes()).unwrap(),
+            String::from_utf8(response_101(&a)).unwrap(),
             "HTTP/1.1 101 Switching Protocols\r\n\
              Upgrade: websocket\r\n\
              Connection: Upgrade\r\n\
@@ -477,7 +464,7 @@ mod tests {
     fn no_protocol_header_unless_one_is_selected() {
         let a = server_accept("GET", &rfc_request(), &opts(&[])).unwrap();
         assert_eq!(a.protocol, None);
-        let text = String::from_utf8(a.response_bytes()).unwrap();
+        let text = String::from_utf8(response_101(&a)).unwrap();
         assert!(!text.contains("Sec-WebSocket-Protocol"));
         assert!(text.ends_with(&format!("Sec-WebSocket-Accept: {RFC_ACCEPT}\r\n\r\n")));
         // Server supports only something the client did not offer.
@@ -570,11 +557,11 @@ mod tests {
     #[test]
     fn version_426_carries_the_supported_version() {
         let e = HandshakeError::UnsupportedVersion;
-        let text = String::from_utf8(e.response_bytes()).unwrap();
+        let text = String::from_utf8(error_response(&e)).unwrap();
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"));
         assert!(HandshakeError::InvalidKey.extra_headers().is_empty());
-        let bad = String::from_utf8(HandshakeError::InvalidKey.response_bytes()).unwrap();
+        let bad = String::from_utf8(error_response(&HandshakeError::InvalidKey)).unwrap();
         assert!(bad.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         let body = bad.split("\r\n\r\n").nth(1).unwrap();
         assert!(bad.contains(&format!("Content-Length: {}\r\n", body.len())));
@@ -642,7 +629,7 @@ mod tests {
         assert_eq!(line, "GET /ws/lobby HTTP/1.1");
         let headers: Vec<(&str, &[u8])> = owned.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
         let accepted = server_accept("GET", &headers, &opts(&["a", "b"])).unwrap();
-        let (status_line, owned) = parse_head(&accepted.response_bytes());
+        let (status_line, owned) = parse_head(&response_101(&accepted));
         assert_eq!(status_line, "HTTP/1.1 101 Switching Protocols");
         let headers: Vec<(&str, &[u8])> = owned.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
         let selected = client_verify(&key, 101, &headers).unwrap();
@@ -686,7 +673,7 @@ mod tests {
         let mut h = rfc_request();
         h.push(("Sec-WebSocket-Extensions", b"permessage-deflate; client_max_window_bits"));
         let a = server_accept("GET", &h, &opts(&[])).unwrap();
-        let text = String::from_utf8(a.response_bytes()).unwrap();
+        let text = String::from_utf8(response_101(&a)).unwrap();
         assert!(!text.contains("Extensions"));
     }
 }
