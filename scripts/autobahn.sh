@@ -5,19 +5,17 @@
 #
 # Builds the release binary, starts `wire-academy serve` on a free loopback port with
 # --max-message 16777216 (cases 9.x send messages of up to 16 MiB; the default limit of
-# 1 MiB would answer them with 1009), and runs shared/tools/autobahn/run.sh on
+# 1 MiB would answer them with 1009), and runs scripts/autobahn/run.sh (the suite's
+# Python 3 port, set up in a venv on first use: scripts/autobahn/README.md) on
 # ws://ADDR/echo with the permessage-deflate cases (12.*, 13.*) excluded: this server
-# declines extensions. shared/ is found beside the repository (CI clones it there);
-# set SHARED=/path/to/shared to point elsewhere.
+# declines extensions.
 #
 # Exit status: 0 when categories 1-10 have no FAILED and no NON-STRICT case
 # (INFORMATIONAL and UNIMPLEMENTED are fine); 1 otherwise; 2 when the run itself failed.
 set -euo pipefail
 ROOT="$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
-SHARED="${SHARED:-$ROOT/../shared}"
 OUTDIR="${1:-$ROOT/target/autobahn}"
-RUN="$SHARED/tools/autobahn/run.sh"
-[ -x "$RUN" ] || { echo "autobahn.sh: $RUN not found (set SHARED=)" >&2; exit 2; }
+RUN="$ROOT/scripts/autobahn/run.sh"
 mkdir -p "$OUTDIR"
 OUTDIR="$(cd "$OUTDIR" && pwd)"
 
