@@ -50,3 +50,64 @@ fn a_broker_that_is_not_built_is_refused_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not built yet"), "{err}");
 }
+
+/// docs/reference.md cannot fall behind the program: every flag each command's `--help`
+/// lists is in it, every endpoint row it shows is a route the router knows, and every
+/// route the router has is shown (the match below is exhaustive: a new route does not
+/// compile until it is given its row).
+#[test]
+fn the_reference_lists_every_flag_and_every_route() {
+    use wire_academy::app::routes::{Route, route};
+    let reference = std::fs::read_to_string(format!("{}/docs/reference.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for command in ["serve", "client", "proxy", "compare"] {
+        let help = String::from_utf8(wire(&[command, "--help"], &[]).stdout).unwrap();
+        let flags: Vec<&str> = help
+            .split_whitespace()
+            .filter(|w| w.starts_with("--") && w.len() > 2 && *w != "--help")
+            .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+            .collect();
+        assert!(flags.len() > 5, "{command} --help lists only {flags:?}");
+        for flag in flags {
+            assert!(reference.contains(&format!("`{flag}")), "docs/reference.md lacks `{command} {flag}`");
+        }
+    }
+    // Every endpoint row: `METHOD /path…` is routed (a sample channel in place of {channel}).
+    let mut rows = Vec::new();
+    for line in reference.lines().filter(|l| l.starts_with("| `GET /") || l.starts_with("| `POST /")) {
+        let request = line.trim_start_matches("| `").split('`').next().unwrap();
+        let (method, target) = request.split_once(' ').unwrap();
+        let path = target.split('?').next().unwrap().replace("{channel}", "lobby");
+        let r = route(method, &path).unwrap_or_else(|e| panic!("docs/reference.md shows {request}, not routed: {e:?}"));
+        rows.push(r);
+    }
+    // Every route has its row.
+    let shown = |r: &Route| -> &str {
+        match r {
+            Route::Publish(_) => "POST /publish/{channel}",
+            Route::Poll(_) => "GET /poll/{channel}",
+            Route::LongPoll(_) => "GET /long-poll/{channel}",
+            Route::Negotiate(_) => "GET /negotiate/{channel}",
+            Route::Sse(_) => "GET /sse/{channel}",
+            Route::WebSocket(_) => "GET /ws/{channel}",
+            Route::Echo => "GET /echo",
+            Route::Stats => "GET /stats",
+            Route::Dashboard => "GET /",
+            Route::Trace => "GET /trace",
+        }
+    };
+    for r in [
+        Route::Publish("x".into()),
+        Route::Poll("x".into()),
+        Route::LongPoll("x".into()),
+        Route::Negotiate("x".into()),
+        Route::Sse("x".into()),
+        Route::WebSocket("x".into()),
+        Route::Echo,
+        Route::Stats,
+        Route::Dashboard,
+        Route::Trace,
+    ] {
+        assert!(reference.contains(&format!("| `{}", shown(&r))), "docs/reference.md has no row for {}", shown(&r));
+        assert!(rows.iter().any(|row| std::mem::discriminant(row) == std::mem::discriminant(&r)), "{}", shown(&r));
+    }
+}
