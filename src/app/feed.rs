@@ -53,11 +53,6 @@ impl Feed {
         Feed { channel: channel.to_string(), rx, last: snapshot.next, lagging: false }
     }
 
-    /// The id of the last message handed out.
-    pub fn last_id(&self) -> u64 {
-        self.last
-    }
-
     /// Waits for the next messages and appends them to `out`, oldest first: at least
     /// one, at most `max` from the ring (after a lag, everything the history gives).
     /// Cancel-safe: nothing is lost if the future is dropped before it completes.
@@ -157,7 +152,7 @@ mod tests {
             f.recv(&broker, 8, &mut got).await.unwrap();
         }
         assert_eq!(ids(&got), (1..=50).collect::<Vec<_>>(), "once each, in order");
-        assert_eq!(f.last_id(), 50);
+        assert_eq!(f.last, 50);
         broker.publish("a", Bytes::from("live")).await.unwrap();
         let mut more = Vec::new();
         f.recv(&broker, 8, &mut more).await.unwrap();

@@ -42,7 +42,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_unti
 use super::http::{Conn, Next, cursor};
 use crate::app::feed::{self, Feed, FeedEnd};
 use crate::app::hub::{Message, Snapshot};
-use crate::app::stats::Transport;
+use crate::app::stats::{Stats, Transport};
 use crate::config::{SSE_READ_SINK, WRITE_VECTORS};
 use crate::proto::http::response::{Context as HttpContext, LAST_CHUNK};
 use crate::proto::http::{RequestHead, Response, Version};
@@ -258,6 +258,15 @@ fn try_write<S: AsyncWrite + Unpin>(io: &mut S, outbox: &Outbox, cx: &mut Contex
     }
 }
 
+/// Accounts for `n` bytes the socket took: drops them off the outbox, counts them and
+/// the messages they completed; returns how many of those were live (no longer behind).
+fn written(stats: &Stats, outbox: &mut Outbox, n: usize) -> usize {
+    stats.wrote(Transport::Sse, n);
+    let done = outbox.advance(n);
+    stats.delivered(Transport::Sse, done.history + done.live);
+    done.live
+}
+
 /// The next heartbeat, or never when heartbeats are off (`--heartbeat 0`).
 async fn tick(heartbeat: &mut Option<Interval>) {
     match heartbeat {
@@ -362,10 +371,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 loop {
                     match poll_fn(|cx| Poll::Ready(try_write(&mut self.io, &outbox, cx))).await {
                         Some(Ok(n)) => {
-                            stats.wrote(Transport::Sse, n);
-                            let done = outbox.advance(n);
-                            stats.delivered(Transport::Sse, done.history + done.live);
-                            behind -= done.live;
+                            behind -= written(stats, &mut outbox, n);
                             refill(&mut outbox);
                         }
                         Some(Err(())) => break 'stream End::Gone,
@@ -399,12 +405,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     give_up.as_mut().reset(at);
                 }
                 io = poll_fn(|cx| poll_io(&mut self.io, &mut self.buf, &outbox, cx)) => match io {
-                    Io::Wrote(n) => {
-                        stats.wrote(Transport::Sse, n);
-                        let done = outbox.advance(n);
-                        stats.delivered(Transport::Sse, done.history + done.live);
-                        behind -= done.live;
-                    }
+                    Io::Wrote(n) => behind -= written(stats, &mut outbox, n),
                     Io::Read(n) => stats.read(Transport::Sse, n),
                     Io::Closed => break End::Gone,
                 },

@@ -328,10 +328,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     /// Queues the messages the feed handed over: each one's shared frame, remembered by
     /// the stream offset where it ends.
     fn on_messages(&mut self, r: Result<(), FeedEnd>, batch: &mut Vec<Arc<Message>>) {
+        // Where the session's queue starts in the stream: bytes written plus bytes taken
+        // from the session and still waiting for the socket (unchanged while queuing).
+        let ahead = self.out.written + self.out.len as u64;
         for m in batch.drain(..) {
             if self.session.send_encoded(m.ws_frame().clone()).is_ok() {
                 self.shared.stats.delivered(Transport::WebSocket, 1);
-                let ahead = self.out.written + self.out.len as u64;
                 self.unsent.push_back(ahead + self.session.outgoing_len() as u64);
             }
         }
