@@ -170,8 +170,13 @@ struct Group {
 }
 
 impl Group {
+    /// How many messages each client has received so far.
+    fn counts(&self) -> impl Iterator<Item = usize> + '_ {
+        self.logs.iter().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).arrivals.len())
+    }
+
     fn received(&self) -> usize {
-        self.logs.iter().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).arrivals.len()).sum()
+        self.counts().sum()
     }
 
     /// Nothing delivered and a failure seen: not worth waiting for.
@@ -180,7 +185,7 @@ impl Group {
     }
 
     fn least_received(&self) -> usize {
-        self.logs.iter().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).arrivals.len()).min().unwrap_or(0)
+        self.counts().min().unwrap_or(0)
     }
 }
 

@@ -39,3 +39,10 @@ pub struct Shared {
 }
 
 pub use server::{Running, Server};
+
+/// A deadline that never comes in practice: where a driver parks a timer it makes once
+/// and resets when it has a real deadline (made afresh per turn of its loop instead, a
+/// timer would register with the runtime's wheel once per message).
+pub(crate) fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86400 * 365)
+}

@@ -350,7 +350,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // afresh in every turn of the loop (once per message, for every subscriber of a
         // busy channel), each would register with the watch or the timer again.
         let stopping = shutdown.wait_for(|stop| *stop);
-        let give_up = sleep_until(Instant::now() + Duration::from_secs(86400 * 365));
+        let give_up = sleep_until(super::far_future());
         tokio::pin!(stopping, give_up);
 
         let end = 'stream: loop {

@@ -206,7 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         let mut answer_by: Option<Instant> = None;
         // Set once we wait for the end: the peer's Close, or the last bytes to leave.
         let mut give_up_at: Option<Instant> = None;
-        let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+        let far = super::far_future();
         // The timers and the shutdown future are made once and reset when their deadline
         // changes: made afresh in every turn of the loop, they would be registered with
         // the runtime's timer wheel (and the watch's waiter list) once per message, for
