@@ -11,8 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: command -> package. Chromium is the real browser the
-# dashboard test drives (tests/dashboard.rs, at /usr/bin/chromium).
-declare -A APT=( [curl]=curl [nc]=netcat-openbsd [chromium]=chromium )
+# dashboard test drives (tests/dashboard.rs, at /usr/bin/chromium); redis-server is the
+# broker several instances share (tests/redis.rs starts its own on a free port, and
+# redis-cli is an independent RESP peer); tshark dissects the pcap captures
+# (tests/pcap.rs).
+declare -A APT=( [curl]=curl [nc]=netcat-openbsd [chromium]=chromium [redis-server]=redis-server [redis-cli]=redis-tools [tshark]=tshark )
 
 missing=()
 for tool in "${!APT[@]}"; do
