@@ -16,10 +16,10 @@
 //!   only the one-way delay. Bytes are held in memory for MS, not throttled: the link
 //!   is long, not narrow.
 //!
-//! Otherwise it forwards bytes unchanged, both ways. The HTTP-reading parts are pure
-//! ([`RequestSide`], [`ResponseSide`]); the loop around them only moves bytes and time.
+//! Otherwise it forwards bytes unchanged, both ways. The HTTP-reading part is pure
+//! ([`Filter`], over the same message streams the server and the trace read); the loop
+//! around it only moves bytes and time.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,10 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, sleep_until};
 
 use crate::config::READ_BUFFER;
-use crate::proto::http::{
-    BodyKind, ChunkedDecoder, HeadLimits, HttpError, Piece, ResponseBody, parse_head, parse_response_head,
-};
-use crate::trace::{Role, Tap, Tracer};
+use crate::proto::Role;
+use crate::proto::http::{Event, Exchange, HeadLimits, Unit};
+use crate::trace::{Tap, Tracer};
 
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -60,204 +59,123 @@ pub struct ProxyStats {
 /// Generous limits: the proxy is not the server; it only needs to find message ends.
 const LIMITS: HeadLimits = HeadLimits { max_header: 64 * 1024, max_target: 64 * 1024, max_body: usize::MAX };
 
-/// What to do with bytes a side has read.
+/// What to do with bytes the proxy has read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Out {
-    /// Pass these bytes on to the other end.
-    Forward(Bytes),
+    /// Pass these bytes on to the server.
+    ToServer(Bytes),
+    /// Pass these bytes on to the client.
+    ToClient(Bytes),
     /// Answer the client with these bytes ourselves, and close.
     Refuse(Bytes),
 }
 
-/// Where a side stands in its stream of HTTP messages.
-#[derive(Debug)]
-enum Framing {
-    Head,
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    UntilClose,
-    /// After an upgrade, or on anything unreadable: bytes pass unread.
-    Passthrough,
-}
-
-/// Steps over a body framed as `framing` at the front of `buf`; returns how many bytes
-/// of it are there, and whether the body is complete.
-fn body_progress(framing: &mut Framing, buf: &[u8]) -> Result<(usize, bool), HttpError> {
-    match framing {
-        Framing::Length(left) => {
-            let n = (*left as usize).min(buf.len());
-            *left -= n as u64;
-            Ok((n, *left == 0))
-        }
-        Framing::Chunked(dec) => {
-            let mut used = 0;
-            while used < buf.len() {
-                let (n, piece) = dec.step(&buf[used..])?;
-                used += n;
-                if piece == Piece::End {
-                    return Ok((used, true));
-                }
-            }
-            Ok((used, false))
-        }
-        Framing::UntilClose | Framing::Passthrough => Ok((buf.len(), false)),
-        Framing::Head => Ok((0, true)),
-    }
-}
-
-/// Client to server: finds each request, refuses WebSocket upgrades when asked, and
-/// records which requests were HEAD (their responses have no body).
-pub struct RequestSide {
-    buf: BytesMut,
-    framing: Framing,
+/// The HTTP-reading part of the proxy, pure: both directions of one connection read
+/// as the server and the trace read them ([`Exchange`]), so it finds each message where
+/// they do. It refuses WebSocket upgrades when blocking and, when buffering, holds each
+/// response until its end.
+pub struct Filter {
+    http: Exchange,
+    from_client: BytesMut,
+    from_server: BytesMut,
+    /// Buffering: the bytes of the response not yet complete.
+    held: BytesMut,
     block_websocket: bool,
+    buffering: bool,
+    /// A direction the proxy could not read (the server will refuse what the client
+    /// sent; a response it cannot frame passes as it comes): its bytes pass unread.
+    unread: [bool; 2],
 }
 
-impl RequestSide {
-    pub fn new(block_websocket: bool) -> Self {
-        RequestSide { buf: BytesMut::new(), framing: Framing::Head, block_websocket }
+impl Filter {
+    pub fn new(block_websocket: bool, buffering: bool) -> Self {
+        Filter {
+            http: Exchange::new(LIMITS),
+            from_client: BytesMut::new(),
+            from_server: BytesMut::new(),
+            held: BytesMut::new(),
+            block_websocket,
+            buffering,
+            unread: [false; 2],
+        }
     }
 
-    pub fn feed(&mut self, data: &[u8], head_requests: &mut VecDeque<bool>) -> Vec<Out> {
-        self.buf.extend_from_slice(data);
+    /// Bytes the client sent.
+    pub fn client_bytes(&mut self, data: &[u8]) -> Vec<Out> {
+        self.from_client.extend_from_slice(data);
         let mut out = Vec::new();
-        loop {
-            if self.buf.is_empty() {
-                break;
-            }
-            if let Framing::Head = self.framing {
-                match parse_head(&mut self.buf, &LIMITS) {
-                    Ok(None) => break,
-                    Ok(Some(head)) => {
-                        let upgrade = head.has_token("connection", "upgrade") && head.header("upgrade").is_some();
-                        if self.block_websocket && head.is_websocket_upgrade() {
-                            out.push(Out::Refuse(Bytes::from_static(BLOCKED)));
-                            self.framing = Framing::Passthrough;
-                            self.buf.clear();
-                            return out;
-                        }
-                        head_requests.push_back(head.method() == "HEAD");
-                        out.push(Out::Forward(head.raw().clone()));
-                        self.framing = match head.body {
-                            _ if upgrade => Framing::Passthrough,
-                            BodyKind::None => Framing::Head,
-                            BodyKind::Length(n) => Framing::Length(n),
-                            BodyKind::Chunked => Framing::Chunked(ChunkedDecoder::new()),
-                        };
-                    }
-                    Err(_) => self.framing = Framing::Passthrough, // the server will refuse it
-                }
-                continue;
-            }
-            match body_progress(&mut self.framing, &self.buf) {
-                Ok((n, complete)) => {
-                    out.push(Out::Forward(self.buf.split_to(n).freeze()));
-                    if complete {
-                        self.framing = Framing::Head;
-                    } else if self.buf.is_empty() || n == 0 {
-                        break;
-                    }
-                }
-                Err(_) => self.framing = Framing::Passthrough,
-            }
-        }
-        if let (Framing::Passthrough, false) = (&self.framing, self.buf.is_empty()) {
-            out.push(Out::Forward(self.buf.split().freeze()));
-        }
+        self.requests(&mut out);
         out
+    }
+
+    /// Bytes the server sent. A final answer may let requests held behind an upgrade
+    /// request go on (HTTP again, or frames after a `101`), so those are read again.
+    pub fn server_bytes(&mut self, data: &[u8]) -> Vec<Out> {
+        self.from_server.extend_from_slice(data);
+        let mut out = Vec::new();
+        self.responses(&mut out);
+        self.requests(&mut out);
+        out
+    }
+
+    fn requests(&mut self, out: &mut Vec<Out>) {
+        loop {
+            if self.unread[0] || self.http.stream(Role::Client).is_switched() {
+                if !self.from_client.is_empty() {
+                    out.push(Out::ToServer(self.from_client.split().freeze()));
+                }
+                return;
+            }
+            match self.http.read(Role::Client, &mut self.from_client) {
+                Ok(None) => return,
+                Ok(Some(Unit { event: Event::Request(head), .. }))
+                    if self.block_websocket && head.is_websocket_upgrade() =>
+                {
+                    out.push(Out::Refuse(Bytes::from_static(BLOCKED)));
+                    self.from_client.clear();
+                    self.unread[0] = true;
+                    return;
+                }
+                Ok(Some(unit)) if !unit.bytes.is_empty() => out.push(Out::ToServer(unit.bytes)),
+                Ok(Some(_)) => {}
+                Err(_) => self.unread[0] = true,
+            }
+        }
+    }
+
+    fn responses(&mut self, out: &mut Vec<Out>) {
+        loop {
+            if self.unread[1] || self.http.stream(Role::Server).is_switched() {
+                self.held.unsplit(self.from_server.split());
+                if !self.held.is_empty() {
+                    out.push(Out::ToClient(self.held.split().freeze()));
+                }
+                return;
+            }
+            match self.http.read(Role::Server, &mut self.from_server) {
+                Ok(None) => return,
+                Ok(Some(unit)) if self.buffering => {
+                    self.held.extend_from_slice(&unit.bytes);
+                    if matches!(unit.event, Event::End) {
+                        out.push(Out::ToClient(self.held.split().freeze()));
+                    }
+                }
+                Ok(Some(unit)) if !unit.bytes.is_empty() => out.push(Out::ToClient(unit.bytes)),
+                Ok(Some(_)) => {}
+                Err(_) => self.unread[1] = true,
+            }
+        }
+    }
+
+    /// The server closed: a response delimited by the close is complete now.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        self.held.unsplit(self.from_server.split());
+        (!self.held.is_empty()).then(|| self.held.split().freeze())
     }
 }
 
 /// What a proxy that refuses WebSocket answers.
 const BLOCKED: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 37\r\nConnection: close\r\n\r\nWebSocket upgrades blocked by proxy.\n";
-
-/// Server to client: with buffering on, holds each response until it is complete.
-pub struct ResponseSide {
-    buf: BytesMut,
-    framing: Framing,
-    /// Bytes at the front of `buf` that belong to the response being held.
-    held: usize,
-    buffering: bool,
-}
-
-impl ResponseSide {
-    pub fn new(buffering: bool) -> Self {
-        ResponseSide { buf: BytesMut::new(), framing: Framing::Head, held: 0, buffering }
-    }
-
-    pub fn feed(&mut self, data: &[u8], head_requests: &mut VecDeque<bool>) -> Vec<Out> {
-        if !self.buffering || matches!(self.framing, Framing::Passthrough) {
-            return vec![Out::Forward(Bytes::copy_from_slice(data))];
-        }
-        self.buf.extend_from_slice(data);
-        let mut out = Vec::new();
-        loop {
-            let rest = &self.buf[self.held..];
-            if let Framing::Head = self.framing {
-                let mut view = BytesMut::from(rest);
-                match parse_response_head(&mut view, LIMITS.max_header) {
-                    Ok(None) => break,
-                    Ok(Some(head)) => {
-                        self.held += head.raw().len();
-                        let interim = head.status < 200 && head.status != 101;
-                        let head_request = if interim { false } else { head_requests.pop_front().unwrap_or(false) };
-                        self.framing = if head.status == 101 {
-                            Framing::Passthrough
-                        } else {
-                            match head.body(head_request) {
-                                Ok(ResponseBody::None) | Ok(ResponseBody::Length(0)) => Framing::Head,
-                                Ok(ResponseBody::Length(n)) => Framing::Length(n),
-                                Ok(ResponseBody::Chunked) => Framing::Chunked(ChunkedDecoder::new()),
-                                Ok(ResponseBody::UntilClose) | Err(_) => Framing::UntilClose,
-                            }
-                        };
-                        if matches!(self.framing, Framing::Head | Framing::Passthrough) {
-                            out.push(self.release());
-                        }
-                        if matches!(self.framing, Framing::Passthrough) {
-                            out.push(Out::Forward(self.buf.split().freeze()));
-                            break;
-                        }
-                    }
-                    Err(_) => {
-                        self.framing = Framing::Passthrough;
-                        out.push(Out::Forward(self.buf.split().freeze()));
-                        break;
-                    }
-                }
-                continue;
-            }
-            match body_progress(&mut self.framing, rest) {
-                Ok((n, complete)) => {
-                    self.held += n;
-                    if complete {
-                        self.framing = Framing::Head;
-                        out.push(self.release());
-                    } else {
-                        break; // held: a streamed response waits here until it ends
-                    }
-                }
-                Err(_) => {
-                    self.framing = Framing::Passthrough;
-                    out.push(Out::Forward(self.buf.split().freeze()));
-                    break;
-                }
-            }
-        }
-        out.retain(|o| !matches!(o, Out::Forward(b) if b.is_empty()));
-        out
-    }
-
-    fn release(&mut self) -> Out {
-        let n = std::mem::take(&mut self.held);
-        Out::Forward(self.buf.split_to(n).freeze())
-    }
-
-    /// The server closed: a response delimited by the close is complete now.
-    pub fn finish(&mut self) -> Option<Bytes> {
-        (!self.buf.is_empty()).then(|| self.buf.split().freeze())
-    }
-}
 
 /// Runs the proxy until `stop` completes.
 pub async fn run(
@@ -384,57 +302,54 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut requests = RequestSide::new(cfg.block_websocket);
-    let mut responses = ResponseSide::new(cfg.buffer_responses);
-    let mut heads = VecDeque::new();
+    let mut filter = Filter::new(cfg.block_websocket, cfg.buffer_responses);
     let http_aware = cfg.block_websocket || cfg.buffer_responses;
     let mut from_client = BytesMut::with_capacity(READ_BUFFER);
     let mut from_upstream = BytesMut::with_capacity(READ_BUFFER);
     let idle = cfg.idle_timeout.unwrap_or(Duration::from_secs(u32::MAX as u64));
     let mut deadline = Instant::now() + idle;
     loop {
-        tokio::select! {
+        let outs = tokio::select! {
             r = client.read_buf(&mut from_client) => {
                 let Ok(n) = r else { break };
                 if n == 0 {
                     let _ = upstream.shutdown().await; // pass the half-close on
-                    continue_until_upstream_done(&mut upstream, &mut client, &mut responses, &mut heads).await;
+                    continue_until_upstream_done(&mut upstream, &mut client, &mut filter, http_aware).await;
                     break;
                 }
-                deadline = Instant::now() + idle;
                 let data = from_client.split();
-                let outs = if http_aware { requests.feed(&data, &mut heads) } else { vec![Out::Forward(data.freeze())] };
-                for o in outs {
-                    match o {
-                        Out::Forward(b) => if upstream.write_all(&b).await.is_err() { return },
-                        Out::Refuse(b) => {
-                            stats.refused_upgrades.fetch_add(1, Relaxed);
-                            let _ = client.write_all(&b).await;
-                            let _ = client.shutdown().await;
-                            return;
-                        }
-                    }
-                }
+                if http_aware { filter.client_bytes(&data) } else { vec![Out::ToServer(data.freeze())] }
             }
             r = upstream.read_buf(&mut from_upstream) => {
                 let Ok(n) = r else { break };
                 if n == 0 {
-                    if let Some(rest) = responses.finish() {
+                    if let Some(rest) = filter.finish() {
                         let _ = client.write_all(&rest).await;
                     }
                     break;
                 }
-                deadline = Instant::now() + idle;
                 let data = from_upstream.split();
-                for o in responses.feed(&data, &mut heads) {
-                    if let Out::Forward(b) = o && client.write_all(&b).await.is_err() {
-                        return;
-                    }
-                }
+                if http_aware { filter.server_bytes(&data) } else { vec![Out::ToClient(data.freeze())] }
             }
             _ = sleep_until(deadline) => {
                 stats.idle_cuts.fetch_add(1, Relaxed); // idle too long: cut both ways
                 break;
+            }
+        };
+        deadline = Instant::now() + idle;
+        for o in outs {
+            let sent = match o {
+                Out::ToServer(b) => upstream.write_all(&b).await,
+                Out::ToClient(b) => client.write_all(&b).await,
+                Out::Refuse(b) => {
+                    stats.refused_upgrades.fetch_add(1, Relaxed);
+                    let _ = client.write_all(&b).await;
+                    let _ = client.shutdown().await;
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
             }
         }
     }
@@ -443,12 +358,8 @@ where
 }
 
 /// After the client half-closed: keep relaying the server's answer until it ends.
-async fn continue_until_upstream_done<U, C>(
-    upstream: &mut U,
-    client: &mut C,
-    responses: &mut ResponseSide,
-    heads: &mut VecDeque<bool>,
-) where
+async fn continue_until_upstream_done<U, C>(upstream: &mut U, client: &mut C, filter: &mut Filter, http_aware: bool)
+where
     U: AsyncRead + Unpin,
     C: AsyncWrite + Unpin,
 {
@@ -457,15 +368,17 @@ async fn continue_until_upstream_done<U, C>(
         if n == 0 {
             break;
         }
-        for o in responses.feed(&buf.split(), heads) {
-            if let Out::Forward(b) = o
+        let data = buf.split();
+        let outs = if http_aware { filter.server_bytes(&data) } else { vec![Out::ToClient(data.freeze())] };
+        for o in outs {
+            if let Out::ToClient(b) = o
                 && client.write_all(&b).await.is_err()
             {
                 return;
             }
         }
     }
-    if let Some(rest) = responses.finish() {
+    if let Some(rest) = filter.finish() {
         let _ = client.write_all(&rest).await;
     }
 }
@@ -474,11 +387,14 @@ async fn continue_until_upstream_done<U, C>(
 mod tests {
     use super::*;
 
-    fn forwarded(outs: &[Out]) -> Vec<u8> {
+    /// What the filter passed on, one direction.
+    fn passed(outs: &[Out], to_server: bool) -> Vec<u8> {
         outs.iter()
             .flat_map(|o| match o {
-                Out::Forward(b) => b.to_vec(),
+                Out::ToServer(b) if to_server => b.to_vec(),
+                Out::ToClient(b) if !to_server => b.to_vec(),
                 Out::Refuse(_) => panic!("refused"),
+                _ => Vec::new(),
             })
             .collect()
     }
@@ -487,25 +403,25 @@ mod tests {
     fn requests_pass_unchanged_in_any_pieces() {
         let input = b"POST /publish/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /poll/a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /stats HTTP/1.1\r\nHost: x\r\n\r\n";
         for size in [1, 2, 5, input.len()] {
-            let mut side = RequestSide::new(true);
-            let mut heads = VecDeque::new();
+            let mut filter = Filter::new(true, true);
             let mut all = Vec::new();
             for piece in input.chunks(size) {
-                all.extend(forwarded(&side.feed(piece, &mut heads)));
+                all.extend(passed(&filter.client_bytes(piece), true));
             }
             assert_eq!(all, input, "size {size}");
-            assert_eq!(heads, VecDeque::from(vec![false, false, true]));
+            // The HEAD request's answer has no body: the next response follows at once.
+            let answers = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{}\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n";
+            assert_eq!(passed(&filter.server_bytes(answers), false), answers);
         }
     }
 
     #[test]
     fn websocket_upgrade_is_refused_when_blocking() {
         let up = b"GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        let mut heads = VecDeque::new();
-        let outs = RequestSide::new(true).feed(up, &mut heads);
+        let outs = Filter::new(true, false).client_bytes(up);
         assert!(matches!(&outs[..], [Out::Refuse(b)] if b.starts_with(b"HTTP/1.1 403")));
-        let outs = RequestSide::new(false).feed(up, &mut heads);
-        assert_eq!(forwarded(&outs), up);
+        let outs = Filter::new(false, true).client_bytes(up);
+        assert_eq!(passed(&outs, true), up);
         // The same test as the server's handshake: token lists, any case. Each of these
         // is an upgrade the server would accept, so each must be refused.
         for (upgrade, connection) in
@@ -514,20 +430,32 @@ mod tests {
             let req = format!(
                 "GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: {upgrade}\r\nConnection: {connection}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             );
-            let outs = RequestSide::new(true).feed(req.as_bytes(), &mut heads);
+            let outs = Filter::new(true, false).client_bytes(req.as_bytes());
             assert!(matches!(&outs[..], [Out::Refuse(_)]), "Upgrade: {upgrade} / Connection: {connection}");
         }
     }
 
     #[test]
+    fn after_a_101_both_directions_pass_unread() {
+        let mut filter = Filter::new(false, true);
+        let up = b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        assert_eq!(passed(&filter.client_bytes(up), true), up);
+        assert!(filter.client_bytes(b"\x81\x80abcd").is_empty(), "held until the answer");
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi";
+        let outs = filter.server_bytes(answer);
+        assert_eq!(passed(&outs, false), answer, "the 101 and the frame after it, unheld");
+        assert_eq!(passed(&outs, true), b"\x81\x80abcd", "the frame held behind the request goes on");
+        assert_eq!(passed(&filter.server_bytes(b"\x88\x00"), false), b"\x88\x00");
+    }
+
+    #[test]
     fn buffering_holds_a_stream_until_it_ends() {
-        let mut side = ResponseSide::new(true);
-        let mut heads = VecDeque::from(vec![false, false]);
+        let mut filter = Filter::new(false, true);
+        filter.client_bytes(b"GET /sse/a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
         let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert!(side.feed(head, &mut heads).is_empty(), "nothing passes while the stream is open");
-        assert!(side.feed(b"d\r\nretry: 3000\n\n\r\n", &mut heads).is_empty());
-        let outs = side.feed(b"0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", &mut heads);
-        let all = forwarded(&outs);
+        assert!(filter.server_bytes(head).is_empty(), "nothing passes while the stream is open");
+        assert!(filter.server_bytes(b"d\r\nretry: 3000\n\n\r\n").is_empty());
+        let all = passed(&filter.server_bytes(b"0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"), false);
         assert!(
             all.starts_with(head) && all.ends_with(b"204 No Content\r\n\r\n"),
             "{:?}",
@@ -537,13 +465,22 @@ mod tests {
 
     #[test]
     fn buffering_passes_complete_answers_and_heads() {
-        let mut side = ResponseSide::new(true);
-        let mut heads = VecDeque::from(vec![true, false]);
+        let mut filter = Filter::new(false, true);
+        filter.client_bytes(b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
         let input = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
         let mut all = Vec::new();
         for piece in input.chunks(3) {
-            all.extend(forwarded(&side.feed(piece, &mut heads)));
+            all.extend(passed(&filter.server_bytes(piece), false));
         }
         assert_eq!(all, input, "a HEAD answer has no body; the second is released when complete");
+    }
+
+    #[test]
+    fn a_response_read_until_close_is_released_at_the_close() {
+        let mut filter = Filter::new(false, true);
+        filter.client_bytes(b"GET / HTTP/1.0\r\n\r\n");
+        assert!(filter.server_bytes(b"HTTP/1.0 200 OK\r\n\r\nsome").is_empty());
+        assert!(filter.server_bytes(b" more").is_empty());
+        assert_eq!(&filter.finish().unwrap()[..], b"HTTP/1.0 200 OK\r\n\r\nsome more");
     }
 }

@@ -1,7 +1,9 @@
 //! A hand-written HTTP/1.1 client on `TcpStream` (RFC 9112, the client's side).
 //!
 //! It writes requests with `proto::http::write_request` and reads responses with the
-//! same pure codecs the tracer uses (`parse_response_head`, `BodyDecoder`). One
+//! message stream the server, the proxy and the tracer step too
+//! (`proto::http::MessageStream`: interim 1xx heads skipped, the body framed by the
+//! one reading of RFC 9112 §6.3). One
 //! connection is kept and reused across requests (keep-alive) until the server says
 //! `Connection: close`, the body runs until close, or the connection fails.
 
@@ -15,7 +17,7 @@ use tokio::net::TcpStream;
 
 use super::meter::{Meter, Metered};
 use crate::config::{DEFAULT_MAX_HEADER, READ_BUFFER};
-use crate::proto::http::{BodyDecoder, ResponseBody, ResponseHead, Version, parse_response_head, write_request};
+use crate::proto::http::{Asked, Event, HeadLimits, MessageStream, ResponseHead, Unit, Version, write_request};
 use crate::trace::{Role, Tap, Tracer};
 
 /// Any byte stream a client can use: a socket, or a traced socket.
@@ -67,11 +69,46 @@ pub struct HttpClient {
     taps: Taps,
     conn: Option<Box<dyn Stream>>,
     buf: BytesMut,
+    /// The responses on `conn`.
+    http: MessageStream,
+}
+
+/// What this client reads: heads up to `DEFAULT_MAX_HEADER` (the body limit is
+/// `MAX_RESPONSE_BODY`, checked as it arrives).
+const LIMITS: HeadLimits =
+    HeadLimits { max_header: DEFAULT_MAX_HEADER, max_target: DEFAULT_MAX_HEADER, max_body: MAX_RESPONSE_BODY };
+
+/// Reads until the final response head, past any interim ones (`100 Continue`, RFC 9110
+/// §15.2: they precede the answer, they are not it). Bytes after the head stay in `buf`.
+pub async fn final_head(
+    conn: &mut Box<dyn Stream>,
+    http: &mut MessageStream,
+    buf: &mut BytesMut,
+) -> io::Result<ResponseHead> {
+    loop {
+        match http.read(buf).map_err(invalid)? {
+            Some(Unit { event: Event::Response(head), .. }) if head.status >= 200 || head.status == 101 => {
+                return Ok(head);
+            }
+            Some(_) => {} // an interim head, and its end
+            None => {
+                if conn.read_buf(buf).await? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a response"));
+                }
+            }
+        }
+    }
 }
 
 impl HttpClient {
     pub fn new(authority: &str, taps: Taps) -> HttpClient {
-        HttpClient { authority: authority.to_string(), taps, conn: None, buf: BytesMut::with_capacity(READ_BUFFER) }
+        HttpClient {
+            authority: authority.to_string(),
+            taps,
+            conn: None,
+            buf: BytesMut::with_capacity(READ_BUFFER),
+            http: MessageStream::responses(LIMITS),
+        }
     }
 
     /// Sends a request and reads the whole response, within `limit`. A GET that fails
@@ -108,6 +145,7 @@ impl HttpClient {
     fn drop_conn(&mut self) {
         self.conn = None;
         self.buf.clear();
+        self.http = MessageStream::responses(LIMITS);
     }
 
     async fn exchange(&mut self, method: &str, target: &str, body: &[u8]) -> io::Result<ClientResponse> {
@@ -126,44 +164,30 @@ impl HttpClient {
         let aborted = |e: io::Error| io::Error::new(io::ErrorKind::ConnectionAborted, e);
         conn.write_all(&out).await.map_err(aborted)?;
 
-        let head = loop {
-            if let Some(head) = parse_response_head(&mut self.buf, DEFAULT_MAX_HEADER).map_err(invalid)? {
-                if head.status >= 100 && head.status < 200 && head.status != 101 {
-                    continue; // an interim response (100 Continue): the real one follows
-                }
-                break head;
-            }
-            let n = conn.read_buf(&mut self.buf).await.map_err(aborted)?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed before a response"));
-            }
-        };
-        let framing = head.body(method == "HEAD").map_err(invalid)?;
-        let mut body = BytesMut::new();
+        self.http.expect(Asked { head: method == "HEAD", upgrade: false });
+        let head = final_head(conn, &mut self.http, &mut self.buf).await.map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => e,
+            _ => aborted(e),
+        })?;
         let mut keep = head.version == Version::Http11 && !head.has_token("connection", "close");
-        let mut decoder = match framing {
-            ResponseBody::None => None,
-            ResponseBody::Length(n) => Some(BodyDecoder::Length(n)),
-            ResponseBody::Chunked => Some(BodyDecoder::Chunked(Default::default())),
-            ResponseBody::UntilClose => {
-                keep = false;
-                loop {
-                    body.extend_from_slice(&self.buf.split());
-                    if body.len() > MAX_RESPONSE_BODY {
+        let mut body = BytesMut::new();
+        loop {
+            match self.http.read(&mut self.buf).map_err(invalid)? {
+                Some(Unit { event: Event::Data(_), bytes }) => {
+                    if body.len() + bytes.len() > MAX_RESPONSE_BODY {
                         return Err(invalid("response body too large"));
                     }
-                    if conn.read_buf(&mut self.buf).await? == 0 {
-                        break;
-                    }
+                    body.extend_from_slice(&bytes);
                 }
-                None
-            }
-        };
-        if let Some(dec) = decoder.as_mut() {
-            while !dec.decode(&mut self.buf, &mut body, MAX_RESPONSE_BODY).map_err(invalid)? {
-                if conn.read_buf(&mut self.buf).await? == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed in the middle of a body"));
+                Some(Unit { event: Event::End, .. }) => break,
+                Some(_) => {}
+                None if conn.read_buf(&mut self.buf).await? > 0 => {}
+                // The close ends a body that runs until close, and nothing else.
+                None if self.http.reads_until_close() => {
+                    keep = false;
+                    break;
                 }
+                None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed in the middle of a body")),
             }
         }
         if !keep {
@@ -172,15 +196,16 @@ impl HttpClient {
         Ok(ClientResponse { head, body: body.freeze() })
     }
 
-    /// Takes the connection for a response that streams (SSE) or an upgrade: sends the
-    /// request, reads the head, and hands back the stream with any bytes read past it.
+    /// Takes the connection for a response that streams (SSE): sends the request, reads
+    /// the final head, and hands back the stream, the bytes read past the head, and the
+    /// message stream that frames the body still to come.
     pub async fn open(
         &mut self,
         method: &str,
         target: &str,
         headers: &[(&str, &str)],
         limit: Duration,
-    ) -> io::Result<(ResponseHead, Box<dyn Stream>, BytesMut)> {
+    ) -> io::Result<(ResponseHead, Box<dyn Stream>, BytesMut, MessageStream)> {
         self.drop_conn();
         let fut = async {
             let mut conn = connect(&self.authority, &self.taps).await?;
@@ -189,14 +214,10 @@ impl HttpClient {
             write_request(&mut out, method, target, &self.authority, headers, b"");
             conn.write_all(&out).await?;
             let mut buf = BytesMut::with_capacity(READ_BUFFER);
-            loop {
-                if let Some(head) = parse_response_head(&mut buf, DEFAULT_MAX_HEADER).map_err(invalid)? {
-                    return Ok((head, conn, buf));
-                }
-                if conn.read_buf(&mut buf).await? == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a response"));
-                }
-            }
+            let mut http = MessageStream::responses(LIMITS);
+            http.expect(Asked { head: method == "HEAD", upgrade: false });
+            let head = final_head(&mut conn, &mut http, &mut buf).await?;
+            Ok((head, conn, buf, http))
         };
         tokio::time::timeout(limit, fut)
             .await

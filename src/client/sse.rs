@@ -9,7 +9,6 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
 use super::backoff::Backoff;
@@ -17,14 +16,12 @@ use super::http::HttpClient;
 use super::poll::{Round, next_round, publish, retry};
 use super::sink::{Delivery, Sink, status};
 use super::{ClientConfig, Ended};
-use crate::proto::http::{BodyDecoder, ResponseBody};
+use crate::proto::http::{Event, Unit};
 use crate::proto::sse::Parser;
 
 const TRANSPORT: &str = "sse";
 /// How long to wait for the response head.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-/// Largest piece of body decoded at once.
-const MAX_DECODED: usize = 1 << 20;
 
 /// Runs the SSE client until `--count` is reached (or forever). With `first_byte` (the
 /// cascade's probe), a stream on which nothing at all arrives within that time, not
@@ -50,7 +47,7 @@ pub async fn run(
         let headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache"), ("Last-Event-ID", id.as_str())];
         let target = cfg.url.target(&format!("/sse/{}", cfg.channel));
         let opened = http.open("GET", &target, &headers, first_byte.unwrap_or(CONNECT_LIMIT)).await;
-        let (head, mut conn, mut buf) = match opened {
+        let (head, mut conn, mut buf, mut body) = match opened {
             Ok(o) => o,
             // Probing: not even the head arrived in time (a buffering proxy holds it).
             Err(e) if first_byte.is_some() => {
@@ -72,33 +69,28 @@ pub async fn run(
             retry(cfg, &mut backoff, TRANSPORT, &e).await;
             continue;
         }
-        let mut decoder = match head.body(false) {
-            Ok(ResponseBody::Chunked) => Some(BodyDecoder::Chunked(Default::default())),
-            _ => None, // HTTP/1.0: the body runs until the server closes
-        };
         let mut parser = Parser::new();
-        let mut decoded = BytesMut::new();
         let mut got_bytes = false;
         let mut first_deadline = first_byte.map(|d| tokio::time::Instant::now() + d);
         let ended = loop {
-            // Hand what has arrived to the parser, then the parser's events to the sink.
-            match decoder.as_mut() {
-                Some(dec) => match dec.decode(&mut buf, &mut decoded, MAX_DECODED) {
-                    Ok(finished) => {
-                        parser.feed(&decoded);
-                        if finished {
-                            break "the server ended the stream".to_string();
-                        }
+            // Hand the body's bytes that have arrived (chunked on HTTP/1.1, until close
+            // on HTTP/1.0: the message stream knows which) to the parser, then the
+            // parser's events to the sink.
+            let ended = loop {
+                match body.read(&mut buf) {
+                    Ok(Some(Unit { event: Event::Data(_), bytes })) => {
+                        parser.feed(&bytes);
+                        got_bytes |= !bytes.is_empty();
                     }
-                    Err(e) => break format!("chunked framing error: {}", e.explain()),
-                },
-                None => parser.feed(&buf.split()),
-            }
-            if !decoded.is_empty() || (decoder.is_none() && got_bytes) {
-                got_bytes = true;
+                    Ok(Some(Unit { event: Event::End, .. })) => break Some("the server ended the stream".to_string()),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break None,
+                    Err(e) => break Some(format!("chunked framing error: {}", e.explain())),
+                }
+            };
+            if got_bytes {
                 first_deadline = None;
             }
-            decoded.clear();
             loop {
                 match parser.next_event() {
                     Ok(Some(ev)) => {
@@ -125,6 +117,9 @@ pub async fn run(
             }
             if let Some(ms) = parser.retry() {
                 reconnect = Some(Duration::from_millis(ms));
+            }
+            if let Some(why) = ended {
+                break why;
             }
             if got_bytes {
                 backoff.reset();
@@ -154,7 +149,7 @@ pub async fn run(
             };
             match n {
                 Ok(0) => break "the connection closed".to_string(),
-                Ok(_) => got_bytes |= decoder.is_none(),
+                Ok(_) => {}
                 Err(e) => break e.to_string(),
             }
         };

@@ -17,12 +17,12 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::backoff::Backoff;
-use super::http::{HttpClient, Stream, connect};
+use super::http::{HttpClient, Stream, connect, final_head};
 use super::poll::{Round, next_round, retry};
 use super::sink::{Delivery, Sink, status};
 use super::{ClientConfig, Ended};
 use crate::config::{DEFAULT_MAX_HEADER, DEFAULT_MAX_MESSAGE, READ_BUFFER};
-use crate::proto::http::parse_response_head;
+use crate::proto::http::{Asked, HeadLimits, MessageStream};
 use crate::proto::ws::{Event, Session, SessionLimits, client_request, client_verify, handshake};
 
 const TRANSPORT: &str = "websocket";
@@ -51,20 +51,21 @@ pub async fn open(cfg: &ClientConfig, cursor: u64) -> io::Result<(Box<dyn Stream
     let path = cfg.url.target(&format!("/ws/{}?after={cursor}", cfg.channel));
     conn.write_all(&client_request(&cfg.url.authority, &path, &key, &[])).await?;
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
-    let head = tokio::time::timeout(HANDSHAKE_LIMIT, async {
-        loop {
-            if let Some(head) = parse_response_head(&mut buf, DEFAULT_MAX_HEADER)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.explain()))?
-            {
-                return Ok::<_, io::Error>(head);
-            }
-            if conn.read_buf(&mut buf).await? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during the handshake"));
-            }
-        }
-    })
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake answer in time"))??;
+    // The same message stream as every HTTP reader: interim 1xx heads are skipped,
+    // and what follows the 101 in the same read stays in `buf` for the session.
+    let mut http = MessageStream::responses(HeadLimits {
+        max_header: DEFAULT_MAX_HEADER,
+        max_target: DEFAULT_MAX_HEADER,
+        max_body: MAX_INCOMING,
+    });
+    http.expect(Asked { head: false, upgrade: true });
+    let head = tokio::time::timeout(HANDSHAKE_LIMIT, final_head(&mut conn, &mut http, &mut buf))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake answer in time"))?
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(io::ErrorKind::UnexpectedEof, "closed during the handshake"),
+            _ => e,
+        })?;
     let headers: Vec<(&str, &[u8])> = head.headers().collect();
     if let Err(e) = client_verify(&key, head.status, &headers) {
         return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("upgrade refused: {e}")));

@@ -1,8 +1,10 @@
 //! The HTTP/1.1 connection driver: the thin loop between a socket and the pure codecs.
 //!
-//! Read bytes into one reused buffer, hand them to `proto::http::parse_head`, route,
-//! answer, repeat. Every decision about bytes is made by the codecs; this file decides
-//! only about time (timeouts, holding a long-poll) and about the socket (when to close).
+//! Read bytes into one reused buffer, step the request stream over them
+//! (`proto::http::MessageStream`, the one reading of RFC 9112 that the client, the proxy
+//! and the trace step too), route, answer, repeat. Every decision about bytes is made by
+//! the codecs; this file decides only about time (timeouts, holding a long-poll) and
+//! about the socket (when to close).
 //!
 //! Requests on one connection are served one at a time, in order, which is what makes
 //! pipelining safe: a pipelined request waits in the buffer until its turn (RFC 9112
@@ -27,7 +29,7 @@ use crate::app::routes::{self, Route, RouteError};
 use crate::app::stats::Transport;
 use crate::config::{LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER, READ_BUFFER};
 use crate::proto::http::response::Context;
-use crate::proto::http::{BodyDecoder, BodyKind, HeadLimits, HttpError, RequestHead, Response, Version, parse_head};
+use crate::proto::http::{BodyKind, Event, HeadLimits, HttpError, MessageStream, RequestHead, Response, Unit, Version};
 use crate::proto::ws::{HandshakeOptions, server_accept};
 
 /// What happens to the connection after a response.
@@ -54,12 +56,21 @@ pub struct Conn<S> {
     pub(super) buf: BytesMut,
     pub(super) out: BytesMut,
     pub(super) shared: Arc<Shared>,
+    /// The requests on this connection: where each one and its body ends.
+    requests: MessageStream,
 }
 
 /// Serves one connection until it closes.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: Arc<Shared>) {
-    let mut conn =
-        Conn { io, buf: BytesMut::with_capacity(READ_BUFFER), out: BytesMut::with_capacity(READ_BUFFER), shared };
+    let c = &shared.config;
+    let limits = HeadLimits { max_header: c.max_header, max_target: c.max_target, max_body: c.max_message };
+    let mut conn = Conn {
+        io,
+        buf: BytesMut::with_capacity(READ_BUFFER),
+        out: BytesMut::with_capacity(READ_BUFFER),
+        requests: MessageStream::requests(limits),
+        shared,
+    };
     conn.run().await;
 }
 
@@ -87,11 +98,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    fn limits(&self) -> HeadLimits {
-        let c = &self.shared.config;
-        HeadLimits { max_header: c.max_header, max_target: c.max_target, max_body: c.max_message }
-    }
-
     /// Reads until a whole request head is in the buffer. Between requests an idle
     /// connection may wait `--keep-alive-timeout`; once a request has begun (or on a
     /// fresh connection) its head must be complete within `--header-timeout`.
@@ -100,12 +106,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut shutdown = self.shared.shutdown.subscribe();
         let mut header_deadline = (first || !self.buf.is_empty()).then(|| Instant::now() + config.header_timeout);
         let idle_deadline = Instant::now() + config.keep_alive_timeout;
-        let limits = self.limits();
         loop {
-            if !self.buf.is_empty()
-                && let Some(head) = parse_head(&mut self.buf, &limits).map_err(HeadError::Http)?
-            {
-                return Ok(head);
+            match self.requests.read(&mut self.buf).map_err(HeadError::Http)? {
+                Some(Unit { event: Event::Request(head), .. }) => return Ok(head),
+                Some(_) => continue, // empty lines before a request line
+                None => {}
             }
             let deadline = header_deadline.unwrap_or(idle_deadline);
             tokio::select! {
@@ -198,14 +203,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Reads the request's body, if it has one. `Err(None)`: the connection is gone or
     /// too slow, close; `Err(Some(e))`: answer `e` and close.
     async fn read_body(&mut self, head: &RequestHead, transport: Transport) -> Result<Bytes, Option<HttpError>> {
-        let mut decoder = match head.body {
-            BodyKind::None => return Ok(Bytes::new()),
-            BodyKind::Length(n) => BodyDecoder::Length(n),
-            BodyKind::Chunked => BodyDecoder::Chunked(Default::default()),
-        };
         // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` waits for a 100
         // before sending the body (curl does, for bodies over 1 KiB). Send it.
-        if head.version == Version::Http11
+        if head.body != BodyKind::None
+            && head.version == Version::Http11
             && head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
             && self.buf.is_empty()
         {
@@ -216,11 +217,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let max = self.shared.config.max_message;
         let mut body = BytesMut::new();
         loop {
-            let before = self.buf.len();
-            let done = decoder.decode(&mut self.buf, &mut body, max).map_err(Some)?;
-            self.shared.stats.read(transport, before - self.buf.len());
-            if done {
-                return Ok(body.freeze());
+            match self.requests.read(&mut self.buf).map_err(Some)? {
+                Some(Unit { event: Event::End, .. }) => return Ok(body.freeze()),
+                Some(unit) => {
+                    self.shared.stats.read(transport, unit.bytes.len());
+                    if let Event::Data(_) = unit.event {
+                        if body.len() + unit.bytes.len() > max {
+                            return Err(Some(HttpError::PayloadTooLarge));
+                        }
+                        body.extend_from_slice(&unit.bytes);
+                    }
+                    continue;
+                }
+                None => {}
             }
             // A body that stalls gets the header timeout per read: slow-body attacks
             // hold sockets the same way slow headers do.
@@ -378,6 +387,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Writes a response to `head`; says whether the connection goes on.
     pub(super) async fn respond(&mut self, head: &RequestHead, response: Response, transport: Transport) -> Next {
+        // A request that asked to upgrade (say `Upgrade: h2c`) and got an ordinary answer:
+        // what the client sends next is HTTP again (RFC 9110 §7.8).
+        self.requests.answered(response.status);
         let keep_alive = head.keep_alive && !*self.shared.shutdown.borrow();
         let head_request = head.method() == "HEAD";
         if !self.write_response(&response, head.version, head_request, keep_alive, transport).await {

@@ -8,3 +8,12 @@
 pub mod http;
 pub mod sse;
 pub mod ws;
+
+/// Which end of a connection: the client (it sends requests and, on WebSocket, masks
+/// its frames) or the server. Says which end a session or a tap is, and which end wrote
+/// the bytes an HTTP message stream reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}

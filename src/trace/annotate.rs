@@ -7,9 +7,10 @@
 //! of this runs.
 //!
 //! A conversation has two streams: requests (client to server) and responses (server to
-//! client). Each is read by its own [`Reader`], from HTTP heads through bodies; the two
-//! are coupled only where HTTP couples them: a response to HEAD has no body, and a `101`
-//! turns both directions into another protocol.
+//! client). Where each HTTP message ends is decided by the same message streams the
+//! server, the client and the proxy step (`proto::http::stream`, coupled as an
+//! [`Exchange`]: a response to HEAD has no body, and a `101` turns both directions
+//! into another protocol); this file only puts each unit they return into words.
 //!
 //! A `text/event-stream` body (WHATWG HTML §9.2) is read a second time, under its HTTP
 //! framing (chunked, RFC 9112 §7.1, or until close on HTTP/1.0): the SSE codec's parser
@@ -25,9 +26,10 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
-use crate::proto::http::{self, ChunkedDecoder, HeadLimits, Piece, ResponseBody};
+use crate::proto::Role;
+use crate::proto::http::{Event, Exchange, HeadLimits, In, Piece, Unit};
 use crate::proto::sse::{self, LineKind, StreamLine};
 use crate::proto::ws::{FrameHeader, annotate_frame, apply_mask};
 
@@ -40,29 +42,11 @@ pub struct Note {
     pub text: String,
 }
 
-/// Which direction a reader reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Request,
-    Response,
-}
-
-/// What one reader tells the other.
-enum Signal {
-    /// A request head went by; the response to it has a body unless it was HEAD.
-    Request { head: bool },
-    /// A `101 Switching Protocols` went by: both directions now speak another protocol.
-    Upgraded,
-    /// A final response other than `101` answered the last request: an upgrade that
-    /// was asked for was refused, so the request stream is HTTP again.
-    Answered,
-}
-
 /// Both directions of one connection.
 pub struct Conversation {
-    request: Reader,
-    response: Reader,
-    head_requests: VecDeque<bool>,
+    http: Exchange,
+    client: Reader,
+    server: Reader,
 }
 
 impl Default for Conversation {
@@ -71,56 +55,11 @@ impl Default for Conversation {
     }
 }
 
-impl Conversation {
-    pub fn new() -> Self {
-        Conversation {
-            request: Reader::new(Side::Request),
-            response: Reader::new(Side::Response),
-            head_requests: VecDeque::new(),
-        }
-    }
-
-    /// Bytes the client sent.
-    pub fn request_bytes(&mut self, bytes: &[u8]) -> Vec<Note> {
-        let mut signals = Vec::new();
-        let notes = self.request.feed(bytes, &mut signals, &mut self.head_requests);
-        for s in signals {
-            if let Signal::Request { head } = s {
-                self.head_requests.push_back(head);
-            }
-        }
-        notes
-    }
-
-    /// Bytes the server sent.
-    pub fn response_bytes(&mut self, bytes: &[u8]) -> Vec<Note> {
-        let mut signals = Vec::new();
-        let notes = self.response.feed(bytes, &mut signals, &mut self.head_requests);
-        for s in signals {
-            match s {
-                Signal::Upgraded => self.request.upgrade(),
-                Signal::Answered if self.head_requests.is_empty() => self.request.resume_http(),
-                _ => {}
-            }
-        }
-        notes
-    }
-}
-
-/// Where a reader stands in its stream.
+/// What the reader of one direction reads now.
 enum Mode {
-    /// Expecting a request or response head.
-    Head,
-    /// A body of known length, this much still to come.
-    Length(u64),
-    /// A chunked body; `unit` counts bytes of an unfinished unit already stepped over;
-    /// `sse` reads the body as an event stream when it is one.
-    Chunked { dec: ChunkedDecoder, unit: usize, sse: Option<Box<EventStream>> },
-    /// A body that runs until the connection closes (HTTP/1.0 streams).
-    UntilClose { sse: Option<Box<EventStream>> },
-    /// A request asked to upgrade (`Upgrade: websocket`): what follows it is held,
-    /// unread, until the response says whether it is frames (`101`) or HTTP again.
-    AwaitingUpgrade,
+    /// HTTP messages, as the exchange frames them; `sse` reads the body in progress as
+    /// an event stream when its response said `text/event-stream`.
+    Http { sse: Option<Box<EventStream>> },
     /// After a `101`: WebSocket frames.
     Upgraded(WsFrames),
     /// Bytes this reader can no longer interpret, and why.
@@ -129,118 +68,154 @@ enum Mode {
 
 /// One direction's reader. Keeps the bytes of any unit not yet complete, so that a unit
 /// split across reads is named once it has all arrived.
-pub struct Reader {
-    side: Side,
+struct Reader {
     /// Stream offset of `pending[0]`.
     base: u64,
-    pending: Vec<u8>,
+    pending: BytesMut,
     mode: Mode,
 }
 
-/// The most a reader holds while waiting for a head to complete; past it, it gives up
-/// (the server itself refuses far smaller heads).
+/// The most a reader holds of bytes it cannot name yet (a head still arriving, bytes
+/// held behind an upgrade request); past it, it gives up. The server refuses far
+/// smaller heads.
 const MAX_PENDING_HEAD: usize = 64 * 1024;
+
+/// Generous limits: the trace shows what arrived; the server enforces its own.
+const LIMITS: HeadLimits =
+    HeadLimits { max_header: MAX_PENDING_HEAD, max_target: MAX_PENDING_HEAD, max_body: usize::MAX };
 
 /// How much of a body is quoted in a note.
 const PREVIEW: usize = 96;
 
-impl Reader {
-    pub fn new(side: Side) -> Self {
-        Reader { side, base: 0, pending: Vec::new(), mode: Mode::Head }
+impl Conversation {
+    pub fn new() -> Self {
+        let reader = || Reader { base: 0, pending: BytesMut::new(), mode: Mode::Http { sse: None } };
+        Conversation { http: Exchange::new(LIMITS), client: reader(), server: reader() }
     }
 
-    fn upgrade(&mut self) {
-        self.mode = Mode::Upgraded(WsFrames::default());
+    /// Bytes the client sent.
+    pub fn request_bytes(&mut self, bytes: &[u8]) -> Vec<Note> {
+        self.bytes(Role::Client, bytes)
     }
 
-    fn resume_http(&mut self) {
-        if matches!(self.mode, Mode::AwaitingUpgrade) {
-            self.mode = Mode::Head;
-        }
+    /// Bytes the server sent.
+    pub fn response_bytes(&mut self, bytes: &[u8]) -> Vec<Note> {
+        self.bytes(Role::Server, bytes)
     }
 
-    fn feed(&mut self, bytes: &[u8], signals: &mut Vec<Signal>, head_requests: &mut VecDeque<bool>) -> Vec<Note> {
-        self.pending.extend_from_slice(bytes);
+    /// Bytes `writer`'s end sent, named unit by unit.
+    pub fn bytes(&mut self, writer: Role, bytes: &[u8]) -> Vec<Note> {
+        let r = match writer {
+            Role::Client => &mut self.client,
+            Role::Server => &mut self.server,
+        };
+        r.pending.extend_from_slice(bytes);
         let mut notes = Vec::new();
-        let mut pos = 0;
-        while pos < self.pending.len() {
-            let rest = &self.pending[pos..];
-            let at = self.base + pos as u64;
-            let used = match &mut self.mode {
-                Mode::Head => match self.side {
-                    Side::Request => read_request_head(rest, at, &mut notes, &mut self.mode, signals),
-                    Side::Response => read_response_head(rest, at, head_requests, &mut notes, &mut self.mode, signals),
-                },
-                Mode::Length(left) => {
-                    let n = (*left as usize).min(rest.len());
-                    *left -= n as u64;
-                    let text = format!(
-                        "http body, {n} bytes{}: {}",
-                        if *left == 0 { "" } else { " (more to come)" },
-                        preview(&rest[..n])
-                    );
-                    notes.push(Note { offset: at, len: n as u64, text });
-                    if *left == 0 {
-                        self.mode = Mode::Head;
-                    }
-                    n
+        loop {
+            let at = r.base;
+            match &mut r.mode {
+                Mode::Http { .. } if self.http.stream(writer).is_switched() => {
+                    r.mode = Mode::Upgraded(WsFrames::default());
                 }
-                Mode::Chunked { dec, unit, sse } => {
-                    match read_chunk_piece(rest, at, dec, unit, sse.as_deref_mut(), &mut notes) {
-                        Ok(Some(n)) => {
-                            if dec.is_done() {
-                                self.mode = Mode::Head;
-                            }
-                            n
-                        }
+                Mode::Http { sse } => {
+                    let at_head = self.http.stream(writer).is_idle();
+                    let before = r.pending.len();
+                    match self.http.read(writer, &mut r.pending) {
                         Ok(None) => break,
-                        Err(why) => {
-                            notes.push(Note { offset: at, len: 0, text: format!("chunked framing error: {why}") });
-                            self.mode = Mode::Opaque("after a chunked framing error");
-                            0
+                        Ok(Some(unit)) => {
+                            name_unit(&unit, at, sse, &mut notes);
+                            r.base += unit.bytes.len() as u64;
+                        }
+                        Err(e) => {
+                            // A head's bytes may already be split off: count them.
+                            let used = (before - r.pending.len()) as u64;
+                            let (text, after) = match (writer, at_head) {
+                                (Role::Client, true) => {
+                                    // The refusal covers all that came: the server closes.
+                                    let all = used + r.pending.len() as u64;
+                                    let text = format!("http request refused ({}): {}", e.status(), e.explain());
+                                    notes.push(Note { offset: at, len: all, text });
+                                    r.base += all;
+                                    r.pending.clear();
+                                    r.mode = Mode::Opaque("after a refused request");
+                                    continue;
+                                }
+                                (Role::Server, true) => (
+                                    format!("not a readable response head: {}", e.explain()),
+                                    "after an unreadable response head",
+                                ),
+                                (_, false) => {
+                                    (format!("chunked framing error: {}", e.explain()), "after a chunked framing error")
+                                }
+                            };
+                            notes.push(Note { offset: at, len: used, text });
+                            r.base += used;
+                            r.mode = Mode::Opaque(after);
                         }
                     }
                 }
-                Mode::UntilClose { sse: Some(sse) } => {
-                    let text = format!("event-stream body (until close), {} bytes", rest.len());
-                    notes.push(Note { offset: at, len: rest.len() as u64, text });
-                    sse.feed(rest, at, &mut notes);
-                    rest.len()
-                }
-                Mode::UntilClose { sse: None } => {
-                    let text = format!("http body (until close): {}", preview(rest));
-                    notes.push(Note { offset: at, len: rest.len() as u64, text });
-                    rest.len()
-                }
-                Mode::AwaitingUpgrade => 0,
-                Mode::Upgraded(ws) => match read_ws_frame(rest, at, ws, &mut notes) {
-                    Ok(n) => n,
+                Mode::Upgraded(_) | Mode::Opaque(_) if r.pending.is_empty() => break,
+                Mode::Upgraded(ws) => match read_ws_frame(&r.pending, at, ws, &mut notes) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        r.pending.advance(n);
+                        r.base += n as u64;
+                    }
                     Err(why) => {
                         notes.push(Note { offset: at, len: 0, text: format!("ws unreadable frame header: {why}") });
-                        self.mode = Mode::Opaque("after an unreadable WebSocket frame header");
-                        0
+                        r.mode = Mode::Opaque("after an unreadable WebSocket frame header");
                     }
                 },
                 Mode::Opaque(why) => {
-                    notes.push(Note {
-                        offset: at,
-                        len: rest.len() as u64,
-                        text: format!("{} bytes {why}", rest.len()),
-                    });
-                    rest.len()
+                    let len = r.pending.len() as u64;
+                    notes.push(Note { offset: at, len, text: format!("{len} bytes {why}") });
+                    r.base += len;
+                    r.pending.clear();
                 }
-            };
-            if used == 0 && matches!(self.mode, Mode::Head | Mode::AwaitingUpgrade | Mode::Upgraded(_)) {
-                break; // a head or a frame still arriving, or bytes held until the answer
             }
-            pos += used;
         }
-        self.pending.drain(..pos);
-        self.base += pos as u64;
-        if matches!(self.mode, Mode::Head | Mode::AwaitingUpgrade) && self.pending.len() > MAX_PENDING_HEAD {
-            self.mode = Mode::Opaque("that do not form an HTTP head");
+        if matches!(r.mode, Mode::Http { .. }) && r.pending.len() > MAX_PENDING_HEAD {
+            r.mode = Mode::Opaque("that do not form an HTTP head");
         }
         notes
+    }
+}
+
+/// Names one unit of an HTTP message.
+fn name_unit(unit: &Unit, at: u64, sse: &mut Option<Box<EventStream>>, notes: &mut Vec<Note>) {
+    let bytes = &unit.bytes[..];
+    let n = bytes.len();
+    let text = match &unit.event {
+        Event::EmptyLines => "http empty line(s) before the request line (ignored, RFC 9112 §2.2)".to_string(),
+        Event::Request(head) => return head_lines(head.raw(), at, "request line", notes),
+        Event::Response(head) => {
+            let stream = head.header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
+            *sse = stream.then(|| Box::new(EventStream::new()));
+            return head_lines(head.raw(), at, "status line", notes);
+        }
+        Event::End => {
+            *sse = None;
+            return;
+        }
+        Event::Data(In::Length { left }) => {
+            format!("http body, {n} bytes{}: {}", if *left == 0 { "" } else { " (more to come)" }, preview(bytes))
+        }
+        Event::Data(In::Chunk) if sse.is_some() => format!("chunk data, {n} bytes of event-stream"),
+        Event::Data(In::Chunk) => format!("chunk data, {n} bytes: {}", preview(bytes)),
+        Event::Data(In::UntilClose) if sse.is_some() => format!("event-stream body (until close), {n} bytes"),
+        Event::Data(In::UntilClose) => format!("http body (until close): {}", preview(bytes)),
+        Event::Chunk(Piece::SizeLine { size: 0 }) => "chunked last-chunk: 0 (end of body)".to_string(),
+        Event::Chunk(Piece::SizeLine { size }) => {
+            let line = String::from_utf8_lossy(bytes.strip_suffix(b"\r\n").unwrap_or(bytes));
+            format!("chunked chunk-size line: {line} (hex) = {size} bytes of data follow")
+        }
+        Event::Chunk(Piece::DataEnd) => "chunked CRLF ending the chunk".to_string(),
+        Event::Chunk(Piece::Trailer) => format!("chunked trailer field: {}", preview(bytes)),
+        Event::Chunk(_) => "chunked end of trailer section (empty line): body complete".to_string(),
+    };
+    notes.push(Note { offset: at, len: n as u64, text });
+    if let (Event::Data(_), Some(sse)) = (&unit.event, sse) {
+        sse.feed(bytes, at, notes);
     }
 }
 
@@ -259,128 +234,6 @@ fn head_lines(raw: &[u8], at: u64, first: &str, notes: &mut Vec<Note>) {
         notes.push(Note { offset: at + off as u64, len: line.len() as u64, text });
         off += line.len();
     }
-}
-
-/// Reads a request head with the server's own parser, so the trace says what the server
-/// concluded, including why it refused.
-fn read_request_head(rest: &[u8], at: u64, notes: &mut Vec<Note>, mode: &mut Mode, signals: &mut Vec<Signal>) -> usize {
-    // Generous limits: the trace shows what arrived; the server enforces its own.
-    let limits = HeadLimits { max_header: MAX_PENDING_HEAD, max_target: MAX_PENDING_HEAD, max_body: usize::MAX };
-    let mut buf = BytesMut::from(rest);
-    match http::parse_head(&mut buf, &limits) {
-        Ok(None) => 0,
-        Ok(Some(head)) => {
-            // Empty lines before the request line are consumed by the parser too.
-            let skipped = (rest.len() - buf.len() - head.raw().len()) as u64;
-            if skipped > 0 {
-                let text = "http empty line(s) before the request line (ignored, RFC 9112 §2.2)".to_string();
-                notes.push(Note { offset: at, len: skipped, text });
-            }
-            head_lines(head.raw(), at + skipped, "request line", notes);
-            signals.push(Signal::Request { head: head.method() == "HEAD" });
-            let upgrade = head.is_websocket_upgrade();
-            *mode = match head.body {
-                http::BodyKind::None if upgrade => Mode::AwaitingUpgrade,
-                http::BodyKind::None => Mode::Head,
-                http::BodyKind::Length(n) => Mode::Length(n),
-                http::BodyKind::Chunked => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, sse: None },
-            };
-            skipped as usize + head.raw().len()
-        }
-        Err(e) => {
-            notes.push(Note {
-                offset: at,
-                len: rest.len() as u64,
-                text: format!("http request refused ({}): {}", e.status(), e.explain()),
-            });
-            *mode = Mode::Opaque("after a refused request");
-            rest.len()
-        }
-    }
-}
-
-fn read_response_head(
-    rest: &[u8],
-    at: u64,
-    head_requests: &mut VecDeque<bool>,
-    notes: &mut Vec<Note>,
-    mode: &mut Mode,
-    signals: &mut Vec<Signal>,
-) -> usize {
-    let mut buf = BytesMut::from(rest);
-    match http::parse_response_head(&mut buf, MAX_PENDING_HEAD) {
-        Ok(None) => 0,
-        Ok(Some(head)) => {
-            head_lines(head.raw(), at, "status line", notes);
-            // A final response (not an interim 1xx) answers the oldest request.
-            let head_request = if head.status >= 200 || head.status == 101 {
-                head_requests.pop_front().unwrap_or(false)
-            } else {
-                false
-            };
-            let stream = head.header("content-type").is_some_and(|v| v.starts_with(b"text/event-stream"));
-            let sse = || stream.then(|| Box::new(EventStream::new()));
-            if head.status >= 200 {
-                signals.push(Signal::Answered);
-            }
-            *mode = if head.status == 101 {
-                signals.push(Signal::Upgraded);
-                Mode::Upgraded(WsFrames::default())
-            } else {
-                match head.body(head_request) {
-                    Ok(ResponseBody::None) => Mode::Head,
-                    Ok(ResponseBody::Length(n)) if n > 0 => Mode::Length(n),
-                    Ok(ResponseBody::Length(_)) => Mode::Head,
-                    Ok(ResponseBody::Chunked) => Mode::Chunked { dec: ChunkedDecoder::new(), unit: 0, sse: sse() },
-                    Ok(ResponseBody::UntilClose) => Mode::UntilClose { sse: sse() },
-                    Err(_) => Mode::Opaque("of a body with unreadable framing"),
-                }
-            };
-            head.raw().len()
-        }
-        Err(e) => {
-            notes.push(Note { offset: at, len: 0, text: format!("not a readable response head: {}", e.explain()) });
-            *mode = Mode::Opaque("after an unreadable response head");
-            rest.len()
-        }
-    }
-}
-
-/// Steps the chunked decoder over the next unit. `Ok(None)`: the unit is unfinished and
-/// its bytes stay pending; `Ok(Some(n))`: `n` bytes were named.
-fn read_chunk_piece(
-    rest: &[u8],
-    at: u64,
-    dec: &mut ChunkedDecoder,
-    unit: &mut usize,
-    sse: Option<&mut EventStream>,
-    notes: &mut Vec<Note>,
-) -> Result<Option<usize>, &'static str> {
-    let (n, piece) = dec.step(&rest[*unit..]).map_err(|e| e.explain())?;
-    let total = *unit + n;
-    let bytes = &rest[..total];
-    let text = match piece {
-        Piece::Partial => {
-            *unit = total;
-            return Ok(None);
-        }
-        Piece::SizeLine { size: 0 } => "chunked last-chunk: 0 (end of body)".to_string(),
-        Piece::SizeLine { size } => {
-            let line = String::from_utf8_lossy(bytes.strip_suffix(b"\r\n").unwrap_or(bytes));
-            format!("chunked chunk-size line: {line} (hex) = {size} bytes of data follow")
-        }
-        Piece::Data if sse.is_some() => format!("chunk data, {} bytes of event-stream", bytes.len()),
-        Piece::Data => format!("chunk data, {} bytes: {}", bytes.len(), preview(bytes)),
-        Piece::DataEnd => "chunked CRLF ending the chunk".to_string(),
-        Piece::Trailer => format!("chunked trailer field: {}", preview(bytes)),
-        Piece::End => "chunked end of trailer section (empty line): body complete".to_string(),
-    };
-    notes.push(Note { offset: at, len: total as u64, text });
-    if let (Piece::Data, Some(sse)) = (piece, sse) {
-        sse.feed(bytes, at, notes);
-    }
-    *unit = 0;
-    Ok(Some(total))
 }
 
 /// An event-stream body read line by line with the SSE codec's own parser, so the trace
@@ -821,14 +674,14 @@ mod tests {
 
     /// Feeds `bytes` whole, one byte at a time, and at every split point, and checks
     /// that each way names the same units.
-    fn every_split(side: Side, bytes: &[u8]) -> Vec<String> {
+    fn every_split(side: Role, bytes: &[u8]) -> Vec<String> {
         let feed = |pieces: &[&[u8]]| {
             let (mut c, _, _) = upgraded();
             let mut all = Vec::new();
             for p in pieces {
                 all.extend(match side {
-                    Side::Request => c.request_bytes(p),
-                    Side::Response => c.response_bytes(p),
+                    Role::Client => c.request_bytes(p),
+                    Role::Server => c.response_bytes(p),
                 });
             }
             texts(&all)
@@ -845,7 +698,7 @@ mod tests {
     #[test]
     fn rfc_6455_5_7_masked_text_from_the_client() {
         let (_, at, _) = upgraded();
-        let t = every_split(Side::Request, &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        let t = every_split(Role::Client, &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
         assert_eq!(
             t,
             vec![
@@ -860,7 +713,7 @@ mod tests {
     fn rfc_6455_5_7_unmasked_frames_from_the_server() {
         let (_, _, at) = upgraded();
         // A single-frame unmasked text message, then a fragmented one ("Hel", "lo").
-        let t = every_split(Side::Response, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        let t = every_split(Role::Server, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
         assert_eq!(
             t,
             vec![
@@ -868,7 +721,7 @@ mod tests {
                 format!("{}+5 ws payload (5 bytes, UTF-8): \"Hello\"", at + 2),
             ]
         );
-        let t = every_split(Side::Response, &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
+        let t = every_split(Role::Server, &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
         assert_eq!(t[0], format!("{at}+2 ws frame FIN=0 RSV=000 opcode=0x1 text MASK=0 len=3 (7-bit)"));
         assert_eq!(t[2], format!("{}+2 ws frame FIN=1 RSV=000 opcode=0x0 continuation MASK=0 len=2 (7-bit)", at + 5));
         assert_eq!(t[3], format!("{}+2 ws payload (2 bytes, UTF-8): \"lo\"", at + 7));
@@ -877,16 +730,16 @@ mod tests {
     #[test]
     fn rfc_6455_5_7_ping_pong_and_close() {
         let (_, _, at) = upgraded();
-        let t = every_split(Side::Response, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        let t = every_split(Role::Server, &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
         assert_eq!(t[0], format!("{at}+2 ws frame FIN=1 RSV=000 opcode=0x9 ping MASK=0 len=5 (7-bit)"));
         let (_, at, _) = upgraded();
-        let t = every_split(Side::Request, &[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+        let t = every_split(Role::Client, &[0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
         assert_eq!(t[0], format!("{at}+2 ws frame FIN=1 RSV=000 opcode=0xa pong MASK=1 len=5 (7-bit) key=37fa213d"));
         assert_eq!(t[2], format!("{}+5 ws unmasked payload (5 bytes, UTF-8): \"Hello\"", at + 6));
         // A masked Close with code 1000 and a reason.
         let close =
             crate::proto::ws::encode_frame(crate::proto::ws::OpCode::Close, true, b"\x03\xe8bye", Some([1, 2, 3, 4]));
-        let t = every_split(Side::Request, &close);
+        let t = every_split(Role::Client, &close);
         assert_eq!(t[2], format!("{}+5 ws close code=1000 (normal closure) reason=\"bye\"", at + 6));
     }
 

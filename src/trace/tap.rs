@@ -138,11 +138,7 @@ impl Tracer {
 
 /// Which end of the conversation this process is: decides whether what it reads is
 /// requests (a server) or responses (a client).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Server,
-    Client,
-}
+pub use crate::proto::Role;
 
 /// A traced stream.
 pub struct Tap<S> {

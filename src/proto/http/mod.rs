@@ -4,7 +4,10 @@
 //!   or oversized request.
 //! - [`body`]: Content-Length and chunked request bodies.
 //! - [`response`]: the response writer, for Content-Length, chunked and close-delimited
-//!   bodies.
+//!   bodies, and the response head parser.
+//! - [`stream`]: a connection as two streams of messages: where each message ends, which
+//!   request a response answers, when the bytes stop being HTTP. Everything that reads
+//!   HTTP (server, client, proxy, trace) steps it.
 //!
 //! Nothing here reads a socket or a clock: the driver in `net::http` feeds bytes in and
 //! writes the bytes that come out, and hands in the `Date` it wants sent.
@@ -12,14 +15,16 @@
 pub mod body;
 pub mod request;
 pub mod response;
+pub mod stream;
 
 use std::ops::Range;
 
 use bytes::Bytes;
 
-pub use body::{BodyDecoder, ChunkedDecoder, Piece};
+pub use body::{ChunkedDecoder, Piece};
 pub use request::{BodyKind, HeadLimits, RequestHead, Version, parse_head, write_request};
 pub use response::{Response, ResponseBody, ResponseHead, parse_response_head, reason_phrase};
+pub use stream::{Asked, Event, Exchange, In, MessageStream, Unit};
 
 /// Why a request is refused. Each variant is one row of API.md's bad-input table, and
 /// each says which status answers it; the connection closes after all of them, because
@@ -102,6 +107,14 @@ impl Fields {
     /// two items one at a time, with the same list rule, to say which one is missing.
     pub fn is_websocket_upgrade(&self) -> bool {
         self.has_token("upgrade", "websocket") && self.has_token("connection", "upgrade")
+    }
+
+    /// Whether this request asks to switch protocols at all (RFC 9110 §7.8): an
+    /// `Upgrade` list naming any protocol and a `Connection` list naming `Upgrade`. After
+    /// such a request the client's next bytes may be the new protocol, so every reader
+    /// holds them until the answer ([`stream`]).
+    pub fn asks_upgrade(&self) -> bool {
+        header_tokens(self.headers(), "upgrade").next().is_some() && self.has_token("connection", "upgrade")
     }
 
     /// The bytes of the whole head, as received.

@@ -78,11 +78,7 @@ const COALESCE_MAX: usize = 1024;
 /// Which end of the connection this session is. The difference is masking:
 /// §5.1 "a client MUST mask all frames that it sends to the server" and "A
 /// server MUST NOT mask any frames that it sends to the client."
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Server,
-    Client,
-}
+pub use crate::proto::Role;
 
 /// Size limits, checked as soon as a frame header announces a length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
