@@ -1,7 +1,7 @@
 //! The tokio drivers: the accept loop and one driver per protocol. They move bytes
 //! between sockets and the pure codecs in `proto/`, and decide about closing. The
 //! WebSocket and event-stream timers are pure tables too (`proto::ws::liveness`,
-//! `proto::sse_timers`): those drivers hold one [`Alarm`] each, sleep until the table's
+//! `proto::sse_timers`): those drivers hold one `Alarm` each, sleep until the table's
 //! next deadline and do what it says is due. The HTTP driver's own limits in time (the
 //! header and keep-alive timeouts, a long poll's hold) are still measured in [`http`].
 //!
