@@ -1,11 +1,17 @@
 //! The tokio drivers: the accept loop and one driver per protocol. They move bytes
-//! between sockets and the pure codecs in `proto/`, and decide only about time and
-//! about closing.
+//! between sockets and the pure codecs in `proto/`, and decide about closing. The
+//! WebSocket and event-stream timers are pure tables too (`proto::ws::liveness`,
+//! `proto::sse_timers`): those drivers hold one `Alarm` each, sleep until the table's
+//! next deadline and do what it says is due. The HTTP driver's own limits in time (the
+//! header and keep-alive timeouts, a long poll's hold) are still measured in [`http`].
 //!
 //! - [`server`]: accept loop, connection limit, graceful shutdown.
 //! - [`http`]: one HTTP/1.1 connection (requests, short and long polls); it hands a
-//!   request for `/sse/{channel}` to [`sse`], which streams until the end, and one for
-//!   `/trace` to [`trace`], the live byte trace.
+//!   request for `/sse/{channel}` to [`sse`], which streams until the end, one for
+//!   `/trace` to [`trace`], the live byte trace, and a WebSocket upgrade to [`ws`],
+//!   which runs the protocol on the upgraded socket.
+//! - [`date`]: the `Date` header's value, formatted once a second.
+//! - [`rlimit`]: raising the open-file limit to fit `--max-connections`.
 
 pub mod date;
 pub mod http;
@@ -16,8 +22,10 @@ pub mod trace;
 pub mod ws;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::app::broker::Broker;
 use crate::app::stats::Stats;
@@ -38,11 +46,70 @@ pub struct Shared {
     pub tracer: Option<Arc<Tracer>>,
 }
 
+impl Shared {
+    /// What the connections of a server with `config` share: an empty embedded broker
+    /// sized by it, zeroed stats, not shutting down.
+    pub fn new(config: Config, tracer: Option<Arc<Tracer>>) -> Shared {
+        Shared {
+            broker: Broker::memory(config.history, config.max_queue, config.max_channels),
+            stats: Stats::default(),
+            shutdown: watch::channel(false).0,
+            tracer,
+            config,
+        }
+    }
+}
+
 pub use server::{Running, Server};
 
-/// A deadline that never comes in practice: where a driver parks a timer it makes once
-/// and resets when it has a real deadline (made afresh per turn of its loop instead, a
-/// timer would register with the runtime's wheel once per message).
-pub(crate) fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + std::time::Duration::from_secs(86400 * 365)
+/// The one timer of a driver: it sleeps until the deadline its pure timer table asks
+/// for (`proto::ws::liveness`, `proto::sse_timers`), and the table says what, if
+/// anything, is due when it wakes.
+///
+/// The `Sleep` is made once and moved, never made afresh per turn of the loop (it would
+/// register with the runtime's timer wheel once per message, for every subscriber of a
+/// busy channel). It is moved only to an earlier deadline, or after it fired: a deadline
+/// that moves later (traffic postpones a heartbeat with every message) leaves it where it
+/// is; it then wakes early, the table finds nothing due, and it is moved then.
+pub(crate) struct Alarm {
+    sleep: std::pin::Pin<Box<Sleep>>,
+    /// What the table last asked for; `None`: nothing to wait for.
+    due: Option<std::time::Instant>,
+}
+
+impl Alarm {
+    pub(crate) fn new() -> Alarm {
+        // Parked where no deadline comes in practice, until the first `set`.
+        let never = Instant::now() + Duration::from_secs(86400 * 365);
+        Alarm { sleep: Box::pin(sleep_until(never)), due: None }
+    }
+
+    /// Waits for `due` from now on (the table's `poll_timeout()`).
+    pub(crate) fn set(&mut self, due: Option<std::time::Instant>) {
+        self.due = due;
+        if let Some(due) = due.map(Instant::from_std)
+            && (due < self.sleep.deadline() || self.sleep.is_elapsed())
+        {
+            self.sleep.as_mut().reset(due);
+        }
+    }
+
+    /// Whether there is a deadline to wait for: the guard of [`fired`](Self::fired)'s
+    /// `select!` branch.
+    pub(crate) fn is_set(&self) -> bool {
+        self.due.is_some()
+    }
+
+    /// Completes when the timer fires, with the time then: what to hand the table's
+    /// `handle_timeout`. Poll only while [`is_set`](Self::is_set).
+    pub(crate) async fn fired(&mut self) -> std::time::Instant {
+        self.sleep.as_mut().await;
+        now()
+    }
+}
+
+/// The time to hand a pure timer table: the runtime's clock (paused and advanced by
+/// hand in tests), as a plain `std::time::Instant`.
+pub(crate) fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }

@@ -14,12 +14,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Shared, http, rlimit};
-use crate::app::broker::Broker;
-use crate::app::stats::Stats;
 use crate::config::Config;
 use crate::proto::http::response::Context;
 use crate::proto::http::{Response, Version};
@@ -46,13 +44,7 @@ impl Server {
         }
         let listener = TcpListener::bind(config.addr).await?;
         let tracer = Tracer::start(&config.trace)?;
-        let shared = Arc::new(Shared {
-            broker: Broker::memory(config.history, config.max_queue, config.max_channels),
-            stats: Stats::default(),
-            shutdown: watch::channel(false).0,
-            tracer: tracer.clone(),
-            config,
-        });
+        let shared = Arc::new(Shared::new(config, tracer.clone()));
         let limiter = Arc::new(Semaphore::new(shared.config.max_connections));
         Ok(Server { listener, shared, tracer, limiter })
     }

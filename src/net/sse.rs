@@ -14,13 +14,18 @@
 //! The bytes are decided by pure pieces: the codec in `proto::sse` encodes, [`Framing`]
 //! chooses chunked or bare, and [`Outbox`] is the queue of bytes not yet written. A
 //! message's event is encoded once, by the first subscriber that needs it, and every
-//! other subscriber queues the very same `Bytes` (see `hub::Message::sse_chunk`).
+//! other subscriber queues the very same `Bytes` (see `hub::Message::sse_chunk`). Time
+//! is decided by a pure table too, `proto::sse_timers`: when a heartbeat is due (after
+//! `--heartbeat` with nothing written) and how long a shutdown's last bytes may take
+//! (`--shutdown-timeout`).
 //!
 //! The loop is full-duplex on one unsplit stream: one `select!` receives from the
 //! channel, writes the queue, reads the socket (only to notice the client leaving),
-//! fires heartbeats and watches for shutdown. Writing is a branch like the others
-//! rather than an `.await` between them, so a client that stops reading never stalls
-//! the task: its queue grows until `--max-queue`, and then that one stream is cut.
+//! sleeps until the timer table's next deadline and watches for shutdown. The shutdown
+//! future and the timer are made once per stream, not per turn of the loop. Writing is
+//! a branch like the others rather than an `.await` between them, so a client that
+//! stops reading never stalls the task: its queue grows until `--max-queue`, and then
+//! that one stream is cut.
 //!
 //! "Behind" means the client's own backlog: more than `--max-queue` live messages that
 //! its socket would not take. A task woken late on a busy machine finds many messages
@@ -37,8 +42,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep_until};
 
+use super::Alarm;
 use super::http::{Conn, Next, cursor};
 use crate::app::feed::{self, Feed, FeedEnd};
 use crate::app::hub::{Message, Snapshot};
@@ -47,6 +52,7 @@ use crate::config::{SSE_READ_SINK, WRITE_VECTORS};
 use crate::proto::http::response::{Context as HttpContext, LAST_CHUNK};
 use crate::proto::http::{RequestHead, Response, Version};
 use crate::proto::sse;
+use crate::proto::sse_timers::{StreamTimers, Timeout};
 
 /// The `data:` of the `truncated` event. EventSource fires no event whose data is empty
 /// (§9.2.6, dispatch step 2), so a bare `event: truncated` would vanish silently.
@@ -259,22 +265,14 @@ fn try_write<S: AsyncWrite + Unpin>(io: &mut S, outbox: &Outbox, cx: &mut Contex
 }
 
 /// Accounts for `n` bytes the socket took: drops them off the outbox, counts them and
-/// the messages they completed; returns how many of those were live (no longer behind).
-fn written(stats: &Stats, outbox: &mut Outbox, n: usize) -> usize {
+/// the messages they completed, tells the timers the line is not silent; returns how
+/// many of those messages were live (no longer behind).
+fn written(stats: &Stats, outbox: &mut Outbox, timers: &mut StreamTimers, n: usize) -> usize {
+    timers.on_sent(super::now());
     stats.wrote(Transport::Sse, n);
     let done = outbox.advance(n);
     stats.delivered(Transport::Sse, done.history + done.live);
     done.live
-}
-
-/// The next heartbeat, or never when heartbeats are off (`--heartbeat 0`).
-async fn tick(heartbeat: &mut Option<Interval>) {
-    match heartbeat {
-        Some(h) => {
-            h.tick().await;
-        }
-        None => std::future::pending().await,
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -337,21 +335,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut batch: Vec<Arc<Message>> = Vec::new();
         let max_queue = config.max_queue.max(1);
         let heartbeat_bytes = framing.heartbeat();
-        let mut heartbeat = (!config.heartbeat.is_zero()).then(|| {
-            let mut h = interval_at(Instant::now() + config.heartbeat, config.heartbeat);
-            // After a stall, one heartbeat and then a fresh period, not a burst.
-            h.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            h
-        });
+        // Every rule about time is the table's: this loop sleeps until its next deadline
+        // and does what it says then.
+        let mut timers = StreamTimers::new(config.heartbeat, super::now());
+        let mut alarm = Alarm::new();
         let mut shutdown = shared.shutdown.subscribe();
-        // Set once shutting down: when the goodbye must be out by.
-        let mut closing: Option<Instant> = None;
-        // The shutdown future and the goodbye deadline are made once and kept: made
-        // afresh in every turn of the loop (once per message, for every subscriber of a
-        // busy channel), each would register with the watch or the timer again.
+        // The shutdown future is made once and kept: made afresh in every turn of the
+        // loop (once per message, for every subscriber of a busy channel), it would join
+        // the watch's waiter list again each time.
         let stopping = shutdown.wait_for(|stop| *stop);
-        let give_up = sleep_until(super::far_future());
-        tokio::pin!(stopping, give_up);
+        tokio::pin!(stopping);
 
         let end = 'stream: loop {
             let mut refill = |outbox: &mut Outbox| {
@@ -371,7 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 loop {
                     match poll_fn(|cx| Poll::Ready(try_write(&mut self.io, &outbox, cx))).await {
                         Some(Ok(n)) => {
-                            behind -= written(stats, &mut outbox, n);
+                            behind -= written(stats, &mut outbox, &mut timers, n);
                             refill(&mut outbox);
                         }
                         Some(Err(())) => break 'stream End::Gone,
@@ -382,16 +375,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     break End::TooSlow;
                 }
             }
-            if closing.is_some() && outbox.is_empty() {
+            if timers.is_closing() && outbox.is_empty() {
                 break End::Finished;
             }
+            alarm.set(timers.poll_timeout());
             tokio::select! {
                 // Biased: writing comes before receiving more, so a client that keeps
                 // up is never cut off just because the publisher is fast.
                 biased;
-                // Enabled until it fires once: `closing` is set then, so a finished future
-                // is never polled again.
-                _ = &mut stopping, if closing.is_none() => {
+                // Enabled until it fires once: the table is closing then, so a finished
+                // future is never polled again.
+                _ = &mut stopping, if !timers.is_closing() => {
                     // Whatever is still owed stays in history for the reconnection. Say
                     // when to come back, end the body, close (API.md: "SSE streams end
                     // after telling clients when to retry").
@@ -400,17 +394,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     if let Some(end) = framing.end() {
                         outbox.push(end, Piece::Control);
                     }
-                    let at = Instant::now() + config.shutdown_timeout;
-                    closing = Some(at);
-                    give_up.as_mut().reset(at);
+                    timers.on_shutdown(super::now(), config.shutdown_timeout);
                 }
                 io = poll_fn(|cx| poll_io(&mut self.io, &mut self.buf, &outbox, cx)) => match io {
-                    Io::Wrote(n) => behind -= written(stats, &mut outbox, n),
+                    Io::Wrote(n) => behind -= written(stats, &mut outbox, &mut timers, n),
                     Io::Read(n) => stats.read(Transport::Sse, n),
                     Io::Closed => break End::Gone,
                 },
                 // A burst comes as one batch, so that it leaves in one vectored write.
-                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if closing.is_none() => {
+                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if !timers.is_closing() => {
                     behind += batch.len();
                     owed.extend(batch.drain(..));
                     match r {
@@ -420,18 +412,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         Err(FeedEnd::Gap) => break End::TooSlow,
                         Err(FeedEnd::Closed) => break End::Gone,
                     }
-                    // Heartbeats are for silence; events show the line is alive.
-                    if let Some(h) = heartbeat.as_mut() {
-                        h.reset();
-                    }
                 }
-                _ = tick(&mut heartbeat), if closing.is_none() => {
+                now = alarm.fired(), if alarm.is_set() => match timers.handle_timeout(now) {
                     // Only into an empty queue: pending bytes keep the line busy anyway.
-                    if outbox.is_empty() {
-                        outbox.push(heartbeat_bytes.clone(), Piece::Control);
-                    }
-                }
-                _ = &mut give_up, if closing.is_some() => break End::Stuck,
+                    Some(Timeout::Heartbeat) if outbox.is_empty() => outbox.push(heartbeat_bytes.clone(), Piece::Control),
+                    Some(Timeout::Heartbeat) => {}
+                    Some(Timeout::GiveUp) => break End::Stuck,
+                    None => {} // woke before a deadline that moved later
+                },
             }
         };
         match end {
@@ -450,8 +438,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, DuplexStream, duplex};
+    use tokio::task::JoinHandle;
+    use tokio::time::{Instant, sleep};
+
     use super::*;
     use crate::app::hub::Hub;
+    use crate::config::Config;
+    use crate::net::Shared;
     use crate::proto::http::{HeadLimits, parse_head};
 
     fn head(raw: &str) -> RequestHead {
@@ -534,5 +528,93 @@ mod tests {
         assert_eq!(o.advance(1), d(0, 1));
         assert!(o.is_empty());
         assert_eq!(o.advance(5), d(0, 0));
+    }
+
+    // The driver and its timer table together, under paused time (tokio's test-util):
+    // the clock stands still while any task can run and jumps straight to the next timer
+    // when all wait, so each deadline is checked to the millisecond, in memory (a duplex
+    // pipe of `pipe` bytes, no socket), without waiting for it.
+
+    const HEARTBEAT: &[u8] = b"4\r\n: \n\n\r\n";
+
+    /// `GET /sse/beat` served on one end of a pipe; the client's end, and the stream's task.
+    fn stream(config: Config, pipe: usize) -> (DuplexStream, Arc<Shared>, JoinHandle<Next>) {
+        let shared = Arc::new(Shared::new(config, None));
+        let (client, server) = duplex(pipe);
+        let mut conn = Conn { io: server, buf: BytesMut::new(), out: BytesMut::new(), shared: shared.clone() };
+        let task =
+            tokio::spawn(async move { conn.sse(head("GET /sse/beat HTTP/1.1\r\nHost: x\r\n\r\n"), "beat").await });
+        (client, shared, task)
+    }
+
+    /// Reads exactly `n` bytes.
+    async fn read(client: &mut DuplexStream, n: usize) -> Vec<u8> {
+        let mut got = vec![0; n];
+        client.read_exact(&mut got).await.unwrap();
+        got
+    }
+
+    /// Reads up to and including the first `retry:` chunk, which follows the head.
+    async fn read_past_the_head(client: &mut DuplexStream) {
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\n\r\nd\r\nretry: 3000\n\n\r\n") {
+            got.push(client.read_u8().await.unwrap());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_come_after_each_period_with_nothing_written() {
+        let beat = Duration::from_secs(15);
+        let (mut client, shared, task) = stream(Config { heartbeat: beat, ..Config::default() }, 64 * 1024);
+        let opened = Instant::now();
+        read_past_the_head(&mut client).await;
+        for n in 1..=2 {
+            assert_eq!(read(&mut client, HEARTBEAT.len()).await, HEARTBEAT);
+            assert_eq!(opened.elapsed(), beat * n, "heartbeat {n}");
+        }
+        // An event half a period later restarts the silence: the next heartbeat comes a
+        // full period after it, not at the old deadline.
+        sleep(beat / 2).await;
+        shared.broker.publish("beat", Bytes::from("x")).await.unwrap();
+        let event = b"f\r\nid: 1\ndata: x\n\n\r\n";
+        assert_eq!(read(&mut client, event.len()).await, event);
+        assert_eq!(read(&mut client, HEARTBEAT.len()).await, HEARTBEAT);
+        assert_eq!(opened.elapsed(), beat * 2 + beat / 2 + beat);
+        // Shutting down: the `retry:` and the last chunk, at once, and the stream is over.
+        shared.shutdown.send_replace(true);
+        let stopped = Instant::now();
+        let goodbye = b"d\r\nretry: 3000\n\n\r\n0\r\n\r\n";
+        assert_eq!(read(&mut client, goodbye.len()).await, goodbye);
+        assert_eq!(task.await.unwrap(), Next::Close);
+        assert_eq!(stopped.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_takes_nothing_is_given_up_at_the_shutdown_timeout() {
+        let config =
+            Config { heartbeat: Duration::from_secs(1), shutdown_timeout: Duration::from_secs(5), ..Config::default() };
+        // The pipe takes the head's first 16 bytes; the client reads none of them.
+        let (mut client, shared, task) = stream(config.clone(), 16);
+        sleep(Duration::from_secs(10)).await;
+        shared.shutdown.send_replace(true);
+        let stopped = Instant::now();
+        assert_eq!(task.await.unwrap(), Next::Close);
+        assert_eq!(stopped.elapsed(), config.shutdown_timeout, "given up exactly at the deadline");
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"HTTP/1.1 200 OK\r");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_heartbeat_is_queued_behind_bytes_the_client_has_not_taken() {
+        let beat = Duration::from_secs(1);
+        let (mut client, _shared, _task) = stream(Config { heartbeat: beat, ..Config::default() }, 16);
+        let opened = Instant::now();
+        // Ten heartbeats fall due while the head waits in the full pipe: none is queued.
+        sleep(beat * 10).await;
+        read_past_the_head(&mut client).await;
+        // The next comes a period after the head's last bytes were written.
+        assert_eq!(read(&mut client, HEARTBEAT.len()).await, HEARTBEAT);
+        assert_eq!(opened.elapsed(), beat * 11);
     }
 }

@@ -26,8 +26,9 @@
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{Instant, MissedTickBehavior, interval_at, timeout};
+use tokio::time::timeout;
 
+use super::Alarm;
 use super::http::{Conn, Next};
 use super::sse::Framing;
 use crate::app::stats::Transport;
@@ -35,6 +36,7 @@ use crate::config::{SSE_READ_SINK, TRACE_WRITE_TIMEOUT};
 use crate::proto::http::response::Context as HttpContext;
 use crate::proto::http::{RequestHead, Response};
 use crate::proto::sse;
+use crate::proto::sse_timers::{StreamTimers, Timeout};
 
 /// The answer when tracing is off.
 pub const TRACE_OFF: &str = "the live trace is off: start the server with --trace-bytes (or --trace-out FILE) \
@@ -81,20 +83,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return Next::Close;
         }
         let _held = shared.stats.hold(Transport::Other);
+        // Heartbeats follow the event stream's one rule (`proto::sse_timers`): due after
+        // `--heartbeat` with nothing written.
+        let mut timers = StreamTimers::new(config.heartbeat, super::now());
+        let mut alarm = Alarm::new();
         let mut shutdown = shared.shutdown.subscribe();
-        let mut heartbeat = (!config.heartbeat.is_zero()).then(|| {
-            let mut h = interval_at(Instant::now() + config.heartbeat, config.heartbeat);
-            h.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            h
-        });
+        // Made once, not per turn of the loop; the watch's guard is dropped inside it, so
+        // none is held across the awaits below.
+        let stopping = async { drop(shutdown.wait_for(|stop| *stop).await) };
+        tokio::pin!(stopping);
         loop {
+            alarm.set(timers.poll_timeout());
             let out = tokio::select! {
                 r = blocks.recv() => match r {
                     Ok(block) => event(framing, None, block.trim_end_matches('\n')),
                     Err(RecvError::Lagged(n)) => event(framing, Some("skipped"), &n.to_string()),
                     Err(RecvError::Closed) => break,
                 },
-                _ = async { heartbeat.as_mut().unwrap().tick().await }, if heartbeat.is_some() => framing.heartbeat(),
+                now = alarm.fired(), if alarm.is_set() => match timers.handle_timeout(now) {
+                    Some(Timeout::Heartbeat) => framing.heartbeat(),
+                    // Woke before a deadline that moved later. (Never `GiveUp`: this
+                    // stream ends on shutdown at once, each write bounded on its own.)
+                    Some(Timeout::GiveUp) | None => continue,
+                },
                 // Read only to notice the watcher leaving; what it sends is dropped.
                 r = self.io.read_buf(&mut self.buf) => match r {
                     Ok(n) if n > 0 => {
@@ -103,8 +114,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                     _ => return Next::Close,
                 },
-                // The watch's guard is dropped here, before any await.
-                _ = async { drop(shutdown.wait_for(|stop| *stop).await) } => match framing.end() {
+                () = &mut stopping => match framing.end() {
                     Some(end) => {
                         self.write(end).await;
                         break;
@@ -115,6 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             if !self.write(out).await {
                 break;
             }
+            timers.on_sent(super::now());
         }
         Next::Close
     }

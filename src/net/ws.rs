@@ -4,10 +4,12 @@
 //! whatever it had already read past the request head (a client may send its first
 //! frame right behind the handshake; tungstenite learned to keep those bytes the hard
 //! way). From then on every decision about bytes is the session's: it parses frames,
-//! answers pings, echoes closes and fails the connection on a protocol error. This file
-//! decides only about time (pings, how long to wait for a Close), about the socket
-//! (when to stop reading, when to close) and about the application (what a message
-//! means on `/echo` and on `/ws/{channel}`).
+//! answers pings, echoes closes and fails the connection on a protocol error. Every
+//! decision about time (when to ping, when a silent peer is a zombie, how long to wait
+//! for a Close) is the pure timer table's, `proto::ws::liveness`: this file only sleeps
+//! until its next deadline. It decides about the socket (when to stop reading, when to
+//! close) and about the application (what a message means on `/echo` and on
+//! `/ws/{channel}`).
 //!
 //! # One task, full duplex, no split
 //!
@@ -21,8 +23,8 @@
 //!     select! {
 //!         socket (poll_fn): write the queue (vectored) and read into session.read_buf()
 //!         hub broadcast:    a message for this channel -> send_encoded(the shared frame)
-//!         ping timer:       send a ping; the peer has --ping-timeout to show life
-//!         deadlines:        no sign of life -> close; no Close back -> give up
+//!         the alarm:        the liveness table's next deadline -> what it says is due:
+//!                           a ping / a zombie: close 1008 / no Close back: give up
 //!         shutdown:         close 1001
 //!     }
 //! }
@@ -57,7 +59,9 @@
 //! peer in the middle of sending a large frame cannot put a Pong before that frame's
 //! end, and bytes arriving prove the connection is alive just as well. A peer that
 //! sends nothing at all in that time is a zombie (a vanished laptop, a cut NAT
-//! mapping): it gets close `1008` and is dropped after [`WS_CLOSE_TIMEOUT`].
+//! mapping): it gets close `1008` and is dropped after [`WS_CLOSE_TIMEOUT`]. The rules,
+//! and their tests at each deadline, are in `proto::ws::liveness`; the driver tells it
+//! when bytes arrive and when the closing handshake begins.
 //!
 //! # Closing
 //!
@@ -76,14 +80,14 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::time::{Instant, sleep_until};
 
-use super::Shared;
+use super::{Alarm, Shared};
 use crate::app::broker::BrokerError;
 use crate::app::feed::{self, Feed, FeedEnd};
 use crate::app::hub::Message;
 use crate::app::stats::Transport;
 use crate::config::{WRITE_VECTORS, WS_CLOSE_TIMEOUT};
+use crate::proto::ws::liveness::{Liveness, LivenessConfig, Timeout};
 use crate::proto::ws::{CloseState, Event, Session, SessionLimits};
 
 /// What the upgraded connection is for.
@@ -198,24 +202,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         let shared = self.shared.clone();
         let config = &shared.config;
         let mut shutdown = self.shared.shutdown.subscribe();
-        // Zero disables pings (and so zombie culling).
-        let pinging = !config.ping_interval.is_zero();
-        let mut next_ping = Instant::now() + config.ping_interval;
-        let mut pings_sent: u64 = 0;
-        // Set when a ping is out and nothing has been heard since.
-        let mut answer_by: Option<Instant> = None;
-        // Set once we wait for the end: the peer's Close, or the last bytes to leave.
-        let mut give_up_at: Option<Instant> = None;
-        let far = super::far_future();
-        // The timers and the shutdown future are made once and reset when their deadline
-        // changes: made afresh in every turn of the loop, they would be registered with
-        // the runtime's timer wheel (and the watch's waiter list) once per message, for
-        // every subscriber of a busy channel.
-        let ping_timer = sleep_until(next_ping);
-        let answer_timer = sleep_until(far);
-        let give_up_timer = sleep_until(far);
+        // Every rule about time is the table's; this loop only sleeps until its next
+        // deadline and does what it says then.
+        let timing = LivenessConfig {
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
+            close_timeout: WS_CLOSE_TIMEOUT,
+        };
+        let mut timers = Liveness::new(timing, super::now());
+        let mut alarm = Alarm::new();
+        // The shutdown future is made once: made afresh in every turn of the loop, it
+        // would join the watch's waiter list once per message, for every subscriber of a
+        // busy channel.
         let stopping = shutdown.wait_for(|stop| *stop);
-        tokio::pin!(ping_timer, answer_timer, give_up_timer, stopping);
+        tokio::pin!(stopping);
         let mut stop_seen = false;
         // Messages the feed handed over, moved into the session at once (kept to reuse
         // its allocation).
@@ -243,10 +243,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
                 }
             }
-            if self.session.state() != CloseState::Open && give_up_at.is_none() {
-                let at = Instant::now() + WS_CLOSE_TIMEOUT;
-                give_up_at = Some(at);
-                give_up_timer.as_mut().reset(at);
+            if self.session.state() != CloseState::Open && !timers.is_closing() {
+                timers.on_closing(super::now());
             }
             if self.session.is_closed() && self.out.is_empty() {
                 return; // both Close frames have crossed, or the connection failed
@@ -256,13 +254,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             let reading = matches!(self.session.state(), CloseState::Open | CloseState::CloseSent)
                 && self.out.len < unsent_limit(config.max_message);
             let stats = &shared.stats;
+            alarm.set(timers.poll_timeout());
             tokio::select! {
                 io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, reading, &mut self.out)) => {
                     match io {
                         Io::Progress { read } => {
                             if read > 0 {
                                 stats.read(Transport::WebSocket, read);
-                                answer_by = None; // any bytes from the peer show it is alive
+                                timers.on_bytes_received(); // any bytes show the peer alive
                             }
                         }
                         // EOF before the closing handshake: the peer is gone (1006,
@@ -273,21 +272,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() => {
                     self.on_messages(r, &mut batch);
                 }
-                _ = &mut ping_timer, if open && pinging => {
-                    if answer_by.is_none() {
-                        pings_sent += 1;
-                        let _ = self.session.send_ping(pings_sent.to_string().as_bytes());
-                        let by = Instant::now() + config.ping_timeout;
-                        answer_by = Some(by);
-                        answer_timer.as_mut().reset(by);
+                now = alarm.fired(), if alarm.is_set() => match timers.handle_timeout(now) {
+                    Some(Timeout::Ping(n)) => {
+                        let _ = self.session.send_ping(n.to_string().as_bytes());
                     }
-                    next_ping = Instant::now() + config.ping_interval;
-                    ping_timer.as_mut().reset(next_ping);
-                }
-                _ = &mut answer_timer, if open && answer_by.is_some() => {
-                    self.close(code::POLICY, "no answer to ping within --ping-timeout");
-                }
-                _ = &mut give_up_timer, if give_up_at.is_some() => return,
+                    Some(Timeout::Zombie) => self.close(code::POLICY, "no answer to ping within --ping-timeout"),
+                    // The peer's Close did not come, or the last bytes did not leave.
+                    Some(Timeout::CloseTimedOut) => return,
+                    None => {} // woke before a deadline that moved later
+                },
                 _ = &mut stopping, if open && !stop_seen => {
                     stop_seen = true; // a finished future must not be polled again
                     self.close(code::GOING_AWAY, "server shutting down");
@@ -462,4 +455,124 @@ fn poll_flush<S: AsyncWrite + Unpin>(io: &mut S, cx: &mut Context<'_>, out: &mut
         }
     }
     Ok(wrote)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver and its liveness table together, under paused time (tokio's
+    //! test-util): the clock stands still while any task can run and jumps straight to
+    //! the next timer when all wait, so each deadline is checked to the millisecond, in
+    //! memory (a duplex pipe, no socket), without waiting for it.
+
+    use std::time::Duration;
+
+    use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
+    use tokio::task::JoinHandle;
+    use tokio::time::{Instant, sleep};
+
+    use super::*;
+    use crate::config::Config;
+
+    const INTERVAL: Duration = Duration::from_secs(20);
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The client's end: the pipe and our own codec, as a client.
+    struct Peer {
+        io: DuplexStream,
+        session: Session,
+    }
+
+    impl Peer {
+        /// The next event from the server; `None` once it has dropped the connection.
+        async fn next(&mut self) -> Option<Event> {
+            loop {
+                if let Some(event) = self.session.next_event() {
+                    return Some(event);
+                }
+                if self.io.read_buf(self.session.read_buf()).await.unwrap() == 0 {
+                    return None;
+                }
+            }
+        }
+
+        /// Writes what the client's session queued (the Pong to a Ping, the Close echo).
+        async fn flush(&mut self) {
+            let queued: Vec<Bytes> = self.session.drain_outgoing().collect();
+            for chunk in queued {
+                self.io.write_all(&chunk).await.unwrap();
+            }
+        }
+    }
+
+    /// A server connection on `/echo`, pinging every INTERVAL with TIMEOUT to answer.
+    async fn open() -> (Peer, Arc<Shared>, JoinHandle<()>) {
+        let config = Config { ping_interval: INTERVAL, ping_timeout: TIMEOUT, ..Config::default() };
+        let shared = Arc::new(Shared::new(config, None));
+        let (client, mut server) = duplex(64 * 1024);
+        let upgraded = Upgraded::new(shared.clone(), Endpoint::Echo).await.unwrap();
+        let task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
+        let session = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
+        (Peer { io: client, session }, shared, task)
+    }
+
+    fn ping(n: u64) -> Option<Event> {
+        Some(Event::Ping(Bytes::from(n.to_string())))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_pinged_then_closed_with_1008_then_dropped_each_on_time() {
+        let (mut peer, _shared, task) = open().await;
+        let opened = Instant::now();
+        assert_eq!(peer.next().await, ping(1));
+        assert_eq!(opened.elapsed(), INTERVAL, "the first ping, an interval after opening");
+        // The peer never answers (its Pong stays queued): a zombie at the deadline.
+        let close = peer.next().await;
+        assert_eq!(opened.elapsed(), INTERVAL + TIMEOUT, "closed exactly at the answer deadline");
+        assert!(matches!(close, Some(Event::Close { code: Some(1008), .. })), "{close:?}");
+        // Nor does it answer the Close: dropped once the close deadline passes.
+        assert_eq!(peer.next().await, None);
+        assert_eq!(opened.elapsed(), INTERVAL + TIMEOUT + WS_CLOSE_TIMEOUT);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_answers_is_pinged_on_and_any_bytes_count_as_an_answer() {
+        let (mut peer, _shared, _task) = open().await;
+        let opened = Instant::now();
+        for n in 1..=2 {
+            assert_eq!(peer.next().await, ping(n));
+            assert_eq!(opened.elapsed(), INTERVAL * n as u32);
+            peer.flush().await; // the Pong
+        }
+        // The third ping is answered not by a Pong but by a message, at the last moment.
+        assert_eq!(peer.next().await, ping(3));
+        let _ = peer.session.drain_outgoing().count(); // no Pong this time
+        sleep(TIMEOUT - Duration::from_millis(1)).await;
+        peer.session.send_text("still here").unwrap();
+        peer.flush().await;
+        assert!(matches!(peer.next().await, Some(Event::Text(t)) if t == "still here"), "echoed");
+        // No Close at the deadline: the next thing is the fourth ping, on schedule.
+        assert_eq!(peer.next().await, ping(4));
+        assert_eq!(opened.elapsed(), INTERVAL * 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_close_waits_for_the_answer_at_most_the_close_timeout() {
+        for answers in [true, false] {
+            let (mut peer, shared, task) = open().await;
+            sleep(Duration::from_secs(5)).await;
+            shared.shutdown.send_replace(true);
+            let stopped = Instant::now();
+            let close = peer.next().await;
+            assert!(matches!(close, Some(Event::Close { code: Some(1001), .. })), "{close:?}");
+            assert_eq!(stopped.elapsed(), Duration::ZERO);
+            if answers {
+                peer.flush().await; // the client's Close echo
+            }
+            assert_eq!(peer.next().await, None);
+            let expected = if answers { Duration::ZERO } else { WS_CLOSE_TIMEOUT };
+            assert_eq!(stopped.elapsed(), expected, "answered: {answers}");
+            task.await.unwrap();
+        }
+    }
 }

@@ -3,10 +3,18 @@
 //!
 //! - [`http`]: HTTP/1.1 request heads, bodies and responses (RFC 9112).
 //! - [`sse`]: the `text/event-stream` encoder and parser (WHATWG HTML §9.2).
-//! - [`ws`]: WebSocket framing, masking, handshake and message session (RFC 6455).
+//! - [`sse_timers`]: an open event stream's timers as data: heartbeats, and how long a
+//!   shutdown's last bytes may take (WHATWG HTML §9.2.7).
+//! - [`ws`]: WebSocket framing, masking, handshake, message session and liveness
+//!   timers (RFC 6455).
+//!
+//! Time is data here too: a timer table is given instants and says when its next
+//! deadline is (`poll_timeout`) and what is due when it comes (`handle_timeout`); the
+//! drivers in `net/` only sleep until then.
 
 pub mod http;
 pub mod sse;
+pub mod sse_timers;
 pub mod ws;
 
 /// Which end of a connection: the client (it sends requests and, on WebSocket, masks

@@ -2,8 +2,9 @@
 //!
 //! Bytes in, events (or "need more bytes") out; calls in, bytes out. No
 //! sockets, no async runtime, no clock and no randomness live here: the
-//! driver in `net/` owns the socket and the timers, and a client passes its
-//! masking keys in. That keeps every rule below testable with plain byte
+//! driver in `net/` owns the socket and sleeps until the deadlines that
+//! [`liveness`] computes from the instants it is given, and a client passes
+//! its masking keys in. That keeps every rule below testable with plain byte
 //! arrays, split at any offset.
 //!
 //! # Module map, in the order a connection uses them
@@ -15,6 +16,7 @@
 //! | [`mask`] | §5.3 | XOR masking, byte-wise reference and word-at-a-time fast path |
 //! | [`utf8`] | §5.6, §8.1 | incremental fail-fast UTF-8 validation, and [`Utf8Bytes`] |
 //! | [`session`] | §5.4-§5.6, §7 | the connection state machine: reassembly, control frames, closing, protocol errors |
+//! | [`liveness`] | §5.5.2, §5.5.3, §7.1.1 | the server's timers as data: when to ping, when a silent peer is a zombie, how long closing may take |
 //! | [`annotate`] | §5 | human-readable lines for the byte trace and `decode ws` |
 //!
 //! # Data path
@@ -33,6 +35,7 @@
 pub mod annotate;
 pub mod frame;
 pub mod handshake;
+pub mod liveness;
 pub mod mask;
 pub mod session;
 pub mod utf8;
