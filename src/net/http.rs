@@ -62,16 +62,22 @@ pub struct Conn<S> {
 
 /// Serves one connection until it closes.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: Arc<Shared>) {
-    let c = &shared.config;
-    let limits = HeadLimits { max_header: c.max_header, max_target: c.max_target, max_body: c.max_message };
-    let mut conn = Conn {
-        io,
-        buf: BytesMut::with_capacity(READ_BUFFER),
-        out: BytesMut::with_capacity(READ_BUFFER),
-        requests: MessageStream::requests(limits),
-        shared,
-    };
-    conn.run().await;
+    Conn::new(io, shared).run().await;
+}
+
+impl<S> Conn<S> {
+    /// A fresh connection: empty buffers, no request read yet.
+    pub(super) fn new(io: S, shared: Arc<Shared>) -> Self {
+        let c = &shared.config;
+        let limits = HeadLimits { max_header: c.max_header, max_target: c.max_target, max_body: c.max_message };
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_BUFFER),
+            out: BytesMut::with_capacity(READ_BUFFER),
+            requests: MessageStream::requests(limits),
+            shared,
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {

@@ -107,7 +107,7 @@ impl Framing {
 
 /// What a queued piece of bytes completes once written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Piece {
+pub enum Part {
     /// The head, a `retry:`, a heartbeat, the `truncated` notice, the last chunk.
     Control,
     /// A message the client resumed into (from the channel's history).
@@ -128,11 +128,11 @@ pub struct Delivered {
 /// handle, it never copies.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    queue: VecDeque<(Bytes, Piece)>,
+    queue: VecDeque<(Bytes, Part)>,
 }
 
 impl Outbox {
-    pub fn push(&mut self, bytes: Bytes, piece: Piece) {
+    pub fn push(&mut self, bytes: Bytes, piece: Part) {
         if !bytes.is_empty() {
             self.queue.push_back((bytes, piece));
         }
@@ -167,9 +167,9 @@ impl Outbox {
             }
             written -= front.len();
             match piece {
-                Piece::Control => {}
-                Piece::History => done.history += 1,
-                Piece::Live => done.live += 1,
+                Part::Control => {}
+                Part::History => done.history += 1,
+                Part::Live => done.live += 1,
             }
             self.queue.pop_front();
         }
@@ -320,10 +320,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
         let _held = stats.hold(Transport::Sse);
         let mut outbox = Outbox::default();
-        outbox.push(start.freeze(), Piece::Control);
-        outbox.push(framing.retry(config.sse_retry), Piece::Control);
+        outbox.push(start.freeze(), Part::Control);
+        outbox.push(framing.retry(config.sse_retry), Part::Control);
         if snap.truncated {
-            outbox.push(framing.truncated(&snap), Piece::Control);
+            outbox.push(framing.truncated(&snap), Part::Control);
         }
         // Messages owed to the client and not yet in the outbox, oldest first: first the
         // history it resumed into (already in memory, shared with the channel), then live
@@ -351,7 +351,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 while outbox.len() < WRITE_VECTORS
                     && let Some(m) = owed.pop_front()
                 {
-                    let piece = if history_left > 0 { Piece::History } else { Piece::Live };
+                    let piece = if history_left > 0 { Part::History } else { Part::Live };
                     history_left = history_left.saturating_sub(1);
                     outbox.push(framing.event(&m), piece);
                 }
@@ -390,9 +390,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     // when to come back, end the body, close (API.md: "SSE streams end
                     // after telling clients when to retry").
                     owed.clear();
-                    outbox.push(framing.retry(config.sse_retry), Piece::Control);
+                    outbox.push(framing.retry(config.sse_retry), Part::Control);
                     if let Some(end) = framing.end() {
-                        outbox.push(end, Piece::Control);
+                        outbox.push(end, Part::Control);
                     }
                     timers.on_shutdown(super::now(), config.shutdown_timeout);
                 }
@@ -415,7 +415,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 now = alarm.fired(), if alarm.is_set() => match timers.handle_timeout(now) {
                     // Only into an empty queue: pending bytes keep the line busy anyway.
-                    Some(Timeout::Heartbeat) if outbox.is_empty() => outbox.push(heartbeat_bytes.clone(), Piece::Control),
+                    Some(Timeout::Heartbeat) if outbox.is_empty() => outbox.push(heartbeat_bytes.clone(), Part::Control),
                     Some(Timeout::Heartbeat) => {}
                     Some(Timeout::GiveUp) => break End::Stuck,
                     None => {} // woke before a deadline that moved later
@@ -499,8 +499,8 @@ mod tests {
         let (c, b) = (Framing { chunked: true }, Framing { chunked: false });
         // Two subscribers' queues hold the same allocation, not two copies.
         let (mut one, mut two) = (Outbox::default(), Outbox::default());
-        one.push(c.event(&m), Piece::Live);
-        two.push(c.event(&m), Piece::Live);
+        one.push(c.event(&m), Part::Live);
+        two.push(c.event(&m), Part::Live);
         let mut s1 = [IoSlice::new(&[])];
         let mut s2 = [IoSlice::new(&[])];
         one.slices(&mut s1);
@@ -514,10 +514,10 @@ mod tests {
     fn outbox_partial_writes_and_message_count() {
         let d = |history, live| Delivered { history, live };
         let mut o = Outbox::default();
-        o.push(Bytes::from_static(b"head"), Piece::Control);
-        o.push(Bytes::from_static(b"one"), Piece::History);
-        o.push(Bytes::new(), Piece::Live); // nothing to write: not queued
-        o.push(Bytes::from_static(b"two"), Piece::Live);
+        o.push(Bytes::from_static(b"head"), Part::Control);
+        o.push(Bytes::from_static(b"one"), Part::History);
+        o.push(Bytes::new(), Part::Live); // nothing to write: not queued
+        o.push(Bytes::from_static(b"two"), Part::Live);
         assert_eq!(o.len(), 3);
         assert_eq!(o.advance(2), d(0, 0));
         let mut slices = [IoSlice::new(&[]); 2];
@@ -541,7 +541,7 @@ mod tests {
     fn stream(config: Config, pipe: usize) -> (DuplexStream, Arc<Shared>, JoinHandle<Next>) {
         let shared = Arc::new(Shared::new(config, None));
         let (client, server) = duplex(pipe);
-        let mut conn = Conn { io: server, buf: BytesMut::new(), out: BytesMut::new(), shared: shared.clone() };
+        let mut conn = Conn::new(server, shared.clone());
         let task =
             tokio::spawn(async move { conn.sse(head("GET /sse/beat HTTP/1.1\r\nHost: x\r\n\r\n"), "beat").await });
         (client, shared, task)
