@@ -23,6 +23,7 @@
 //!               and the negotiation cascade
 //! compare/      `compare`: the four transports at once, measured at the clients' sockets
 //! proxy.rs      a hostile middlebox: blocks upgrades, buffers streams, cuts idle links, adds latency
+//! study/        `vectors` (the RFC test vectors, run) and `decode` (pasted hex, annotated)
 //! random.rs     randomness from the operating system (masking keys, session ids)
 //! ```
 //!
@@ -61,4 +62,5 @@ pub mod net;
 pub mod proto;
 pub mod proxy;
 pub mod random;
+pub mod study;
 pub mod trace;

@@ -31,6 +31,39 @@ enum Command {
     Proxy(ProxyArgs),
     /// All four transports at once on one channel, measured side by side.
     Compare(CompareArgs),
+    /// Read captured bytes (hex as pasted, or raw) as the trace reads them.
+    Decode(DecodeArgs),
+    /// Run the published test vectors (RFC 6455, RFC 9112, WHATWG, RFC 3629) against the codecs.
+    Vectors(VectorsArgs),
+}
+
+#[derive(Args)]
+struct DecodeArgs {
+    /// What the bytes are: http (messages from a connection's start), chunked (a chunked
+    /// body), sse (an event-stream body), ws (WebSocket frames).
+    #[arg(value_parser = ["http", "chunked", "sse", "ws"])]
+    kind: String,
+    /// Which side wrote the bytes (for ws it decides whether frames must be masked);
+    /// guessed when not given.
+    #[arg(long, env = "WIRE_ACADEMY_FROM", value_parser = ["client", "server"])]
+    from: Option<String>,
+    /// The input is the bytes themselves, not hex.
+    #[arg(long, env = "WIRE_ACADEMY_RAW", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    raw: bool,
+    /// Hex to read (as words on the command line), a FILE, or `-` for standard input
+    /// (also when nothing is given). Plain hex with or without spaces, xxd or trace rows
+    /// with offsets, Wireshark's hex stream or hex dump, or \x escapes.
+    input: Vec<String>,
+}
+
+#[derive(Args)]
+struct VectorsArgs {
+    /// Only the vectors whose id, source or title contains TEXT (any case).
+    #[arg(long, env = "WIRE_ACADEMY_FILTER", value_name = "TEXT")]
+    filter: Option<String>,
+    /// Print the result as one JSON document.
+    #[arg(long, env = "WIRE_ACADEMY_JSON", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -252,7 +285,95 @@ fn main() -> ExitCode {
         Command::Client(args) => runtime.block_on(client(args)),
         Command::Proxy(args) => runtime.block_on(proxy(args)),
         Command::Compare(args) => runtime.block_on(compare(args)),
+        Command::Decode(args) => decode(args),
+        Command::Vectors(args) => vectors(args),
     }
+}
+
+fn decode(args: DecodeArgs) -> ExitCode {
+    use std::io::Read;
+    use wire_academy::proto::Role;
+    use wire_academy::study::decode::{self, Kind};
+    use wire_academy::trace::hexread;
+    let fail = |why: String| {
+        eprintln!("wire-academy decode: {why}");
+        ExitCode::from(2)
+    };
+    let kind = match args.kind.as_str() {
+        "http" => Kind::Http,
+        "chunked" => Kind::Chunked,
+        "sse" => Kind::Sse,
+        _ => Kind::Ws,
+    };
+    let from = args.from.as_deref().map(|f| if f == "client" { Role::Client } else { Role::Server });
+    let input: Vec<u8> = match args.input.as_slice() {
+        [] => read_all(&mut std::io::stdin()),
+        [one] if one == "-" => read_all(&mut std::io::stdin()),
+        [one] if std::path::Path::new(one).is_file() => match std::fs::read(one) {
+            Ok(b) => Ok(b),
+            Err(e) => return fail(format!("cannot read {one}: {e}")),
+        },
+        words => Ok(words.join(" ").into_bytes()),
+    }
+    .unwrap_or_default();
+    fn read_all(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
+        let mut b = Vec::new();
+        r.read_to_end(&mut b).map(|_| b)
+    }
+    let (bytes, offset) = if args.raw {
+        (input, 0)
+    } else {
+        match hexread::read(&String::from_utf8_lossy(&input)) {
+            Ok(hex) => (hex.bytes, hex.offset),
+            Err(e) => return fail(format!("not hex: {e}")),
+        }
+    };
+    let (text, whole) = decode::decode(kind, from, &bytes, offset);
+    say(text.trim_end());
+    if whole { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn vectors(args: VectorsArgs) -> ExitCode {
+    use wire_academy::study::vectors;
+    let filter = args.filter.map(|f| f.to_lowercase());
+    let chosen: Vec<_> = vectors::run()
+        .into_iter()
+        .filter(|v| {
+            filter
+                .as_ref()
+                .is_none_or(|f| [v.id.as_str(), v.source, v.title].iter().any(|field| field.to_lowercase().contains(f)))
+        })
+        .collect();
+    let failed = chosen.iter().filter(|v| !v.passed()).count();
+    if args.json {
+        let list: Vec<_> = chosen
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "id": v.id, "source": v.source, "title": v.title, "fed": v.fed,
+                    "expected": v.expected, "got": v.got, "passed": v.passed(),
+                })
+            })
+            .collect();
+        say(&serde_json::json!({ "vectors": list, "passed": chosen.len() - failed, "failed": failed }).to_string());
+    } else {
+        let mut out = String::new();
+        for v in &chosen {
+            let verdict = if v.passed() { "PASS" } else { "FAIL" };
+            out.push_str(&format!("{verdict}  {}  ({}: {})\n", v.id, v.source, v.title));
+            out.push_str(&format!(
+                "      fed       {}\n      expected  {}\n      got       {}\n",
+                v.fed, v.expected, v.got
+            ));
+        }
+        out.push_str(&format!("{} vectors: {} passed, {failed} failed", chosen.len(), chosen.len() - failed));
+        say(&out);
+    }
+    if chosen.is_empty() {
+        eprintln!("wire-academy vectors: no vector matches the filter");
+        return ExitCode::from(2);
+    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 async fn compare(args: CompareArgs) -> ExitCode {

@@ -76,7 +76,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wire_academy::trace::hexdump;
+use wire_academy::trace::{hexdump, hexread};
 
 /// The ports a learner's commands name: the server's and the proxy's.
 const SERVER_PORT: u16 = 8080;
@@ -868,7 +868,7 @@ fn rewrite_block(block: &str, bytes: &dyn Fn(&mut Vec<u8>), words: &dyn Fn(&str)
     let mut first_offset = None;
     let flush = |hex: &mut String, first: &mut Option<u64>, out: &mut String| {
         if let Some(off) = first.take() {
-            let mut b = hexdump::parse_hex(hex).expect("hex rows parse");
+            let mut b = hexread::read(hex).expect("hex rows parse").bytes;
             bytes(&mut b);
             hexdump::rows(off, &b, out);
             hex.clear();

@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use bytes::{Buf, BytesMut};
 
 use crate::proto::Role;
-use crate::proto::http::{Event, Exchange, HeadLimits, In, Piece, Unit};
+use crate::proto::http::{Event, Exchange, HeadLimits, In, Piece, ResponseBody, Unit};
 use crate::proto::sse::{self, LineKind, StreamLine};
 use crate::proto::ws::{FrameHeader, annotate_frame, apply_mask};
 
@@ -87,10 +87,59 @@ const LIMITS: HeadLimits =
 /// How much of a body is quoted in a note.
 const PREVIEW: usize = 96;
 
+/// Where a conversation starts. The trace always starts at the beginning of a
+/// connection; `decode` may be handed a piece of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// HTTP messages (a connection's beginning).
+    Http,
+    /// Inside a chunked body (RFC 9112 §7.1), its head already gone by.
+    ChunkedBody,
+    /// Inside an event-stream body, unframed (as an HTTP/1.0 stream sends it).
+    EventStream,
+    /// After a `101`: WebSocket frames both ways.
+    WebSocket,
+}
+
 impl Conversation {
     pub fn new() -> Self {
-        let reader = || Reader { base: 0, pending: BytesMut::new(), mode: Mode::Http { sse: None } };
-        Conversation { http: Exchange::new(LIMITS), client: reader(), server: reader() }
+        Self::starting(Start::Http)
+    }
+
+    /// A conversation that starts at `start`, for bytes `decode` is handed. A body
+    /// alone is read as what the server writes.
+    pub fn starting(start: Start) -> Self {
+        let reader = |mode| Reader { base: 0, pending: BytesMut::new(), mode };
+        let http = || Mode::Http { sse: None };
+        let (exchange, server) = match start {
+            Start::Http => (Exchange::new(LIMITS), http()),
+            Start::ChunkedBody => (Exchange::in_body(Role::Server, ResponseBody::Chunked, LIMITS), http()),
+            Start::EventStream => (
+                Exchange::in_body(Role::Server, ResponseBody::UntilClose, LIMITS),
+                Mode::Http { sse: Some(Box::new(EventStream::new())) },
+            ),
+            Start::WebSocket => (Exchange::new(LIMITS), Mode::Upgraded(WsFrames::default())),
+        };
+        let client = if start == Start::WebSocket { Mode::Upgraded(WsFrames::default()) } else { http() };
+        Conversation { http: exchange, client: reader(client), server: reader(server) }
+    }
+
+    /// Bytes `writer` sent that no unit has taken yet: a unit still arriving (or held
+    /// behind an upgrade request until its answer).
+    pub fn pending(&self, writer: Role) -> &[u8] {
+        match writer {
+            Role::Client => &self.client.pending,
+            Role::Server => &self.server.pending,
+        }
+    }
+
+    /// Where the next byte `writer` sends sits in its stream (a [`Start`] other than
+    /// the beginning may be handed bytes from the middle of one).
+    pub fn set_offset(&mut self, writer: Role, offset: u64) {
+        match writer {
+            Role::Client => self.client.base = offset,
+            Role::Server => self.server.base = offset,
+        }
     }
 
     /// Bytes the client sent.

@@ -6,7 +6,7 @@
 //! Each row: the offset of its first byte within the connection's stream in that
 //! direction, up to 16 bytes as eight groups of two, and the printable ASCII (other bytes
 //! as `.`). Offsets continue from one read to the next, so an annotation's offset points
-//! at the same bytes whichever dump shows them.
+//! at the same bytes whichever dump shows them. [`super::hexread`] reads rows back.
 
 use std::fmt::Write;
 
@@ -36,32 +36,6 @@ pub fn rows(offset: u64, bytes: &[u8], out: &mut String) {
     }
 }
 
-/// Reads hex back from text: `xxd` rows (offsets and the ASCII column are skipped) or
-/// plain hex with any spacing. Used by `decode` and by the docs check.
-pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut body = line.trim();
-        // An xxd row: "00000010: 4854 ...  ASCII". Drop the offset and the ASCII column,
-        // which starts after the first run of two spaces following the hex.
-        if let Some((off, rest)) = body.split_once(": ")
-            && off.len() == 8
-            && off.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            body = rest.split("  ").next().unwrap_or("");
-        }
-        let digits: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if !digits.len().is_multiple_of(2) {
-            return Err(format!("odd number of hex digits in line: {line}"));
-        }
-        for pair in digits.chunks(2) {
-            let s = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
-            out.push(u8::from_str_radix(s, 16).map_err(|_| format!("not hex: {s:?} in line: {line}"))?);
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,8 +58,7 @@ mod tests {
         let mut s = String::new();
         rows(0x40, &data, &mut s);
         assert!(s.starts_with("00000040: 0001 0203"));
-        assert_eq!(parse_hex(&s).unwrap(), data);
-        assert_eq!(parse_hex("81 05 48 65\n6c6c6f").unwrap(), b"\x81\x05Hello");
-        assert!(parse_hex("abc").is_err());
+        let back = crate::trace::hexread::read(&s).unwrap();
+        assert_eq!((back.bytes, back.offset), (data, 0x40));
     }
 }

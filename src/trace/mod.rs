@@ -11,6 +11,7 @@
 
 pub mod annotate;
 pub mod hexdump;
+pub mod hexread;
 pub mod tap;
 
 pub use tap::{Role, Tap, Tracer, closing_because, connection_scope, unwatched};

@@ -140,6 +140,18 @@ impl MessageStream {
         MessageStream { side: Role::Server, state: State::Head, limits, asked: VecDeque::new(), then: After::Head }
     }
 
+    /// A stream that starts inside a body framed as `framing`, with the head already
+    /// gone by: for reading a body alone (`decode chunked`, `decode sse`).
+    pub fn in_body(side: Role, framing: ResponseBody, limits: HeadLimits) -> Self {
+        let state = match framing {
+            ResponseBody::None | ResponseBody::Length(0) => State::Ending { then: After::Head },
+            ResponseBody::Length(n) => State::Length(n),
+            ResponseBody::Chunked => State::Chunked(ChunkedDecoder::new()),
+            ResponseBody::UntilClose => State::UntilClose,
+        };
+        MessageStream { side, state, limits, asked: VecDeque::new(), then: After::Head }
+    }
+
     pub fn side(&self) -> Role {
         self.side
     }
@@ -290,6 +302,14 @@ pub struct Exchange {
 impl Exchange {
     pub fn new(limits: HeadLimits) -> Self {
         Exchange { requests: MessageStream::requests(limits), responses: MessageStream::responses(limits) }
+    }
+
+    /// An exchange whose `writer` direction starts inside a body (see
+    /// [`MessageStream::in_body`]).
+    pub fn in_body(writer: Role, framing: ResponseBody, limits: HeadLimits) -> Self {
+        let mut ex = Exchange::new(limits);
+        *ex.stream_mut(writer) = MessageStream::in_body(writer, framing, limits);
+        ex
     }
 
     /// Takes the next unit of what `side`'s end wrote off the front of `buf`.
