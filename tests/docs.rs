@@ -57,8 +57,9 @@
 //! output are written back as 8080 and 8081. The bytes a `printf` writes are never touched.
 //!
 //! Only what differs from run to run is masked before comparing: the `Date` value (in the
-//! text and in the hex rows), peer ports, timings, random keys. Connections are compared
-//! one by one, since two connections' blocks may interleave either way.
+//! text and in the hex rows), peer ports, timings, random keys (a handshake's, and the
+//! masking key of each frame a traced client writes, with the bytes it masks: the unmasked
+//! payload under them is compared). Connections are compared one by one, since two connections' blocks may interleave either way.
 //!
 //! To refresh the docs after changing the program: `UPDATE_DOCS=1 cargo test --test docs`
 //! (it rewrites only the capture blocks that no longer match, and the chart `compare`
@@ -825,7 +826,7 @@ fn excerpt(name: &str, trace: &str) -> String {
 /// the text and in the bytes of hex rows (the same length: 4 digits each).
 fn unmap_ports(text: &str, ports: &Ports) -> String {
     let pairs = [(ports.server, SERVER_PORT), (ports.proxy, PROXY_PORT)];
-    let swap = |bytes: &mut Vec<u8>| {
+    let swap = |_: Option<u64>, bytes: &mut Vec<u8>| {
         for (ours, theirs) in pairs.into_iter().filter(|(ours, _)| *ours != NO_PORT) {
             let (from, to) = (format!(":{ours}").into_bytes(), format!(":{theirs}").into_bytes());
             assert_eq!(from.len(), to.len(), "the test's ports have 4 digits");
@@ -860,16 +861,16 @@ fn is_hex_row(line: &str) -> bool {
 }
 
 /// A trace block with `bytes` applied to the bytes of its hex rows (then laid out again,
-/// from the same offset) and to each other line, and `words` to each other line after it.
-/// `bytes` must keep lengths.
-fn rewrite_block(block: &str, bytes: &dyn Fn(&mut Vec<u8>), words: &dyn Fn(&str) -> String) -> String {
+/// from the same offset, which `bytes` is given) and to each other line (given `None`), and
+/// `words` to each other line after it. `bytes` must keep lengths.
+fn rewrite_block(block: &str, bytes: &dyn Fn(Option<u64>, &mut Vec<u8>), words: &dyn Fn(&str) -> String) -> String {
     let mut out = String::new();
     let mut hex = String::new();
     let mut first_offset = None;
     let flush = |hex: &mut String, first: &mut Option<u64>, out: &mut String| {
         if let Some(off) = first.take() {
             let mut b = hexread::read(hex).expect("hex rows parse").bytes;
-            bytes(&mut b);
+            bytes(Some(off), &mut b);
             hexdump::rows(off, &b, out);
             hex.clear();
         }
@@ -883,7 +884,7 @@ fn rewrite_block(block: &str, bytes: &dyn Fn(&mut Vec<u8>), words: &dyn Fn(&str)
         }
         flush(&mut hex, &mut first_offset, &mut out);
         let mut b = line.as_bytes().to_vec();
-        bytes(&mut b);
+        bytes(None, &mut b);
         out.push_str(&words(&String::from_utf8(b).unwrap()));
         out.push('\n');
     }
@@ -1029,7 +1030,71 @@ fn normalize(text: &str) -> BTreeMap<u64, Vec<String>> {
 }
 
 fn normalize_block(block: &str) -> String {
-    rewrite_block(block, &|b| mask_bytes(b), &|l| mask_delays(&mask_words(l)))
+    let drawn = drawn_masks(block);
+    let bytes = |at: Option<u64>, b: &mut Vec<u8>| {
+        mask_bytes(b);
+        if let Some(at) = at {
+            for &(start, end) in &drawn {
+                for (i, byte) in b.iter_mut().enumerate() {
+                    if (start..end).contains(&(at + i as u64)) {
+                        *byte = 0;
+                    }
+                }
+            }
+        }
+    };
+    let words = |l: &str| {
+        let l = mask_delays(&mask_words(l));
+        if drawn.is_empty() { l } else { mask_key_words(&l) }
+    };
+    rewrite_block(block, &bytes, &words)
+}
+
+/// The stream ranges of a block that hold a WebSocket masking key the traced program drew
+/// itself, with the payload it masks: in a block of bytes it wrote, each frame with
+/// `MASK=1` (a client's: RFC 6455 §5.3 wants a fresh, unpredictable key for every frame).
+/// Those bytes differ on every run; the unmasked payload the trace prints under them does
+/// not, and is still compared. Frames it read keep their keys: the docs write those with
+/// the fixed key of RFC 6455 §5.7.
+fn drawn_masks(block: &str) -> Vec<(u64, u64)> {
+    let wrote = block.lines().next().is_some_and(|l| l.starts_with('#') && l.contains(" wrote "));
+    let mut ranges = Vec::new();
+    if !wrote {
+        return ranges;
+    }
+    let mut masked_len = None;
+    for line in block.lines() {
+        // An annotation: `  000000ac+4     ws masking key: ae b5 c5 29`.
+        let Some((at, rest)) = line.strip_prefix("  ").and_then(|l| l.split_once('+')) else { continue };
+        let Ok(at) = u64::from_str_radix(at, 16) else { continue };
+        let what = rest.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
+        if let Some(frame) = what.strip_prefix("ws frame ") {
+            masked_len = frame
+                .contains("MASK=1")
+                .then(|| frame.split(' ').find_map(|w| w.strip_prefix("len=")?.parse::<u64>().ok()))
+                .flatten();
+        } else if what.starts_with("ws masking key:")
+            && let Some(len) = masked_len.take()
+        {
+            ranges.push((at, at + 4 + len));
+        }
+    }
+    ranges
+}
+
+/// `key=aeb5c529` and `ws masking key: ae b5 c5 29` with the key taken out (see
+/// [`drawn_masks`]).
+fn mask_key_words(line: &str) -> String {
+    if let Some(at) = line.find("ws masking key: ") {
+        return format!("{}ws masking key: KEY", &line[..at]);
+    }
+    line.split(' ')
+        .map(|w| match w.strip_prefix("key=") {
+            Some(k) if k.len() == 8 && k.bytes().all(|b| b.is_ascii_hexdigit()) => "key=KEY".to_string(),
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A measurement's text with every number (and the column padding around it) taken
@@ -1165,6 +1230,33 @@ fn masking_keeps_what_matters() {
 /// The message of a panic caught by `catch_unwind`.
 fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
     e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+}
+
+#[test]
+fn a_clients_own_masking_keys_are_masked() {
+    let frame = |key: [u8; 4]| {
+        let text = b"hi";
+        let mut bytes = vec![0x81, 0x82];
+        bytes.extend(key);
+        bytes.extend(text.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+        let mut rows = String::new();
+        hexdump::rows(0xaa, &bytes, &mut rows);
+        let k = key.map(|b| format!("{b:02x}"));
+        format!(
+            "#2 wrote 8 bytes to 127.0.0.1:8080 +0.001s\n{rows}  000000aa+2     ws frame FIN=1 RSV=000 opcode=0x1 \
+             text MASK=1 len=2 (7-bit) key={}\n  000000ac+4     ws masking key: {}\n  000000b0+2     ws unmasked \
+             payload (2 bytes, UTF-8): \"hi\"\n",
+            k.concat(),
+            k.join(" ")
+        )
+    };
+    let (a, b) = (frame([0x37, 0xfa, 0x21, 0x3d]), frame([0xae, 0xb5, 0xc5, 0x29]));
+    assert_ne!(a, b);
+    assert_eq!(normalize(&a), normalize(&b), "a key the client drew, and what it masked, are masked");
+    let other_text = frame([0x37, 0xfa, 0x21, 0x3d]).replace(r#"UTF-8): "hi""#, r#"UTF-8): "ho""#);
+    assert_ne!(normalize(&a), normalize(&other_text), "the unmasked payload is still compared");
+    let read = a.replace(" wrote ", " read ");
+    assert_ne!(normalize(&read), normalize(&b.replace(" wrote ", " read ")), "a frame read keeps its key");
 }
 
 #[test]
