@@ -199,6 +199,20 @@ impl<S> Tap<S> {
     }
 }
 
+/// The first `n` bytes of a vectored write, as one run of bytes however it was sliced:
+/// what a recorder shows of it.
+pub(crate) fn gather(bufs: &[IoSlice<'_>], n: usize) -> Vec<u8> {
+    let mut written = Vec::with_capacity(n);
+    for b in bufs {
+        let take = (n - written.len()).min(b.len());
+        written.extend_from_slice(&b[..take]);
+        if written.len() == n {
+            break;
+        }
+    }
+    written
+}
+
 /// The notes under a dump: `  offset+len  text`.
 pub fn render_notes(notes: &[Note], out: &mut String) {
     for n in notes {
@@ -245,15 +259,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        // Show what was written as one stream of bytes, however it was sliced.
-        let mut written = Vec::with_capacity(n);
-        for b in bufs {
-            let take = (n - written.len()).min(b.len());
-            written.extend_from_slice(&b[..take]);
-            if written.len() == n {
-                break;
-            }
-        }
+        let written = gather(bufs, n);
         self.record(true, &written);
         Poll::Ready(Ok(n))
     }

@@ -1,0 +1,207 @@
+//! `--trace-pcap`'s moving parts: the stream wrapper that notes what each connection
+//! moved, and the writer thread that turns it into the capture file ([`super::pcap`]).
+//!
+//! `PcapTap<S>` wraps a connection's stream like the byte trace's [`super::Tap`] does, and
+//! sends each completed read or write, each half-close and the close, stamped with the
+//! wall clock, to one writer thread per process. The thread keeps the TCP bookkeeping
+//! and the file: a slow disk never stalls a task. Off (no `--trace-pcap`), nothing of it
+//! exists and no stream is wrapped.
+
+use std::io::{self, IoSlice, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::pcap::{Capture, Side};
+use super::tap::Role;
+use crate::config::PcapTarget;
+
+/// Longest [`PcapWriter::flush`] waits for the writer thread.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// What the writer thread is sent.
+enum Event {
+    Open {
+        id: u64,
+        client: SocketAddr,
+        server: SocketAddr,
+        at: Duration,
+    },
+    Data {
+        id: u64,
+        from: Side,
+        bytes: Vec<u8>,
+        at: Duration,
+    },
+    Fin {
+        id: u64,
+        from: Side,
+        at: Duration,
+    },
+    Close {
+        id: u64,
+        closer: Side,
+        at: Duration,
+    },
+    /// Answered once everything sent before it is in the file.
+    Barrier(mpsc::Sender<()>),
+}
+
+/// The capture file's writer: one thread per process, fed over a channel.
+pub struct PcapWriter {
+    tx: mpsc::Sender<Event>,
+    next_conn: AtomicU64,
+}
+
+impl PcapWriter {
+    /// Creates the file and starts its writer; `None` when there is no `--trace-pcap`.
+    pub fn start(target: Option<&PcapTarget>) -> io::Result<Option<Arc<PcapWriter>>> {
+        let Some(target) = target else { return Ok(None) };
+        let mut file = io::BufWriter::new(std::fs::File::create(&target.path)?);
+        let mut capture = Capture::new(target.limit);
+        let mut out = Vec::new();
+        capture.file_header(&mut out);
+        file.write_all(&out).and_then(|_| file.flush())?;
+        let (tx, rx) = mpsc::channel::<Event>();
+        let path = target.path.clone();
+        let limit = target.limit;
+        std::thread::Builder::new().name("pcap-writer".into()).spawn(move || {
+            let mut stopped = capture.is_full();
+            for event in rx {
+                out.clear();
+                match event {
+                    Event::Open { id, client, server, at } => capture.open(id, client, server, at, &mut out),
+                    Event::Data { id, from, bytes, at } => capture.data(id, from, &bytes, at, &mut out),
+                    Event::Fin { id, from, at } => capture.fin(id, from, at, &mut out),
+                    Event::Close { id, closer, at } => capture.close(id, closer, at, &mut out),
+                    Event::Barrier(done) => {
+                        let _ = done.send(());
+                        continue;
+                    }
+                }
+                if stopped {
+                    continue;
+                }
+                // Flushed per event: the file is complete for whoever opens it while the
+                // program runs (a learner's tshark, a test).
+                if let Err(e) = file.write_all(&out).and_then(|_| file.flush()) {
+                    eprintln!("wire-academy: cannot write the capture {}: {e}; capture stopped", path.display());
+                    stopped = true;
+                } else if capture.is_full() {
+                    eprintln!(
+                        "wire-academy: the capture {} reached --trace-pcap-limit ({limit} bytes): capture stopped; \
+                         the file holds {} bytes of whole packets",
+                        path.display(),
+                        capture.written()
+                    );
+                    stopped = true;
+                }
+            }
+        })?;
+        Ok(Some(Arc::new(PcapWriter { tx, next_conn: AtomicU64::new(1) })))
+    }
+
+    /// Waits (at most [`FLUSH_LIMIT`]) until everything recorded so far is in the file:
+    /// what a command does before it exits.
+    pub fn flush(&self) {
+        let (done, written) = mpsc::channel();
+        if self.tx.send(Event::Barrier(done)).is_ok() {
+            let _ = written.recv_timeout(FLUSH_LIMIT);
+        }
+    }
+
+    fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+}
+
+/// Now, as the capture's timestamps count it: since the Unix epoch.
+fn now() -> Duration {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
+}
+
+/// A stream whose bytes go into the capture.
+pub struct PcapTap<S> {
+    inner: S,
+    id: u64,
+    /// Which end of the TCP connection this process is.
+    local: Side,
+    peer_eof: bool,
+    writer: Arc<PcapWriter>,
+}
+
+impl<S> PcapTap<S> {
+    /// `local` and `peer` are the socket's own addresses; `role` says which end connected.
+    pub fn new(inner: S, local: SocketAddr, peer: SocketAddr, role: Role, writer: Arc<PcapWriter>) -> Self {
+        let id = writer.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (side, client, server) = match role {
+            Role::Server => (Side::Server, peer, local),
+            Role::Client => (Side::Client, local, peer),
+        };
+        writer.send(Event::Open { id, client, server, at: now() });
+        PcapTap { inner, id, local: side, peer_eof: false, writer }
+    }
+
+    fn wrote(&self, bytes: Vec<u8>) {
+        self.writer.send(Event::Data { id: self.id, from: self.local, bytes, at: now() });
+    }
+}
+
+impl<S> Drop for PcapTap<S> {
+    fn drop(&mut self) {
+        self.writer.send(Event::Close { id: self.id, closer: self.local, at: now() });
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for PcapTap<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let fresh = &buf.filled()[before..];
+        let (id, from, at) = (self.id, self.local.other(), now());
+        if !fresh.is_empty() {
+            self.writer.send(Event::Data { id, from, bytes: fresh.to_vec(), at });
+        } else if buf.remaining() > 0 && !std::mem::replace(&mut self.peer_eof, true) {
+            self.writer.send(Event::Fin { id, from, at });
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for PcapTap<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.wrote(buf[..n].to_vec());
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        self.wrote(super::tap::gather(bufs, n));
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+        self.writer.send(Event::Fin { id: self.id, from: self.local, at: now() });
+        Poll::Ready(Ok(()))
+    }
+}
