@@ -4,16 +4,18 @@
 //! - [`hexdump`]: the `xxd`-style rows (pure).
 //! - [`annotate`]: reads each direction of a connection with the protocol codecs and
 //!   says what each run of bytes means (pure).
-//! - [`tap`]: the stream wrapper between the socket and the driver, and the writer
-//!   thread that prints.
+//! - [`observed`]: the stream wrapper between the socket and the driver that shows each
+//!   read and write to an observer: the trace's and the capture's.
+//! - [`tap`]: the trace's observer, and the writer thread that prints.
 //! - [`pcap`]: a connection's bytes as synthetic TCP/IP packets of a pcap file (pure).
-//! - [`pcap_tap`]: the stream wrapper that feeds it, and the thread that writes the file.
+//! - [`pcap_tap`]: the capture's observer, and the thread that writes the file.
 //!
 //! The data path reads left to right: socket -> taps -> driver buffer -> codec -> app.
 //! The codecs never know a tap is there.
 
 pub mod annotate;
 pub mod hexdump;
+pub mod observed;
 pub mod pcap;
 pub mod pcap_tap;
 pub mod tap;

@@ -1,23 +1,20 @@
 //! `--trace-pcap`'s moving parts: the stream wrapper that notes what each connection
 //! moved, and the writer thread that turns it into the capture file ([`super::pcap`]).
 //!
-//! `PcapTap<S>` wraps a connection's stream like the byte trace's [`super::Tap`] does, and
-//! sends each completed read or write, each half-close and the close, stamped with the
+//! `PcapTap<S>` is the [`Captured`] observer on a connection's stream
+//! ([`super::observed`], as the byte trace's [`super::Tap`] is), and sends each completed read or write, each half-close and the close, stamped with the
 //! wall clock, to one writer thread per process. The thread keeps the TCP bookkeeping
 //! and the file: a slow disk never stalls a task. Off (no `--trace-pcap`), nothing of it
 //! exists and no stream is wrapped.
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
+use super::observed::{Observed, Observer};
 use super::pcap::{Capture, Side};
 use super::tap::Role;
 use crate::config::PcapTarget;
@@ -126,9 +123,11 @@ fn now() -> Duration {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
 }
 
-/// A stream whose bytes go into the capture.
-pub struct PcapTap<S> {
-    inner: S,
+/// A stream whose bytes go into the capture: the [`Captured`] observer on a stream.
+pub type PcapTap<S> = Observed<S, Captured>;
+
+/// What the capture keeps of one connection: which it is, and which end we are.
+pub struct Captured {
     id: u64,
     /// Which end of the TCP connection this process is.
     local: Side,
@@ -136,7 +135,7 @@ pub struct PcapTap<S> {
     writer: Arc<PcapWriter>,
 }
 
-impl<S> PcapTap<S> {
+impl<S> Observed<S, Captured> {
     /// `local` and `peer` are the socket's own addresses; `role` says which end connected.
     pub fn new(inner: S, local: SocketAddr, peer: SocketAddr, role: Role, writer: Arc<PcapWriter>) -> Self {
         let id = writer.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -145,63 +144,33 @@ impl<S> PcapTap<S> {
             Role::Client => (Side::Client, local, peer),
         };
         writer.send(Event::Open { id, client, server, at: now() });
-        PcapTap { inner, id, local: side, peer_eof: false, writer }
-    }
-
-    fn wrote(&self, bytes: Vec<u8>) {
-        self.writer.send(Event::Data { id: self.id, from: self.local, bytes, at: now() });
+        Observed::with(inner, Captured { id, local: side, peer_eof: false, writer })
     }
 }
 
-impl<S> Drop for PcapTap<S> {
+impl Observer for Captured {
+    fn read(&mut self, bytes: &[u8]) {
+        let from = self.local.other();
+        self.writer.send(Event::Data { id: self.id, from, bytes: bytes.to_vec(), at: now() });
+    }
+
+    fn eof(&mut self) {
+        if !std::mem::replace(&mut self.peer_eof, true) {
+            self.writer.send(Event::Fin { id: self.id, from: self.local.other(), at: now() });
+        }
+    }
+
+    fn wrote(&mut self, bytes: &[u8]) {
+        self.writer.send(Event::Data { id: self.id, from: self.local, bytes: bytes.to_vec(), at: now() });
+    }
+
+    fn shut_down(&mut self) {
+        self.writer.send(Event::Fin { id: self.id, from: self.local, at: now() });
+    }
+}
+
+impl Drop for Captured {
     fn drop(&mut self) {
         self.writer.send(Event::Close { id: self.id, closer: self.local, at: now() });
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for PcapTap<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let fresh = &buf.filled()[before..];
-        let (id, from, at) = (self.id, self.local.other(), now());
-        if !fresh.is_empty() {
-            self.writer.send(Event::Data { id, from, bytes: fresh.to_vec(), at });
-        } else if buf.remaining() > 0 && !std::mem::replace(&mut self.peer_eof, true) {
-            self.writer.send(Event::Fin { id, from, at });
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for PcapTap<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
-        self.wrote(buf[..n].to_vec());
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        self.wrote(super::tap::gather(bufs, n));
-        Poll::Ready(Ok(n))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
-        self.writer.send(Event::Fin { id: self.id, from: self.local, at: now() });
-        Poll::Ready(Ok(()))
     }
 }
