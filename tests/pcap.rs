@@ -394,3 +394,45 @@ fn the_capture_stops_at_its_limit_on_a_whole_packet() {
     let _ = std::fs::remove_file(&pcap);
     let _ = std::fs::remove_file(&stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ipv6_connection_is_captured_as_ipv6() {
+    if !common::require_tool("tshark", TSHARK_INSTALL) {
+        return;
+    }
+    let pcap = temp("ipv6.pcap");
+    let s = start(Config {
+        addr: "[::1]:0".parse().unwrap(),
+        pcap: Some(PcapTarget { path: pcap.clone(), limit: 1 << 20 }),
+        ..config()
+    })
+    .await;
+    let r = Client::connect(s.addr).await.request(get("/poll/lobby?after=0")).await;
+    assert_eq!(r.status, 200);
+    s.stop().await;
+    assert_clean(&pcap);
+    assert_eq!(http_requests(&pcap), ["GET /poll/lobby?after=0"]);
+    let hosts = fields(&pcap, "ipv6", &["ipv6.src", "ipv6.dst"]);
+    assert!(hosts.len() >= 7, "handshake, request, answer, FINs: {hosts:?}");
+    assert!(hosts.iter().all(|h| h == &["::1", "::1"]), "{hosts:?}");
+    assert!(fields(&pcap, "ip", &["ip.src"]).is_empty(), "no IPv4 packet");
+    let _ = std::fs::remove_file(&pcap);
+}
+
+#[test]
+fn a_capture_that_cannot_be_created_is_refused_clearly() {
+    let missing = temp("no-such-directory").join("x.pcap");
+    for command in
+        [&["serve", "--addr", "127.0.0.1:0"][..], &["client", "--count", "1"], &["proxy", "--listen", "127.0.0.1:0"]]
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_wire-academy"))
+            .args(command)
+            .arg("--trace-pcap")
+            .arg(&missing)
+            .output()
+            .expect("the binary runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
+        assert!(err.contains(&format!("cannot create the capture {}", missing.display())), "{command:?}: {err}");
+    }
+}

@@ -47,7 +47,10 @@ impl Server {
         }
         let listener = TcpListener::bind(config.addr).await?;
         let tracer = Tracer::start(&config.trace)?;
-        let pcap = PcapWriter::start(config.pcap.as_ref())?;
+        let pcap = PcapWriter::start(config.pcap.as_ref()).map_err(|e| {
+            let path = config.pcap.as_ref().map_or(String::new(), |p| p.path.display().to_string());
+            io::Error::new(e.kind(), format!("cannot create the capture {path}: {e}"))
+        })?;
         let shared = Arc::new(Shared {
             broker: Broker::memory(config.history, config.max_queue, config.max_channels),
             stats: Stats::default(),

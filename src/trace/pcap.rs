@@ -1,7 +1,7 @@
 //! `--trace-pcap`: each connection's bytes as packets of a capture file (pure).
 //!
 //! The file is a classic libpcap file (draft-ietf-opsawg-pcap, "PCAP Capture File
-//! Format": §4 the file header, §5 each packet record), little-endian, microsecond
+//! Format": its "File Header" and "Packet Record"), little-endian, microsecond
 //! timestamps, with link type `LINKTYPE_RAW` (101, <https://www.tcpdump.org/linktypes.html>):
 //! each packet begins at its IP header. Raw IP rather than Ethernet because a program
 //! that sees sockets has no link layer to show: an Ethernet header would be two invented
@@ -51,7 +51,7 @@ pub const ACK_EVERY: usize = 16;
 /// whole, and none is larger than headers plus [`SEGMENT_PAYLOAD`].
 pub const SNAPLEN: u32 = 65535;
 
-/// The file header's size, and each packet record header's (draft-ietf-opsawg-pcap §4, §5).
+/// The file header's size, and each packet record header's (draft-ietf-opsawg-pcap).
 pub const FILE_HEADER_LEN: usize = 24;
 pub const RECORD_HEADER_LEN: usize = 16;
 
@@ -138,7 +138,7 @@ impl Capture {
         Capture { flows: HashMap::new(), budget: Budget { limit, written: 0, full: false } }
     }
 
-    /// The file header (draft-ietf-opsawg-pcap §4): magic (microsecond timestamps),
+    /// The file header (draft-ietf-opsawg-pcap, "File Header"): magic (microsecond timestamps),
     /// version 2.4, no time zone offset, snaplen, link type. Counts against the limit.
     pub fn file_header(&mut self, out: &mut Vec<u8>) {
         if self.budget.full || self.budget.limit < FILE_HEADER_LEN as u64 {
@@ -195,7 +195,7 @@ impl Capture {
         for (k, chunk) in bytes.chunks(SEGMENT_PAYLOAD).enumerate() {
             let last = k + 1 == chunks;
             let (seq, ack) = (flow.next_seq[from.index()], flow.next_seq[to.index()]);
-            // PSH on the last segment of a write: the sender had no more to give (§3.9.1).
+            // PSH on the last segment of a write: the sender had no more to give (§3.9.1.2).
             let flags = if last { ACK | PSH } else { ACK };
             segment(&mut self.budget, flow, from, flags, seq, ack, chunk, at, out);
             flow.next_seq[from.index()] = seq.wrapping_add(chunk.len() as u32);

@@ -10,7 +10,7 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
@@ -54,6 +54,9 @@ enum Event {
 pub struct PcapWriter {
     tx: mpsc::Sender<Event>,
     next_conn: AtomicU64,
+    /// Set by the writer once the capture has stopped (its limit, a write error): from
+    /// then on the taps copy and send nothing.
+    stopped: Arc<AtomicBool>,
 }
 
 impl PcapWriter {
@@ -68,8 +71,23 @@ impl PcapWriter {
         let (tx, rx) = mpsc::channel::<Event>();
         let path = target.path.clone();
         let limit = target.limit;
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = stopped.clone();
+        let full = move |capture: &Capture| {
+            eprintln!(
+                "wire-academy: the capture {} reached --trace-pcap-limit ({limit} bytes): capture stopped; \
+                 the file holds {} bytes of whole packets",
+                path.display(),
+                capture.written()
+            );
+            stop.store(true, Ordering::Relaxed);
+        };
+        if capture.is_full() {
+            full(&capture);
+        }
+        let path = target.path.clone();
+        let stop = stopped.clone();
         std::thread::Builder::new().name("pcap-writer".into()).spawn(move || {
-            let mut stopped = capture.is_full();
             for event in rx {
                 out.clear();
                 match event {
@@ -82,26 +100,20 @@ impl PcapWriter {
                         continue;
                     }
                 }
-                if stopped {
-                    continue;
+                if stop.load(Ordering::Relaxed) {
+                    continue; // events sent before the taps saw the capture stop
                 }
                 // Flushed per event: the file is complete for whoever opens it while the
                 // program runs (a learner's tshark, a test).
                 if let Err(e) = file.write_all(&out).and_then(|_| file.flush()) {
                     eprintln!("wire-academy: cannot write the capture {}: {e}; capture stopped", path.display());
-                    stopped = true;
+                    stop.store(true, Ordering::Relaxed);
                 } else if capture.is_full() {
-                    eprintln!(
-                        "wire-academy: the capture {} reached --trace-pcap-limit ({limit} bytes): capture stopped; \
-                         the file holds {} bytes of whole packets",
-                        path.display(),
-                        capture.written()
-                    );
-                    stopped = true;
+                    full(&capture);
                 }
             }
         })?;
-        Ok(Some(Arc::new(PcapWriter { tx, next_conn: AtomicU64::new(1) })))
+        Ok(Some(Arc::new(PcapWriter { tx, next_conn: AtomicU64::new(1), stopped })))
     }
 
     /// Waits (at most [`FLUSH_LIMIT`]) until everything recorded so far is in the file:
@@ -113,8 +125,12 @@ impl PcapWriter {
         }
     }
 
-    fn send(&self, event: Event) {
-        let _ = self.tx.send(event);
+    /// Sends the event `make` makes, unless the capture has stopped (then nothing is
+    /// made: no bytes are copied for a file that takes no more).
+    fn send(&self, make: impl FnOnce() -> Event) {
+        if !self.stopped.load(Ordering::Relaxed) {
+            let _ = self.tx.send(make());
+        }
     }
 }
 
@@ -143,34 +159,38 @@ impl<S> Observed<S, Captured> {
             Role::Server => (Side::Server, peer, local),
             Role::Client => (Side::Client, local, peer),
         };
-        writer.send(Event::Open { id, client, server, at: now() });
+        writer.send(|| Event::Open { id, client, server, at: now() });
         Observed::with(inner, Captured { id, local: side, peer_eof: false, writer })
     }
 }
 
 impl Observer for Captured {
     fn read(&mut self, bytes: &[u8]) {
-        let from = self.local.other();
-        self.writer.send(Event::Data { id: self.id, from, bytes: bytes.to_vec(), at: now() });
+        let (id, from) = (self.id, self.local.other());
+        self.writer.send(|| Event::Data { id, from, bytes: bytes.to_vec(), at: now() });
     }
 
     fn eof(&mut self) {
         if !std::mem::replace(&mut self.peer_eof, true) {
-            self.writer.send(Event::Fin { id: self.id, from: self.local.other(), at: now() });
+            let (id, from) = (self.id, self.local.other());
+            self.writer.send(|| Event::Fin { id, from, at: now() });
         }
     }
 
     fn wrote(&mut self, bytes: &[u8]) {
-        self.writer.send(Event::Data { id: self.id, from: self.local, bytes: bytes.to_vec(), at: now() });
+        let (id, from) = (self.id, self.local);
+        self.writer.send(|| Event::Data { id, from, bytes: bytes.to_vec(), at: now() });
     }
 
     fn shut_down(&mut self) {
-        self.writer.send(Event::Fin { id: self.id, from: self.local, at: now() });
+        let (id, from) = (self.id, self.local);
+        self.writer.send(|| Event::Fin { id, from, at: now() });
     }
 }
 
 impl Drop for Captured {
     fn drop(&mut self) {
-        self.writer.send(Event::Close { id: self.id, closer: self.local, at: now() });
+        let (id, closer) = (self.id, self.local);
+        self.writer.send(|| Event::Close { id, closer, at: now() });
     }
 }
