@@ -298,6 +298,16 @@ fn server_port(pcap: &Path) -> u16 {
     fields(pcap, "tcp.flags.syn == 1 && tcp.flags.ack == 0", &["tcp.dstport"])[0][0].parse().unwrap()
 }
 
+/// A program of ours run by a test, killed when dropped: a failing test leaves none behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_proxys_capture_shows_both_of_its_connections() {
     if !common::require_tool("tshark", TSHARK_INSTALL) {
@@ -306,14 +316,16 @@ async fn a_proxys_capture_shows_both_of_its_connections() {
     use std::io::BufRead;
     let pcap = temp("proxy.pcap");
     let s = start(config()).await;
-    let mut proxy = Command::new(env!("CARGO_BIN_EXE_wire-academy"))
-        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &s.addr.to_string(), "--trace-pcap"])
-        .arg(&pcap)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the proxy starts");
+    let mut proxy = Killed(
+        Command::new(env!("CARGO_BIN_EXE_wire-academy"))
+            .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", &s.addr.to_string(), "--trace-pcap"])
+            .arg(&pcap)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the proxy starts"),
+    );
     let mut line = String::new();
-    std::io::BufReader::new(proxy.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(proxy.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr: std::net::SocketAddr = line
         .split("http://")
         .nth(1)
@@ -333,8 +345,7 @@ async fn a_proxys_capture_shows_both_of_its_connections() {
         }
     })
     .await;
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    drop(proxy);
     s.stop().await;
     assert_clean(&pcap);
     assert_eq!(
@@ -357,16 +368,18 @@ fn the_capture_stops_at_its_limit_on_a_whole_packet() {
     use std::io::BufRead;
     const LIMIT: u64 = 3000;
     let (pcap, stderr) = (temp("limit.pcap"), temp("limit.stderr"));
-    let mut server = Command::new(env!("CARGO_BIN_EXE_wire-academy"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--trace-pcap"])
-        .arg(&pcap)
-        .env("WIRE_ACADEMY_TRACE_PCAP_LIMIT", LIMIT.to_string())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .expect("the server starts");
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_wire-academy"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--trace-pcap"])
+            .arg(&pcap)
+            .env("WIRE_ACADEMY_TRACE_PCAP_LIMIT", LIMIT.to_string())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("the server starts"),
+    );
     let mut line = String::new();
-    let mut stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut stdout = std::io::BufReader::new(server.0.stdout.take().unwrap());
     stdout.read_line(&mut line).unwrap();
     let addr = line.trim().strip_prefix("wire-academy listening on http://").expect("the address").to_string();
     // Each poll is about 480 bytes of capture: ten are more than the limit allows, and
@@ -381,8 +394,7 @@ fn the_capture_stops_at_its_limit_on_a_whole_packet() {
         assert!(std::time::Instant::now() < deadline, "no message on stderr: {:?}", said());
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let said = said();
     assert!(said.contains(&format!("reached --trace-pcap-limit ({LIMIT} bytes): capture stopped")), "{said}");
     let size = std::fs::metadata(&pcap).unwrap().len();
