@@ -131,6 +131,11 @@ pub const LINGER_BYTES: usize = 64 * 1024;
 /// is cut: a browser tab that stopped reading must not hold its task for ever.
 pub const TRACE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most bytes a `--trace-pcap` file may hold (`--trace-pcap-limit`, 100 MiB): a
+/// capture left running must not fill the disk. Past it the capture stops, on a whole
+/// packet, and says so on stderr.
+pub const DEFAULT_TRACE_PCAP_LIMIT: u64 = 100 << 20;
+
 /// Everything the server needs to know, filled from the command line or by tests.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -157,6 +162,8 @@ pub struct Config {
     /// first. Empty: the `101` never carries `Sec-WebSocket-Protocol` (RFC 6455 §4.2.2).
     pub subprotocols: Vec<String>,
     pub trace: TraceTarget,
+    /// `--trace-pcap`: where the capture goes, if anywhere.
+    pub pcap: Option<PcapTarget>,
 }
 
 /// Where `--trace-bytes` output goes.
@@ -165,6 +172,13 @@ pub enum TraceTarget {
     Off,
     Stderr,
     File(PathBuf),
+}
+
+/// Where `--trace-pcap` writes, and how much at most (`--trace-pcap-limit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcapTarget {
+    pub path: PathBuf,
+    pub limit: u64,
 }
 
 impl Default for Config {
@@ -190,6 +204,7 @@ impl Default for Config {
             broker: DEFAULT_BROKER.to_string(),
             subprotocols: Vec::new(),
             trace: TraceTarget::Off,
+            pcap: None,
         }
     }
 }

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use wire_academy::config::{self, Config, TraceTarget};
+use wire_academy::config::{self, Config, PcapTarget, TraceTarget};
 use wire_academy::net::Server;
-use wire_academy::trace::Tracer;
+use wire_academy::trace::{PcapWriter, Recorders, Tracer};
 
 #[derive(Parser)]
 #[command(
@@ -176,6 +176,13 @@ struct TraceArgs {
     /// Send the trace to this file instead of stderr (implies --trace-bytes).
     #[arg(long, env = "WIRE_ACADEMY_TRACE_OUT", value_name = "FILE")]
     trace_out: Option<PathBuf>,
+    /// Also write every connection's bytes as a pcap capture (synthetic TCP/IP packets)
+    /// that Wireshark and tshark open.
+    #[arg(long, env = "WIRE_ACADEMY_TRACE_PCAP", value_name = "FILE")]
+    trace_pcap: Option<PathBuf>,
+    /// Largest the capture may grow, in bytes; past it the capture stops, on a whole packet.
+    #[arg(long, env = "WIRE_ACADEMY_TRACE_PCAP_LIMIT", value_name = "BYTES", default_value_t = config::DEFAULT_TRACE_PCAP_LIMIT)]
+    trace_pcap_limit: u64,
 }
 
 impl TraceArgs {
@@ -185,6 +192,20 @@ impl TraceArgs {
             (None, true) => TraceTarget::Stderr,
             (None, false) => TraceTarget::Off,
         }
+    }
+
+    fn pcap(&self) -> Option<PcapTarget> {
+        self.trace_pcap.as_ref().map(|path| PcapTarget { path: path.clone(), limit: self.trace_pcap_limit })
+    }
+
+    /// Starts the trace's and the capture's writers, as asked.
+    fn recorders(&self) -> Result<Recorders, String> {
+        let trace = Tracer::start(&self.target()).map_err(|e| format!("cannot open the trace output: {e}"))?;
+        let pcap = PcapWriter::start(self.pcap().as_ref()).map_err(|e| {
+            let path = self.trace_pcap.as_deref().unwrap_or(std::path::Path::new("")).display().to_string();
+            format!("cannot create the capture {path}: {e}")
+        })?;
+        Ok(Recorders { trace, pcap })
     }
 }
 
@@ -417,10 +438,10 @@ async fn compare(args: CompareArgs) -> ExitCode {
 
 async fn proxy(args: ProxyArgs) -> ExitCode {
     use wire_academy::proxy::{self, ProxyConfig};
-    let tracer = match Tracer::start(&args.trace.target()) {
-        Ok(t) => t,
+    let recorders = match args.trace.recorders() {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("wire-academy proxy: cannot open the trace output: {e}");
+            eprintln!("wire-academy proxy: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -448,10 +469,8 @@ async fn proxy(args: ProxyArgs) -> ExitCode {
         cfg.idle_timeout.map_or(String::new(), |t| format!(", cutting connections idle for {}s", t.as_secs_f64())),
         if cfg.latency.is_zero() { String::new() } else { format!(", {} ms added each way", cfg.latency.as_millis()) },
     ));
-    let result = proxy::run_on(listener, cfg, tracer.clone(), Default::default(), shutdown_signal()).await;
-    if let Some(t) = &tracer {
-        t.flush();
-    }
+    let result = proxy::run_recorded(listener, cfg, recorders.clone(), Default::default(), shutdown_signal()).await;
+    recorders.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -475,9 +494,9 @@ async fn client(args: ClientArgs) -> ExitCode {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
-    let trace = match Tracer::start(&args.trace.target()) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("cannot open the trace output: {e}")),
+    let recorders = match args.trace.recorders() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
     };
     let cfg = ClientConfig {
         url,
@@ -487,7 +506,8 @@ async fn client(args: ClientArgs) -> ExitCode {
         interval: args.interval.0,
         hold: args.hold.0,
         probe: args.probe_timeout.0,
-        trace,
+        trace: recorders.trace.clone(),
+        pcap: recorders.pcap.clone(),
         meter: None,
     };
     let mut sink = Sink::stdout(args.json, args.count);
@@ -499,10 +519,9 @@ async fn client(args: ClientArgs) -> ExitCode {
         },
         None => run.await.map_err(|e| e.to_string()),
     };
-    // The connections are closed by now: their last trace blocks are out before we exit.
-    if let Some(t) = &cfg.trace {
-        t.flush();
-    }
+    // The connections are closed by now: their last trace blocks and packets are out
+    // before we exit.
+    recorders.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
@@ -530,6 +549,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         subprotocols: args.subprotocols,
         shutdown_timeout: args.shutdown_timeout.0,
         trace: args.trace.target(),
+        pcap: args.trace.pcap(),
         ..Config::default()
     };
     let server = match Server::bind(config).await {

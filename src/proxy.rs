@@ -32,9 +32,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, sleep_until};
 
 use crate::config::READ_BUFFER;
-use crate::proto::Role;
 use crate::proto::http::{Event, Exchange, HeadLimits, Unit};
-use crate::trace::{Tap, Tracer};
+use crate::trace::{Recorders, Role, Tracer};
 
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -187,10 +186,23 @@ pub async fn run(
     run_on(listener, cfg, tracer, Arc::default(), stop).await
 }
 
+/// Runs the proxy on a bound listener, traced by `tracer` (`--trace-bytes`) if any.
 pub async fn run_on(
     listener: TcpListener,
     cfg: ProxyConfig,
     tracer: Option<Arc<Tracer>>,
+    stats: Arc<ProxyStats>,
+    stop: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    run_recorded(listener, cfg, Recorders { trace: tracer, pcap: None }, stats, stop).await
+}
+
+/// Runs the proxy on a bound listener, both sides of each connection recorded by
+/// `recorders` (`--trace-bytes`, `--trace-pcap`).
+pub async fn run_recorded(
+    listener: TcpListener,
+    cfg: ProxyConfig,
+    recorders: Recorders,
     stats: Arc<ProxyStats>,
     stop: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
@@ -201,7 +213,7 @@ pub async fn run_on(
             accepted = listener.accept() => {
                 let Ok((client, peer)) = accepted else { continue };
                 let cfg = cfg.clone();
-                let tracer = tracer.clone();
+                let recorders = recorders.clone();
                 let stats = stats.clone();
                 tokio::spawn(async move {
                     let _ = client.set_nodelay(true);
@@ -209,13 +221,8 @@ pub async fn run_on(
                         return; // upstream down: the client sees its connection close
                     };
                     let _ = upstream.set_nodelay(true);
-                    let (c, u): (Box<dyn Stream>, Box<dyn Stream>) = match tracer {
-                        Some(t) => (
-                            Box::new(Tap::new(client, peer.to_string(), Role::Server, t.clone())),
-                            Box::new(Tap::new(upstream, cfg.upstream.clone(), Role::Client, t)),
-                        ),
-                        None => (Box::new(client), Box::new(upstream)),
-                    };
+                    let c = recorders.wrap(client, peer.to_string(), Role::Server);
+                    let u = recorders.wrap(upstream, cfg.upstream.clone(), Role::Client);
                     if cfg.latency.is_zero() {
                         relay(c, u, &cfg, &stats).await
                     } else {
@@ -290,10 +297,6 @@ impl<S> AsyncWrite for Delayed<S> {
         std::task::Poll::Ready(Ok(()))
     }
 }
-
-/// Any stream the proxy relays: a socket, or a traced one.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Moves bytes both ways through the two sides' filters until either end closes or the
 /// connection is idle too long.

@@ -898,6 +898,7 @@ fn docs_show_what_the_program_prints() {
         ("bash", "apt-get install -y bash"),
         ("curl", "apt-get install -y curl"),
         ("nc", "apt-get install -y netcat-openbsd (bash scripts/test.sh installs it)"),
+        ("tshark", "apt-get install -y tshark (bash scripts/test.sh installs it; docs/pcap.md reads captures with it)"),
     ] {
         if !common::require_tool(tool, install) {
             return;

@@ -12,23 +12,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::meter::{Meter, Metered};
 use crate::config::{DEFAULT_MAX_HEADER, READ_BUFFER};
 use crate::proto::http::{Asked, Event, HeadLimits, MessageStream, ResponseHead, Unit, Version, write_request};
-use crate::trace::{Role, Tap, Tracer};
+use crate::trace::{PcapWriter, Recorders, Role, Tracer};
 
 /// Any byte stream a client can use: a socket, or a traced socket.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+pub use crate::trace::Stream;
 
-/// What wraps each connection a client opens: the byte trace (`--trace-bytes`) and the
-/// meter (`compare`), each only when asked for.
+/// What wraps each connection a client opens: the byte trace (`--trace-bytes`), the
+/// capture (`--trace-pcap`) and the meter (`compare`), each only when asked for.
 #[derive(Clone, Default)]
 pub struct Taps {
     pub trace: Option<Arc<Tracer>>,
+    pub pcap: Option<Arc<PcapWriter>>,
     pub meter: Option<Arc<Meter>>,
 }
 
@@ -36,10 +36,8 @@ pub struct Taps {
 pub async fn connect(authority: &str, taps: &Taps) -> io::Result<Box<dyn Stream>> {
     let tcp = TcpStream::connect(authority).await?;
     let _ = tcp.set_nodelay(true);
-    let traced: Box<dyn Stream> = match &taps.trace {
-        Some(t) => Box::new(Tap::new(tcp, authority.to_string(), Role::Client, t.clone())),
-        None => Box::new(tcp),
-    };
+    let recorders = Recorders { trace: taps.trace.clone(), pcap: taps.pcap.clone() };
+    let traced = recorders.wrap(tcp, authority.to_string(), Role::Client);
     Ok(match &taps.meter {
         Some(m) => Box::new(Metered::new(traced, m.clone())),
         None => traced,

@@ -5,13 +5,11 @@
 //! that came back empty, a reconnection). Nothing is estimated: the bytes are the ones
 //! the kernel took and gave, headers, chunk lines, frame headers and masks included.
 
-use std::io::{self, IoSlice};
-use std::pin::Pin;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use crate::trace::observed::{Observed, Observer};
 
 /// Counters shared by every connection of one client (or one group of clients).
 #[derive(Debug, Default)]
@@ -70,55 +68,30 @@ pub fn failed(meter: &Option<Arc<Meter>>, why: &str) {
     }
 }
 
-/// A stream whose bytes are counted.
-pub struct Metered<S> {
-    inner: S,
-    meter: Arc<Meter>,
-}
+/// A stream whose bytes are counted: the [`Counted`] observer on a stream.
+pub type Metered<S> = Observed<S, Counted>;
 
-impl<S> Metered<S> {
+/// Adds what crosses a stream to a [`Meter`].
+pub struct Counted(Arc<Meter>);
+
+impl<S> Observed<S, Counted> {
     pub fn new(inner: S, meter: Arc<Meter>) -> Self {
         meter.connections.fetch_add(1, Relaxed);
-        Metered { inner, meter }
+        Observed::with(inner, Counted(meter))
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        self.meter.bytes_read.fetch_add((buf.filled().len() - before) as u64, Relaxed);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, data))?;
-        self.meter.bytes_written.fetch_add(n as u64, Relaxed);
-        Poll::Ready(Ok(n))
+impl Observer for Counted {
+    fn read(&mut self, bytes: &[u8]) {
+        self.0.bytes_read.fetch_add(bytes.len() as u64, Relaxed);
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        self.meter.bytes_written.fetch_add(n as u64, Relaxed);
-        Poll::Ready(Ok(n))
+    fn wrote(&mut self, bytes: &[u8]) {
+        self.0.bytes_written.fetch_add(bytes.len() as u64, Relaxed);
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn wrote_vectored(&mut self, _: &[IoSlice<'_>], n: usize) {
+        self.0.bytes_written.fetch_add(n as u64, Relaxed);
     }
 }
 

@@ -24,7 +24,7 @@ pub mod ws;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::trace::Tracer;
+use crate::trace::{PcapWriter, Tracer};
 
 /// Where the server is: `http://host:port[/prefix]`, as given to `--url`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +76,8 @@ pub struct ClientConfig {
     /// With `auto`: how long a transport has to prove it works.
     pub probe: Duration,
     pub trace: Option<Arc<Tracer>>,
+    /// `--trace-pcap`: the capture every connection of this client is recorded into.
+    pub pcap: Option<Arc<PcapWriter>>,
     /// Counts what the client's connections carry (`compare`); `None` otherwise.
     pub meter: Option<Arc<meter::Meter>>,
 }
@@ -83,7 +85,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// What wraps each connection this client opens.
     pub fn taps(&self) -> http::Taps {
-        http::Taps { trace: self.trace.clone(), meter: self.meter.clone() }
+        http::Taps { trace: self.trace.clone(), pcap: self.pcap.clone(), meter: self.meter.clone() }
     }
 }
 

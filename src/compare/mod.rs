@@ -279,6 +279,7 @@ pub async fn run(cfg: CompareConfig, progress: Progress) -> Result<Report, Strin
         hold: crate::config::DEFAULT_LONG_POLL_TIMEOUT,
         probe: PROBE,
         trace: None,
+        pcap: None,
         meter: None,
     };
     let mut control = HttpClient::new(&server_url.authority, Taps::default());

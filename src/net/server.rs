@@ -21,12 +21,13 @@ use super::{Shared, http, rlimit};
 use crate::config::Config;
 use crate::proto::http::response::Context;
 use crate::proto::http::{Response, Version};
-use crate::trace::{Role, Tap, Tracer};
+use crate::trace::{PcapWriter, Recorders, Role, Tracer};
 
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
-    tracer: Option<Arc<Tracer>>,
+    /// `--trace-bytes` and `--trace-pcap`, when on.
+    recorders: Recorders,
     limiter: Arc<Semaphore>,
 }
 
@@ -44,9 +45,13 @@ impl Server {
         }
         let listener = TcpListener::bind(config.addr).await?;
         let tracer = Tracer::start(&config.trace)?;
+        let pcap = PcapWriter::start(config.pcap.as_ref()).map_err(|e| {
+            let path = config.pcap.as_ref().map_or(String::new(), |p| p.path.display().to_string());
+            io::Error::new(e.kind(), format!("cannot create the capture {path}: {e}"))
+        })?;
         let shared = Arc::new(Shared::new(config, tracer.clone()));
         let limiter = Arc::new(Semaphore::new(shared.config.max_connections));
-        Ok(Server { listener, shared, tracer, limiter })
+        Ok(Server { listener, shared, recorders: Recorders { trace: tracer, pcap }, limiter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -80,10 +85,11 @@ impl Server {
         self.shared.shutdown.send_replace(true);
         drop(done_tx);
         let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, done_rx.recv()).await;
-        // The trace of everything that happened is written before the process may exit.
-        if let Some(t) = &self.tracer {
-            let t = t.clone();
-            let _ = tokio::task::spawn_blocking(move || t.flush()).await;
+        // The trace and capture of everything that happened are written before the
+        // process may exit.
+        if self.recorders.any() {
+            let r = self.recorders.clone();
+            let _ = tokio::task::spawn_blocking(move || r.flush()).await;
         }
     }
 
@@ -92,20 +98,21 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let shared = self.shared.clone();
         let permit = self.limiter.clone().try_acquire_owned();
-        let tracer = self.tracer.clone();
+        // Recording off: the driver gets the bare socket, not even a branch on the data path.
+        let recorders = self.recorders.any().then(|| self.recorders.clone());
         shared.stats.accepted.fetch_add(1, Relaxed);
         tokio::spawn(async move {
             let _done = done;
-            match (permit, tracer) {
+            match (permit, recorders) {
                 (Ok(_permit), None) => serve_counted(stream, shared).await,
                 // A traced connection runs in a trace scope, so that the one carrying the
                 // live trace (`GET /trace`) can keep its own bytes out of it.
-                (Ok(_permit), Some(t)) => {
-                    let tap = Tap::new(stream, peer.to_string(), Role::Server, t);
-                    crate::trace::connection_scope(serve_counted(tap, shared)).await
+                (Ok(_permit), Some(r)) => {
+                    let io = r.wrap(stream, peer.to_string(), Role::Server);
+                    crate::trace::connection_scope(serve_counted(io, shared)).await
                 }
                 (Err(_), None) => refuse_busy(stream, shared).await,
-                (Err(_), Some(t)) => refuse_busy(Tap::new(stream, peer.to_string(), Role::Server, t), shared).await,
+                (Err(_), Some(r)) => refuse_busy(r.wrap(stream, peer.to_string(), Role::Server), shared).await,
             }
         });
     }

@@ -1,7 +1,7 @@
 //! The tap: a stream wrapper that shows every byte read and written, then passes it on.
 //!
-//! `Tap<S>` implements `AsyncRead + AsyncWrite` over any stream `S`. Each completed read
-//! or write is formatted (header line, hexdump rows, the [`Conversation`]'s notes) and
+//! `Tap<S>` is the [`Traced`] observer on any stream `S` ([`super::observed`]). Each
+//! completed read or write is formatted (header line, hexdump rows, the [`Conversation`]'s notes) and
 //! handed to the [`Tracer`]'s writer thread, so a slow terminal never stalls a task.
 //!
 //! Tracing off costs nothing: the drivers are generic over the stream, and the server
@@ -13,19 +13,17 @@
 
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::io::{self, IoSlice, Write};
-use std::pin::Pin;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::broadcast;
 
 use super::annotate::{Conversation, Note};
 use super::hexdump;
+use super::observed::{Observed, Observer};
 use crate::config::TraceTarget;
 
 /// How many blocks a live watcher may fall behind before it is told it skipped some.
@@ -140,9 +138,11 @@ impl Tracer {
 /// requests (a server) or responses (a client).
 pub use crate::proto::Role;
 
-/// A traced stream.
-pub struct Tap<S> {
-    inner: S,
+/// A traced stream: the [`Traced`] observer on a stream.
+pub type Tap<S> = Observed<S, Traced>;
+
+/// What the trace keeps of one connection, and what it prints as bytes go by.
+pub struct Traced {
     id: u64,
     peer: String,
     role: Role,
@@ -156,11 +156,10 @@ pub struct Tap<S> {
     tracer: Arc<Tracer>,
 }
 
-impl<S> Tap<S> {
+impl<S> Observed<S, Traced> {
     pub fn new(inner: S, peer: String, role: Role, tracer: Arc<Tracer>) -> Self {
         let id = tracer.next_id();
-        let tap = Tap {
-            inner,
+        let traced = Traced {
             id,
             peer,
             role,
@@ -171,10 +170,12 @@ impl<S> Tap<S> {
             eof_traced: false,
             tracer,
         };
-        tap.tracer.emit(format!("#{} connection with {} opened\n\n", tap.id, tap.peer));
-        tap
+        traced.tracer.emit(format!("#{} connection with {} opened\n\n", traced.id, traced.peer));
+        Observed::with(inner, traced)
     }
+}
 
+impl Traced {
     fn elapsed(&self) -> String {
         format!("+{:.6}s", self.opened.elapsed().as_secs_f64())
     }
@@ -195,6 +196,28 @@ impl<S> Tap<S> {
     }
 }
 
+impl Observer for Traced {
+    fn read(&mut self, bytes: &[u8]) {
+        self.record(false, bytes);
+    }
+
+    fn eof(&mut self) {
+        if !std::mem::replace(&mut self.eof_traced, true) {
+            let line = format!("#{} {} closed its side (EOF) {}\n\n", self.id, self.peer, self.elapsed());
+            self.tracer.emit(line);
+        }
+    }
+
+    fn wrote(&mut self, bytes: &[u8]) {
+        self.record(true, bytes);
+    }
+
+    fn shut_down(&mut self) {
+        let line = format!("#{} sent FIN: no more bytes from this side {}\n\n", self.id, self.elapsed());
+        self.tracer.emit(line);
+    }
+}
+
 /// The notes under a dump: `  offset+len  text`.
 pub fn render_notes(notes: &[Note], out: &mut String) {
     for n in notes {
@@ -202,71 +225,10 @@ pub fn render_notes(notes: &[Note], out: &mut String) {
     }
 }
 
-impl<S> Drop for Tap<S> {
+impl Drop for Traced {
     fn drop(&mut self) {
         let reason = CLOSE_REASON.try_with(Cell::get).ok().flatten().map_or(String::new(), |r| format!("({r}) "));
         self.tracer.emit(format!("#{} connection closed {reason}{}\n\n", self.id, self.elapsed()));
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let fresh = &buf.filled()[before..];
-        if fresh.is_empty() {
-            if std::mem::replace(&mut self.eof_traced, true) {
-                return Poll::Ready(Ok(()));
-            }
-            let line = format!("#{} {} closed its side (EOF) {}\n\n", self.id, self.peer, self.elapsed());
-            self.tracer.emit(line);
-        } else {
-            let fresh = fresh.to_vec();
-            self.record(false, &fresh);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
-        self.record(true, &buf[..n]);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
-        // Show what was written as one stream of bytes, however it was sliced.
-        let mut written = Vec::with_capacity(n);
-        for b in bufs {
-            let take = (n - written.len()).min(b.len());
-            written.extend_from_slice(&b[..take]);
-            if written.len() == n {
-                break;
-            }
-        }
-        self.record(true, &written);
-        Poll::Ready(Ok(n))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
-        let line = format!("#{} sent FIN: no more bytes from this side {}\n\n", self.id, self.elapsed());
-        self.tracer.emit(line);
-        Poll::Ready(Ok(()))
     }
 }
 
