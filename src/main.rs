@@ -387,7 +387,8 @@ fn vectors(args: VectorsArgs) -> ExitCode {
                 v.fed, v.expected, v.got
             ));
         }
-        out.push_str(&format!("{} vectors: {} passed, {failed} failed", chosen.len(), chosen.len() - failed));
+        let plural = if chosen.len() == 1 { "" } else { "s" };
+        out.push_str(&format!("{} vector{plural}: {} passed, {failed} failed", chosen.len(), chosen.len() - failed));
         say(&out);
     }
     if chosen.is_empty() {
