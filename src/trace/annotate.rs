@@ -18,7 +18,8 @@
 //! dispatch event id=3`), at the stream offset of the line's own bytes, which sit
 //! inside the chunk data that carried them.
 //! After a `101`, both readers read WebSocket frames (RFC 6455 §5.2) with the codec's
-//! own `FrameHeader::parse` and `annotate_frame`: each frame's header (FIN, RSV1-3, the
+//! own `FrameParts::read`, and put each part it returns into words with
+//! `proto::ws::annotate`: each frame's header (FIN, RSV1-3, the
 //! opcode by name, MASK, the payload length and which of the 7/16/64-bit forms carried
 //! it), its masking key, and its payload unmasked (a Close frame's code and reason). A
 //! frame split across reads waits in `pending` until it is whole, like any other unit;
@@ -31,7 +32,8 @@ use bytes::{Buf, BytesMut};
 use crate::proto::Role;
 use crate::proto::http::{Event, Exchange, HeadLimits, In, Piece, Unit};
 use crate::proto::sse::{self, LineKind, StreamLine};
-use crate::proto::ws::{FrameHeader, annotate_frame, apply_mask};
+use crate::proto::ws::annotate as ws_text;
+use crate::proto::ws::{FrameHeader, FrameParts};
 
 /// "These bytes of the stream mean this."
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,15 +368,14 @@ pub struct WsFrames {
 /// this per direction.
 const MAX_PENDING_FRAME: u64 = 64 * 1024;
 
-/// Names the next frame (or the next piece of a large frame's payload). `Ok(0)`: the
-/// frame is still arriving; its bytes stay pending.
+/// Names the next frame (or the next piece of a large frame's payload), one note per
+/// part the codec read ([`FrameParts`]). `Ok(0)`: the frame is still arriving; its
+/// bytes stay pending.
 fn read_ws_frame(rest: &[u8], at: u64, ws: &mut WsFrames, notes: &mut Vec<Note>) -> Result<usize, String> {
     if let Some((header, seen)) = &mut ws.large {
         let n = (header.payload_len - *seen).min(rest.len() as u64) as usize;
         let mut piece = rest[..n].to_vec();
-        if let Some(key) = header.mask {
-            apply_mask(&mut piece, key, (*seen % 4) as usize);
-        }
+        header.unmask(&mut piece, *seen);
         let unmasked = if header.mask.is_some() { ", unmasked" } else { "" };
         let text = format!(
             "ws payload bytes {}..{} of {}{unmasked}: {}",
@@ -390,40 +391,38 @@ fn read_ws_frame(rest: &[u8], at: u64, ws: &mut WsFrames, notes: &mut Vec<Note>)
         }
         return Ok(n);
     }
-    let Some((header, header_len)) = FrameHeader::parse(rest).map_err(|e| e.to_string())? else {
+    let Some(frame) = FrameParts::read(rest).map_err(|e| e.to_string())? else {
         return Ok(0);
     };
-    let total = header_len as u64 + header.payload_len;
-    let whole = total <= rest.len() as u64;
-    if !whole && total <= MAX_PENDING_FRAME {
+    let whole = frame.is_complete();
+    if !whole && frame.payload.end <= MAX_PENDING_FRAME {
         return Ok(0);
     }
-    let payload = if whole { &rest[header_len..total as usize] } else { &[][..] };
-    // annotate_frame's lines: the header, the masking key (if any), then the payload
-    // or the close code and reason. Each is pinned to the bytes it describes.
-    let mut lines = annotate_frame(&header, payload).into_iter();
-    let first = lines.next().unwrap_or_default();
-    let key_len = if header.mask.is_some() { 4 } else { 0 };
-    notes.push(Note { offset: at, len: (header_len - key_len) as u64, text: format!("ws frame {first}") });
-    if header.mask.is_some() {
-        let key = lines.next().unwrap_or_default();
-        notes.push(Note { offset: at + (header_len - key_len) as u64, len: 4, text: format!("ws {key}") });
+    // The header's two parts (the fixed bytes and any extended length) are one note.
+    let (start, end) = (frame.base.start as u64, frame.ext_len.end as u64);
+    notes.push(Note {
+        offset: at + start,
+        len: end - start,
+        text: format!("ws frame {}", ws_text::header_line(&frame)),
+    });
+    if let Some(key) = ws_text::key_line(&frame) {
+        notes.push(Note {
+            offset: at + frame.key.start as u64,
+            len: frame.key.len() as u64,
+            text: format!("ws {key}"),
+        });
     }
-    let payload_at = at + header_len as u64;
+    let payload_at = at + frame.payload.start;
     if !whole {
-        let text = format!("ws payload of {} bytes follows, named as it arrives", header.payload_len);
+        let text = format!("ws payload of {} bytes follows, named as it arrives", frame.header.payload_len);
         notes.push(Note { offset: payload_at, len: 0, text });
-        ws.large = Some((header, 0));
-        return Ok(header_len);
+        ws.large = Some((frame.header, 0));
+        return Ok(frame.payload.start as usize);
     }
-    for line in lines {
-        let line = match line.strip_prefix("payload") {
-            Some(rest) if header.mask.is_some() => format!("ws unmasked payload{rest}"),
-            _ => format!("ws {line}"),
-        };
-        notes.push(Note { offset: payload_at, len: header.payload_len, text: line });
-    }
-    Ok(total as usize)
+    let unmasked = if frame.header.mask.is_some() && frame.close.is_none() { "unmasked " } else { "" };
+    let text = format!("ws {unmasked}{}", ws_text::payload_line(&frame));
+    notes.push(Note { offset: payload_at, len: frame.header.payload_len, text });
+    Ok(frame.payload.end as usize)
 }
 
 /// Quotes bytes for a note: text as an escaped string, anything else as a byte count.

@@ -619,7 +619,7 @@ impl Session {
             Ok(Some((code, reason))) => (Some(code), reason.to_owned()),
             Err(CloseBodyError::OneByte) => return Err(Violation::CloseBodyOneByte),
             Err(CloseBodyError::InvalidCode(_)) => return Err(Violation::InvalidCloseCode),
-            Err(CloseBodyError::InvalidUtf8) => return Err(Violation::InvalidCloseReason),
+            Err(CloseBodyError::InvalidUtf8(_)) => return Err(Violation::InvalidCloseReason),
         };
         match self.state {
             CloseState::Open => {
