@@ -875,7 +875,8 @@ mod tests {
 
     /// Runs a parser test three ways — whole input, one byte at a time, and
     /// split in two at every offset — plus once through `next_line`, and
-    /// checks they all agree.
+    /// checks they all agree; then checks that the byte trace reads the same
+    /// input to the same events, fields, id and retry.
     fn check(input: &[u8], expected: &[Event]) -> Outcome {
         let whole = run([input]);
         assert_eq!(whole.events, expected, "whole input {:?}", String::from_utf8_lossy(input));
@@ -891,6 +892,7 @@ mod tests {
             via_lines.extend(line.event);
         }
         assert_eq!(via_lines, expected, "next_line");
+        crate::trace::annotate::agreement::sse(input);
         whole
     }
 

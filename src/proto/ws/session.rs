@@ -923,8 +923,9 @@ mod tests {
 
     /// Run `input` through a fresh session three ways (all at once, one
     /// byte at a time, and followed by the bytes of another frame) and check
-    /// that each way yields `expected` and the same outgoing bytes. Returns
-    /// the all-at-once session (its outgoing bytes already drained) and
+    /// that each way yields `expected` and the same outgoing bytes, and that
+    /// the byte trace reads the same frames, payloads and close codes from
+    /// `input` (`trace::annotate::agreement`). Returns the all-at-once session (its outgoing bytes already drained) and
     /// those outgoing bytes.
     fn check3(role: Role, lim: SessionLimits, input: &[u8], expected: &[Event]) -> (Session, Vec<u8>) {
         let mut whole = new_session(role, lim);
@@ -950,6 +951,8 @@ mod tests {
             let mut s = new_session(role, lim);
             assert_eq!(feed(&mut s, &with_tail, chunk), expected_tail, "with trailing bytes, chunk {chunk}");
         }
+        crate::trace::annotate::agreement::ws(role, input, expected);
+        crate::trace::annotate::agreement::ws(role, &with_tail, &expected_tail);
         (whole, out)
     }
 
