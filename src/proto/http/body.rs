@@ -86,10 +86,6 @@ impl ChunkedDecoder {
         ChunkedDecoder { state: State::Size { digits: 0 }, size: 0, line_len: 0, trailer_len: 0 }
     }
 
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
-    }
-
     /// Consumes the next unit of `input`, or all of it if the unit is not complete.
     /// Returns how many bytes were consumed and what they were. Never consumes past the
     /// end of the body: bytes of a pipelined request stay unconsumed.

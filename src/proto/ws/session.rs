@@ -396,11 +396,6 @@ impl Session {
         &mut self.read_buf
     }
 
-    /// Bytes received but not yet turned into events.
-    pub fn buffered_input(&self) -> usize {
-        self.read_buf.len()
-    }
-
     fn is_reading(&self) -> bool {
         matches!(self.state, CloseState::Open | CloseState::CloseSent)
     }
@@ -690,10 +685,6 @@ impl Session {
         self.out_len
     }
 
-    pub fn has_outgoing(&self) -> bool {
-        self.out_len > 0
-    }
-
     /// Queue a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
         self.check_open()?;
@@ -728,14 +719,6 @@ impl Session {
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         self.check_control(payload)?;
         self.queue_frame(OpCode::Ping, payload);
-        Ok(())
-    }
-
-    /// Queue an unsolicited Pong (§5.5.3: "A Pong frame MAY be sent
-    /// unsolicited. This serves as a unidirectional heartbeat.").
-    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        self.check_control(payload)?;
-        self.queue_frame(OpCode::Pong, payload);
         Ok(())
     }
 
@@ -1095,7 +1078,7 @@ mod tests {
         assert_eq!(s.next_event(), None);
         s.read_buf().extend_from_slice(&wire[4..]);
         assert_eq!(s.next_event(), Some(text("direct")));
-        assert_eq!(s.buffered_input(), 0);
+        assert!(s.read_buf().is_empty());
     }
 
     #[test]
@@ -1467,7 +1450,7 @@ mod tests {
         assert!(s.is_closed());
         assert_eq!(s.failure(), None);
         // No pong and no second close: nothing is sent after our Close.
-        assert!(!s.has_outgoing());
+        assert_eq!(s.outgoing_len(), 0);
     }
 
     #[test]
@@ -1478,7 +1461,7 @@ mod tests {
         s.receive_data(&peer(Role::Server, OpCode::Close, true, &[0x03]));
         assert_eq!(s.next_event(), Some(error(Violation::CloseBodyOneByte)));
         assert!(s.is_closed());
-        assert!(!s.has_outgoing());
+        assert_eq!(s.outgoing_len(), 0);
     }
 
     #[test]
@@ -1548,7 +1531,7 @@ mod tests {
         });
         c.send_text("one").unwrap();
         c.send_binary_bytes(Bytes::from(vec![1u8; 5000])).unwrap();
-        c.send_pong(b"hb").unwrap();
+        c.send_ping(b"hb").unwrap();
         c.close(1000, "done").unwrap();
         let frames = sent_frames(&drain(&mut c));
         let keys: Vec<_> = frames.iter().map(|f| f.0.mask).collect();
@@ -1570,7 +1553,6 @@ mod tests {
     fn control_payload_limit_on_send() {
         let mut s = Session::server(SessionLimits::default());
         assert_eq!(s.send_ping(&[0; 126]), Err(SendError::ControlTooLong));
-        assert_eq!(s.send_pong(&[0; 126]), Err(SendError::ControlTooLong));
         assert!(s.send_ping(&[0; 125]).is_ok());
     }
 
