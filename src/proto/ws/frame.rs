@@ -26,6 +26,11 @@
 //!
 //! Parsing is "httparse-style": `Ok(None)` means "not enough bytes yet" and is
 //! a normal outcome; the caller reads more and asks again.
+//!
+//! [`FrameParts::read`] reads a whole frame part by part (which bytes are the
+//! fixed header, the extended length, the key and the payload; the payload
+//! unmasked; a Close body's code and reason, or why they are invalid): the
+//! byte trace and `decode ws` only put that into words (`annotate.rs`).
 
 use std::fmt;
 use std::ops::Range;
