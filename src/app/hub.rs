@@ -3,17 +3,19 @@
 //! Every transport reads the same channels, which is what lets a message published over
 //! one transport reach clients of every other. A message is stored once as an
 //! `Arc<Message>`; each wire encoding of it (the JSON object, the SSE event as an HTTP/1.1
-//! chunk and unframed, later the WebSocket frame) is made the first time a connection
-//! needs it and then shared by every subscriber, so a fan-out to N clients encodes once,
-//! not N times, and every socket is written from the same bytes.
+//! chunk and unframed, the WebSocket frame) is made the first time a connection needs it
+//! and then shared by every subscriber, so a fan-out to N clients encodes once, not N
+//! times. SSE and WebSocket connections write those very bytes (a `Bytes` clone is a
+//! reference count); a poll response copies each message's shared JSON into its body.
 //!
 //! Resuming works by cursor: `after = ID` asks for the messages with an id greater than
 //! ID. A subscription is taken under the same lock as the history snapshot, so no
 //! message can fall between "what was already there" and "what arrives next".
 //!
-//! The hub is the broker's in-memory form (`--broker memory`, the default). A broker that
-//! spans processes (Redis) keeps the ids and the history itself and feeds each
-//! instance's hub with what the others publish; the transports only ever see this API.
+//! The hub is the broker's in-memory form (`--broker memory`, the default and, so far,
+//! the only one: see `broker.rs`). A broker that spans processes (Redis, not built yet)
+//! would keep the ids and the history itself and feed each instance's hub with what the
+//! others publish; the transports only ever see this API.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

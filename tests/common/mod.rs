@@ -372,10 +372,15 @@ pub fn loopback_buffer_bound(recv_buffer: usize) -> usize {
 /// Waits until `cond` holds, checking every 10 ms, and fails after [`LIMIT`] naming
 /// `what`: a test waits on a condition it can observe (a counter, a line in a trace),
 /// never on a fixed delay that a busy machine may outlast.
-pub async fn wait_until<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    let deadline = std::time::Instant::now() + LIMIT;
+pub async fn wait_until<F: Future<Output = bool>>(what: &str, cond: impl FnMut() -> F) {
+    wait_until_within(what, LIMIT, cond).await
+}
+
+/// [`wait_until`], failing after `limit` rather than [`LIMIT`].
+pub async fn wait_until_within<F: Future<Output = bool>>(what: &str, limit: Duration, mut cond: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + limit;
     while !cond().await {
-        assert!(std::time::Instant::now() < deadline, "waited {LIMIT:?} in vain for {what}");
+        assert!(std::time::Instant::now() < deadline, "waited {limit:?} in vain for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
