@@ -253,7 +253,7 @@ async fn a_soak_loses_nothing_and_leaks_nothing() {
                 n += 1;
                 // Bursts and lulls: a lull longer than the proxy's idle timeout gets
                 // quiet connections behind it cut.
-                if n % (RATE * 3) == 0 {
+                if n.is_multiple_of(RATE * 3) {
                     tokio::time::sleep(LULL).await;
                     tick.reset();
                 }
@@ -269,7 +269,7 @@ async fn a_soak_loses_nothing_and_leaks_nothing() {
                     other => failures.lock().unwrap().push(format!("publish {n}: {other:?}")),
                 }
                 // Fresh channels all the time, far past --max-channels: idle ones are dropped.
-                if n % 8 == 0 {
+                if n.is_multiple_of(8) {
                     let r = http.request("POST", &format!("/publish/churn-{n}"), b"x", common::LIMIT).await;
                     if !matches!(&r, Ok(r) if r.status() == 200 || r.status() == 503) {
                         failures.lock().unwrap().push(format!("churn publish {n}: {r:?}"));
@@ -288,7 +288,7 @@ async fn a_soak_loses_nothing_and_leaks_nothing() {
                 k += 1;
                 let protocol = TRANSPORTS[(k % 4) as usize];
                 let seen = Arc::new(Mutex::new(Seen::default()));
-                let via = if k % 3 == 0 { cutting } else { addr };
+                let via = if k.is_multiple_of(3) { cutting } else { addr };
                 let task = subscribe(protocol, config(via, CHANNELS[(k % 4) as usize], None), seen.clone());
                 tokio::time::sleep(Duration::from_millis(300 + (k % 5) * 100)).await; // its lifetime
                 task.abort();
@@ -356,7 +356,7 @@ async fn a_soak_loses_nothing_and_leaks_nothing() {
         assert_eq!(&s.ids, want, "{protocol:?} on {channel} (cut: {cut}): not every message exactly once, in order");
         report.push(format!("{protocol:?}/{channel}/{}: {}", if *cut { "cut" } else { "direct" }, s.ids.len()));
     }
-    let failures = failures.lock().unwrap();
+    let failures = failures.lock().unwrap().clone();
     assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), &failures[..failures.len().min(5)]);
 
     // Memory and descriptors: the last quarter no higher than the second quarter.

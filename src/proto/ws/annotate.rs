@@ -14,7 +14,7 @@
 //! payload (5 bytes, UTF-8): "Hello"
 //! ```
 
-use super::frame::{CloseBody, CloseBodyError, FrameError, FrameParts, close_code_name};
+use super::frame::{CloseBody, CloseBodyError, FrameParts, close_code_name};
 
 /// Payloads longer than this are shown in part, with a count of the rest;
 /// the hexdump above the annotation still shows every byte.
@@ -100,44 +100,6 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Describe every complete frame at the start of `buf` (e.g. the bytes
-/// given to `decode ws`). Returns the lines and how many bytes the complete
-/// frames used; an incomplete last frame is mentioned but not consumed, and
-/// an unreadable header stops the walk.
-pub fn annotate_frames(buf: &[u8]) -> (Vec<String>, usize) {
-    let mut lines = Vec::new();
-    let mut offset = 0;
-    while offset < buf.len() {
-        let rest = &buf[offset..];
-        let frame = match FrameParts::read(rest) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                lines.push(format!("incomplete header at offset {offset}: {} bytes", rest.len()));
-                break;
-            }
-            Err(e @ FrameError::LengthMsbSet) => {
-                lines.push(format!("invalid header at offset {offset}: {e}"));
-                break;
-            }
-        };
-        if !frame.is_complete() {
-            lines.push(format!(
-                "incomplete frame at offset {offset}: {} of {} payload bytes present",
-                frame.data.len(),
-                frame.header.payload_len
-            ));
-            break;
-        }
-        let (header_len, len) = (frame.payload.start, frame.header.payload_len);
-        lines.push(format!("frame at offset {offset}: {header_len}-byte header, {len}-byte payload"));
-        for line in annotate_frame(&frame) {
-            lines.push(format!("  {line}"));
-        }
-        offset += frame.payload.end as usize;
-    }
-    (lines, offset)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::frame::{OpCode, encode_frame};
@@ -189,23 +151,6 @@ mod tests {
         assert!(annotate(&one)[1].contains("1 byte"));
         let utf = encode_frame(OpCode::Close, true, b"\x03\xe8\xff", None);
         assert_eq!(annotate(&utf)[1], "close code=1000: reason is not UTF-8: ff");
-    }
-
-    #[test]
-    fn walks_a_byte_stream() {
-        let mut buf = vec![0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f];
-        buf.extend_from_slice(&[0x81, 0x05, b'H']); // incomplete
-        let (lines, used) = annotate_frames(&buf);
-        assert_eq!(used, 9);
-        assert_eq!(lines[0], "frame at offset 0: 2-byte header, 3-byte payload");
-        assert_eq!(lines[1], "  FIN=0 RSV=000 opcode=0x1 text MASK=0 len=3 (7-bit)");
-        assert_eq!(lines[2], "  payload (3 bytes, UTF-8): \"Hel\"");
-        assert_eq!(lines[3], "frame at offset 5: 2-byte header, 2-byte payload");
-        assert_eq!(lines[4], "  FIN=1 RSV=000 opcode=0x0 continuation MASK=0 len=2 (7-bit)");
-        assert_eq!(lines[6], "incomplete frame at offset 9: 1 of 5 payload bytes present");
-        let (lines, used) = annotate_frames(&[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(used, 0);
-        assert!(lines[0].starts_with("invalid header at offset 0"));
     }
 
     #[test]

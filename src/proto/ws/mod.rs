@@ -40,7 +40,7 @@ pub mod mask;
 pub mod session;
 pub mod utf8;
 
-pub use annotate::{annotate_frame, annotate_frames};
+pub use annotate::annotate_frame;
 pub use frame::{
     CloseBody, FrameError, FrameHeader, FrameParts, LenForm, OpCode, close_code_is_valid, close_code_name, encode_frame,
 };
