@@ -147,24 +147,52 @@ impl Channel {
     }
 
     fn snapshot(log: &Log, after: Option<u64>) -> Snapshot {
-        let Some(after) = after else {
-            // No cursor: start at the live head, new messages only.
-            return Snapshot { messages: Vec::new(), truncated: false, next: log.last_id };
-        };
-        if after > log.last_id {
-            // A cursor from the future: this server's sequence restarted (an in-memory
-            // broker after a restart). Say so, and give everything there is.
-            return Snapshot { messages: log.history.iter().cloned().collect(), truncated: true, next: log.last_id };
+        snapshot_of(log.last_id, &log.history, after)
+    }
+
+    /// Hands out a message whose id was assigned elsewhere (by Redis), unless one with
+    /// that id or a later one was handed out already: what arrives twice (a pub/sub
+    /// message and the history read after a reconnection) goes out once.
+    fn deliver(&self, id: u64, data: Bytes) -> bool {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if id <= log.last_id {
+            return false;
         }
-        let start = log.history.partition_point(|m| m.id <= after);
-        let oldest_kept = log.history.front().map_or(log.last_id + 1, |m| m.id);
-        let messages: Vec<_> = log.history.range(start..).cloned().collect();
-        Snapshot {
-            // The client needs after+1 onwards; if the oldest kept is later, some are gone.
-            truncated: oldest_kept > after + 1,
-            next: messages.last().map_or(after.max(oldest_kept.saturating_sub(1)).min(log.last_id), |m| m.id),
-            messages,
+        log.last_id = id;
+        let msg = Arc::new(Message::new(id, data));
+        if self.history > 0 {
+            if log.history.len() == self.history {
+                log.history.pop_front();
+            }
+            log.history.push_back(msg.clone());
         }
+        let _ = self.tx.send(msg);
+        true
+    }
+}
+
+/// What a client resuming after `after` gets from a channel whose last id is `last_id`
+/// and whose retained messages (oldest first, ids consecutive up to `last_id`) are
+/// `history`: the one rule for `truncated` and `next`, for the memory broker and for the
+/// history the Redis broker reads back (which may hold only the part after the cursor).
+pub(crate) fn snapshot_of(last_id: u64, history: &VecDeque<Arc<Message>>, after: Option<u64>) -> Snapshot {
+    let Some(after) = after else {
+        // No cursor: start at the live head, new messages only.
+        return Snapshot { messages: Vec::new(), truncated: false, next: last_id };
+    };
+    if after > last_id {
+        // A cursor from the future: this server's sequence restarted (an in-memory
+        // broker after a restart). Say so, and give everything there is.
+        return Snapshot { messages: history.iter().cloned().collect(), truncated: true, next: last_id };
+    }
+    let start = history.partition_point(|m| m.id <= after);
+    let oldest_kept = history.front().map_or(last_id + 1, |m| m.id);
+    let messages: Vec<_> = history.range(start..).cloned().collect();
+    Snapshot {
+        // The client needs after+1 onwards; if the oldest kept is later, some are gone.
+        truncated: oldest_kept > after + 1,
+        next: messages.last().map_or(after.max(oldest_kept.saturating_sub(1)).min(last_id), |m| m.id),
+        messages,
     }
 }
 
@@ -307,6 +335,44 @@ impl Hub {
     /// How many channels exist now.
     pub fn channel_count(&self) -> usize {
         self.lock().live.len()
+    }
+
+    // For a broker that assigns ids elsewhere (Redis) and uses this hub for the fan-out
+    // to this instance's subscribers only.
+
+    /// Hands message `id` to the subscribers of `channel` here, if the channel exists
+    /// here and has not had that id (or a later one) yet. Never makes a channel: nobody
+    /// here is waiting on one that does not exist.
+    pub fn deliver(&self, channel: &str, id: u64, data: Bytes) -> bool {
+        let found = self.lock().live.get(channel).cloned();
+        found.is_some_and(|c| c.deliver(id, data))
+    }
+
+    /// The last id handed out on `channel`, if it exists here.
+    pub fn head(&self, channel: &str) -> Option<u64> {
+        let c = self.lock().live.get(channel).cloned()?;
+        Some(c.log.lock().unwrap_or_else(|e| e.into_inner()).last_id)
+    }
+
+    /// Every live channel and the last id handed out on it.
+    pub fn heads(&self) -> Vec<(String, u64)> {
+        let live: Vec<_> = self.lock().live.iter().map(|(n, c)| (n.clone(), c.clone())).collect();
+        live.into_iter().map(|(n, c)| (n, c.log.lock().unwrap_or_else(|e| e.into_inner()).last_id)).collect()
+    }
+
+    /// Raises `channel`'s last id to `id` (if it is lower): the head where a new
+    /// subscription found the shared sequence.
+    pub fn advance(&self, channel: &str, id: u64) {
+        if let Some(c) = self.lock().live.get(channel).cloned() {
+            let mut log = c.log.lock().unwrap_or_else(|e| e.into_inner());
+            log.last_id = log.last_id.max(id);
+        }
+    }
+
+    /// Forgets `channel` here: its subscriptions end (`Closed`), and each client resumes
+    /// with its cursor, to be told what the shared history can still say about it.
+    pub fn reset(&self, channel: &str) {
+        self.lock().live.remove(channel);
     }
 }
 

@@ -18,7 +18,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Shared, http, rlimit};
-use crate::app::broker::Broker;
+use crate::app::broker::{Broker, BrokerKind};
+use crate::app::redis::RedisBroker;
 use crate::app::stats::Stats;
 use crate::config::Config;
 use crate::proto::http::response::Context;
@@ -35,7 +36,7 @@ pub struct Server {
 impl Server {
     /// Binds the listener and prepares everything; nothing is served until `run`.
     pub async fn bind(mut config: Config) -> io::Result<Server> {
-        crate::app::broker::parse_broker_url(&config.broker)
+        let broker_kind = crate::app::broker::parse_broker_url(&config.broker)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let want = config.max_connections as u64 + rlimit::RESERVED_FDS;
         let (limit, problem) = rlimit::raise_nofile(want);
@@ -46,8 +47,17 @@ impl Server {
         }
         let listener = TcpListener::bind(config.addr).await?;
         let tracer = Tracer::start(&config.trace)?;
+        let broker = match broker_kind {
+            BrokerKind::Memory => Broker::memory(config.history, config.max_queue, config.max_channels),
+            // Redis unreachable at start: no server (exit 1), with the address in the error.
+            BrokerKind::Redis(url) => Broker::Redis(
+                RedisBroker::connect(url, config.history, config.max_queue, config.max_channels, tracer.clone())
+                    .await
+                    .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e))?,
+            ),
+        };
         let shared = Arc::new(Shared {
-            broker: Broker::memory(config.history, config.max_queue, config.max_channels),
+            broker,
             stats: Stats::default(),
             shutdown: watch::channel(false).0,
             tracer: tracer.clone(),

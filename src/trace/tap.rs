@@ -179,6 +179,13 @@ impl<S> Tap<S> {
         tap
     }
 
+    /// A client connection to Redis (the Redis broker's), read as RESP both ways.
+    pub fn resp(inner: S, peer: String, tracer: Arc<Tracer>) -> Self {
+        let mut tap = Tap::new(inner, peer, Role::Client, tracer);
+        tap.conversation = Conversation::resp();
+        tap
+    }
+
     fn elapsed(&self) -> String {
         format!("+{:.6}s", self.opened.elapsed().as_secs_f64())
     }
