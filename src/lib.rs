@@ -8,6 +8,7 @@
 //! config.rs     every limit and default, named, in one place
 //! proto/        pure codecs (sans-I/O): bytes in, events out; events in, bytes out
 //!   http/       request head parser, body decoders, response writer (RFC 9112)
+//!   resp.rs     RESP, the Redis protocol (the Redis broker's side of it)
 //!   sse.rs      text/event-stream encoder and parser (WHATWG HTML §9.2)
 //!   ws/         WebSocket (RFC 6455): handshake, frame header, masking, UTF-8,
 //!               the message session (fragments, control frames, closing), annotations
@@ -17,8 +18,9 @@
 //!   sse.rs      an SSE stream: one full-duplex loop per subscriber
 //!   ws.rs       a WebSocket: one full-duplex select loop per connection
 //!   trace.rs    `GET /trace`: the byte trace, live, as an event stream (tracing on only)
-//! app/          routes, the channel hub (ids, history, cursors, shared encodings),
-//!               counters, the dashboard page (`GET /`)
+//! app/          routes, the brokers: the channel hub (ids, history, cursors, shared
+//!               encodings) and Redis (several instances, one system), counters, the
+//!               dashboard page (`GET /`)
 //! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport,
 //!               and the negotiation cascade
 //! compare/      `compare`: the four transports at once, measured at the clients' sockets

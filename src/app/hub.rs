@@ -109,6 +109,15 @@ pub type Subscription = broadcast::Receiver<Arc<Message>>;
 struct Log {
     last_id: u64,
     history: VecDeque<Arc<Message>>,
+    /// With ids from elsewhere ([`Hub::deliver`]), before any was handed out here: the
+    /// lowest cursor a subscriber here goes on from ([`Hub::note_cursor`]).
+    start: Option<u64>,
+}
+
+impl Log {
+    fn head(&self) -> Option<u64> {
+        if self.last_id > 0 { Some(self.last_id) } else { self.start }
+    }
 }
 
 pub struct Channel {
@@ -123,7 +132,7 @@ impl Channel {
     /// A channel whose sequence continues after `last_id` (0 for a new name).
     fn new(history: usize, queue: usize, last_id: u64) -> Self {
         Channel {
-            log: Mutex::new(Log { last_id, history: VecDeque::with_capacity(history.min(1024)) }),
+            log: Mutex::new(Log { last_id, history: VecDeque::with_capacity(history.min(1024)), start: None }),
             tx: broadcast::channel(queue.max(1)).0,
             history,
             last_used: AtomicU64::new(0),
@@ -248,6 +257,14 @@ impl Channels {
     }
 }
 
+/// A live channel's name and last id, at the time it was read ([`Hub::heads`]).
+pub struct Head {
+    pub name: String,
+    /// The last id handed out; before any, the lowest cursor noted; or neither.
+    pub last: Option<u64>,
+    channel: Arc<Channel>,
+}
+
 /// Every channel slot is in use by live subscribers; no new channel can be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooManyChannels;
@@ -318,7 +335,7 @@ impl Hub {
             Ok(c) => c,
             // No such channel (never made, or dropped): an empty log whose sequence is
             // where a channel made now would continue it.
-            Err(last_id) => return Channel::snapshot(&Log { last_id, history: VecDeque::new() }, after),
+            Err(last_id) => return snapshot_of(last_id, &VecDeque::new(), after),
         };
         let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
         Channel::snapshot(&log, after)
@@ -348,24 +365,40 @@ impl Hub {
         found.is_some_and(|c| c.deliver(id, data))
     }
 
-    /// The last id handed out on `channel`, if it exists here.
-    pub fn head(&self, channel: &str) -> Option<u64> {
+    /// `channel`'s head, if it exists here.
+    pub fn head(&self, channel: &str) -> Option<Head> {
         let c = self.lock().live.get(channel).cloned()?;
-        Some(c.log.lock().unwrap_or_else(|e| e.into_inner()).last_id)
+        let last = c.log.lock().unwrap_or_else(|e| e.into_inner()).head();
+        Some(Head { name: channel.to_string(), last, channel: c })
     }
 
     /// Every live channel and the last id handed out on it.
-    pub fn heads(&self) -> Vec<(String, u64)> {
+    pub fn heads(&self) -> Vec<Head> {
         let live: Vec<_> = self.lock().live.iter().map(|(n, c)| (n.clone(), c.clone())).collect();
-        live.into_iter().map(|(n, c)| (n, c.log.lock().unwrap_or_else(|e| e.into_inner()).last_id)).collect()
+        live.into_iter()
+            .map(|(name, c)| {
+                let last = c.log.lock().unwrap_or_else(|e| e.into_inner()).head();
+                Head { last, name, channel: c }
+            })
+            .collect()
     }
 
-    /// Raises `channel`'s last id to `id` (if it is lower): the head where a new
-    /// subscription found the shared sequence.
-    pub fn advance(&self, channel: &str, id: u64) {
+    /// Forgets the channel `head` was taken from, if it is still the live one of that
+    /// name: one made again since (a new subscriber after a reset) is left alone.
+    pub fn reset_if_same(&self, head: &Head) {
+        let mut channels = self.lock();
+        if channels.live.get(&head.name).is_some_and(|c| Arc::ptr_eq(c, &head.channel)) {
+            channels.live.remove(&head.name);
+        }
+    }
+
+    /// A subscriber of `channel` here goes on after `cursor`: until a message has been
+    /// handed out here, the lowest such cursor is the channel's head ([`Head::last`]),
+    /// from which a broker whose link was down reads what it missed.
+    pub fn note_cursor(&self, channel: &str, cursor: u64) {
         if let Some(c) = self.lock().live.get(channel).cloned() {
             let mut log = c.log.lock().unwrap_or_else(|e| e.into_inner());
-            log.last_id = log.last_id.max(id);
+            log.start = Some(log.start.map_or(cursor, |s| s.min(cursor)));
         }
     }
 

@@ -45,7 +45,7 @@
 //! Pub/sub is not per database in Redis, so the pub/sub channel names the database:
 //! `wa:messages:{db}`, each message `{channel} {id} {text}`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,7 +55,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::broker::BrokerError;
-use super::hub::{Hub, Message, Snapshot, Subscription, snapshot_of};
+use super::hub::{Head, Hub, Message, Snapshot, Subscription, snapshot_of};
 use crate::client::backoff::Backoff;
 use crate::proto::resp::{self, Limits, Value};
 use crate::trace::Tracer;
@@ -229,14 +229,14 @@ impl Link {
                     let s = tokio::net::TcpStream::connect(hp).await.map_err(fail)?;
                     let _ = s.set_nodelay(true);
                     match t {
-                        Some(t) => Box::new(crate::trace::Tap::resp(s, url.addr.to_string(), t.clone())),
+                        Some(t) => Box::new(crate::trace::Tap::resp(s, format!("Redis at {}", url.addr), t.clone())),
                         None => Box::new(s),
                     }
                 }
                 (RedisAddr::Unix(p), t) => {
                     let s = tokio::net::UnixStream::connect(p).await.map_err(fail)?;
                     match t {
-                        Some(t) => Box::new(crate::trace::Tap::resp(s, url.addr.to_string(), t.clone())),
+                        Some(t) => Box::new(crate::trace::Tap::resp(s, format!("Redis at {}", url.addr), t.clone())),
                         None => Box::new(s),
                     }
                 }
@@ -312,8 +312,39 @@ struct Core {
     pubsub_channel: String,
     /// The `wa:epoch` of the Redis last connected to.
     epoch: Mutex<Option<String>>,
+    /// The last id this instance got for each channel it published to (at most
+    /// `--max-channels` of them): with the local hub's heads, what it knows of the
+    /// sequences, to continue them on a fresh Redis.
+    published: Mutex<HashMap<String, u64>>,
+    max_channels: usize,
     tracer: Option<Arc<Tracer>>,
     scripts: Scripts,
+}
+
+impl Core {
+    fn remember_published(&self, channel: &str, id: u64) {
+        let mut known = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        if !known.contains_key(channel) && known.len() >= self.max_channels {
+            // Full: forget one. Only a fresh Redis needs this record, and then only to
+            // continue that channel's ids; a channel forgotten here whose subscribers
+            // are elsewhere is continued by their instance.
+            if let Some(k) = known.keys().next().cloned() {
+                known.remove(&k);
+            }
+        }
+        let e = known.entry(channel.to_string()).or_insert(0);
+        *e = (*e).max(id);
+    }
+
+    /// Every channel this instance knows a last id of: its subscribers' and its publishes'.
+    fn known_heads(&self) -> HashMap<String, u64> {
+        let mut known = self.published.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for head in self.local.heads() {
+            let e = known.entry(head.name).or_insert(0);
+            *e = (*e).max(head.last.unwrap_or(0));
+        }
+        known
+    }
 }
 
 /// Each script's SHA-1, as `EVALSHA` names it.
@@ -326,6 +357,20 @@ struct Scripts {
 fn sha1_hex(text: &str) -> String {
     use sha1::{Digest, Sha1};
     Sha1::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `EVALSHA sha 2 {channel}:seq {channel}:hist ARGV…`: every script works on one
+/// channel's two keys.
+fn evalsha(sha: &str, channel: &str, argv: impl IntoIterator<Item = Bytes>) -> Vec<Bytes> {
+    let mut args = vec![
+        Bytes::from_static(b"EVALSHA"),
+        Bytes::from(sha.to_string()),
+        Bytes::from_static(b"2"),
+        seq_key(channel),
+        hist_key(channel),
+    ];
+    args.extend(argv);
+    args
 }
 
 fn seq_key(channel: &str) -> Bytes {
@@ -364,6 +409,8 @@ impl RedisBroker {
             local: Hub::with_max_channels(0, queue, max_channels),
             history,
             epoch: Mutex::new(None),
+            published: Mutex::new(HashMap::new()),
+            max_channels,
             tracer,
             scripts: Scripts {
                 publish: sha1_hex(PUBLISH_SCRIPT),
@@ -390,19 +437,18 @@ impl RedisBroker {
 
     pub async fn publish(&self, channel: &str, data: Bytes) -> Result<Arc<Message>, BrokerError> {
         let s = &self.core;
-        let args = vec![
-            Bytes::from_static(b"EVALSHA"),
-            Bytes::from(s.scripts.publish.clone()),
-            Bytes::from_static(b"2"),
-            seq_key(channel),
-            hist_key(channel),
+        let argv = [
             data.clone(),
             Bytes::from(s.history.to_string()),
             Bytes::from(s.pubsub_channel.clone()),
             Bytes::from(channel.to_string()),
         ];
+        let args = evalsha(&s.scripts.publish, channel, argv);
         match self.call(args).await? {
-            Value::Integer(id) if id > 0 => Ok(Arc::new(Message::new(id as u64, data))),
+            Value::Integer(id) if id > 0 => {
+                s.remember_published(channel, id as u64);
+                Ok(Arc::new(Message::new(id as u64, data)))
+            }
             other => Err(unavailable(format!("Redis answered a publish with {}", resp::describe(&other)))),
         }
     }
@@ -416,6 +462,9 @@ impl RedisBroker {
     pub async fn subscribe(&self, channel: &str, after: Option<u64>) -> Result<(Snapshot, Subscription), BrokerError> {
         let (_, rx) = self.core.local.subscribe(channel, None)?;
         let snap = self.since(channel, after).await?;
+        // Where this subscriber's feed goes on from: if the subscribed connection is down
+        // now, it reads from there when it is back.
+        self.core.local.note_cursor(channel, snap.next);
         Ok((snap, rx))
     }
 
@@ -440,14 +489,7 @@ async fn since(
     channel: &str,
     after: Option<u64>,
 ) -> Result<Snapshot, BrokerError> {
-    let args = vec![
-        Bytes::from_static(b"EVALSHA"),
-        Bytes::from(core.scripts.since.clone()),
-        Bytes::from_static(b"2"),
-        seq_key(channel),
-        hist_key(channel),
-        Bytes::from(after.map_or(String::new(), |a| a.to_string())),
-    ];
+    let args = evalsha(&core.scripts.since, channel, [Bytes::from(after.map_or(String::new(), |a| a.to_string()))]);
     let reply = call(tx, args).await?;
     let odd = || unavailable(format!("Redis answered a history read with {}", resp::describe(&reply)));
     let parts = reply.as_array().ok_or_else(odd)?;
@@ -492,22 +534,15 @@ async fn open_commands(core: &Core) -> Result<Link, String> {
         Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
         other => return Err(format!("Redis at {addr}: unexpected epoch {}", resp::describe(&other))),
     };
-    let before = core.epoch.lock().unwrap_or_else(|e| e.into_inner()).replace(epoch.clone());
+    let before = core.epoch.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if let Some(before) = before.filter(|b| *b != epoch) {
         eprintln!(
             "wire-academy: Redis at {addr} came back without its data (epoch {before} is now {epoch}): \
              ids go on past the last ones handed out here, and subscribers resume by cursor, told `truncated`"
         );
-        for (channel, last) in core.local.heads() {
+        for (channel, last) in core.known_heads() {
             if last > 0 {
-                let args = [
-                    Bytes::from_static(b"EVALSHA"),
-                    Bytes::from(core.scripts.seed.clone()),
-                    Bytes::from_static(b"2"),
-                    seq_key(&channel),
-                    hist_key(&channel),
-                    Bytes::from(last.to_string()),
-                ];
+                let args = evalsha(&core.scripts.seed, &channel, [Bytes::from(last.to_string())]);
                 if let Value::Error(e) = link.call(&args).await? {
                     return Err(format!("Redis at {addr} refused to continue channel {channel}'s ids: {e}"));
                 }
@@ -515,6 +550,9 @@ async fn open_commands(core: &Core) -> Result<Link, String> {
             core.local.reset(&channel);
         }
     }
+    // Taken as this Redis's only once every sequence is continued: a connection lost
+    // halfway through sees the new epoch as new again, and finishes the job.
+    *core.epoch.lock().unwrap_or_else(|e| e.into_inner()) = Some(epoch);
     Ok(link)
 }
 
@@ -631,6 +669,7 @@ async fn pipeline(link: &mut Link, rx: &mut mpsc::Receiver<Request>) -> Result<(
 async fn listener(core: Arc<Core>, first: Link, tx: mpsc::WeakSender<Request>, mut stop: watch::Receiver<()>) {
     let mut link = Some(first);
     let mut backoff = Backoff::default();
+    let mut again = false;
     loop {
         let mut l = match link.take() {
             Some(l) => l,
@@ -643,7 +682,7 @@ async fn listener(core: Arc<Core>, first: Link, tx: mpsc::WeakSender<Request>, m
                 match open_subscribed(&core).await {
                     Ok(l) => l,
                     Err(e) => {
-                        eprintln!("wire-academy: {e} (subscriber); retrying");
+                        eprintln!("wire-academy: {e} (subscriber); retrying with backoff");
                         continue;
                     }
                 }
@@ -655,7 +694,10 @@ async fn listener(core: Arc<Core>, first: Link, tx: mpsc::WeakSender<Request>, m
             eprintln!("wire-academy: cannot read the history from Redis at {}: {e}; retrying", core.url.addr);
             continue;
         }
-        eprintln!("wire-academy: subscribed to {} on Redis at {}", core.pubsub_channel, core.url.addr);
+        if again {
+            eprintln!("wire-academy: subscribed again to {} on Redis at {}", core.pubsub_channel, core.url.addr);
+        }
+        again = true;
         backoff.reset();
         let lost = loop {
             tokio::select! {
@@ -676,23 +718,23 @@ async fn listener(core: Arc<Core>, first: Link, tx: mpsc::WeakSender<Request>, m
 }
 
 async fn catch_up_all(core: &Core, tx: &mpsc::Sender<Request>) -> Result<(), BrokerError> {
-    for (channel, last) in core.local.heads() {
-        if last > 0 {
-            catch_up(core, tx, &channel, last).await?;
-        }
+    for head in core.local.heads() {
+        catch_up(core, tx, &head).await?;
     }
     Ok(())
 }
 
-/// Hands out what followed `last` on `channel`; if the history no longer has it, ends
+/// Hands out what followed `head` on its channel; if the history no longer has it, ends
 /// the channel's subscriptions here, so that each client resumes by cursor and is told.
-async fn catch_up(core: &Core, tx: &mpsc::Sender<Request>, channel: &str, last: u64) -> Result<(), BrokerError> {
-    let snap = since(tx, core, channel, Some(last)).await?;
+/// (Only that channel's: one made again meanwhile by a client resuming is not touched.)
+async fn catch_up(core: &Core, tx: &mpsc::Sender<Request>, head: &Head) -> Result<(), BrokerError> {
+    let Some(last) = head.last else { return Ok(()) };
+    let snap = since(tx, core, &head.name, Some(last)).await?;
     if snap.truncated {
-        core.local.reset(channel);
+        core.local.reset_if_same(head);
     } else {
         for m in snap.messages {
-            core.local.deliver(channel, m.id, m.data.clone());
+            core.local.deliver(&head.name, m.id, m.data.clone());
         }
     }
     Ok(())
@@ -712,10 +754,9 @@ async fn on_message(core: &Core, tx: &mpsc::Sender<Request>, v: Value) -> Result
     let text = payload.slice(name.len() + id_raw.len() + 2..);
     // A message past a hole (one this instance never received): the hole first.
     if let Some(head) = core.local.head(name)
-        && head > 0
-        && id > head + 1
+        && head.last.is_some_and(|last| id > last + 1)
     {
-        catch_up(core, tx, name, head).await.map_err(|e| e.to_string())?;
+        catch_up(core, tx, &head).await.map_err(|e| e.to_string())?;
     }
     core.local.deliver(name, id, text);
     Ok(())
