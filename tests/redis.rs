@@ -641,3 +641,60 @@ async fn trace_bytes_shows_the_resp_that_carries_a_message_between_instances() {
     assert!(text.contains(&format!("resp reply {id}")), "{text}");
     assert!(text.contains(r#"resp command SUBSCRIBE "wa:messages:0""#), "{text}");
 }
+
+#[tokio::test]
+async fn a_password_a_database_and_a_unix_socket_reach_a_real_redis() {
+    let Some(redis) =
+        RedisServer::start_with_flags(false, &["--requirepass", "s3cr@t", "--unixsocket", "{dir}/redis.sock"])
+    else {
+        return;
+    };
+    let sock = redis.dir.join("redis.sock");
+    let tcp = format!("redis://:s3cr@t@127.0.0.1:{}/3", redis.port);
+    let unix = format!("unix://:s3cr@t@{}?db=3", sock.display());
+    let a = ServerProcess::spawn(&["--broker", &tcp]);
+    let b = ServerProcess::spawn(&["--broker", &unix]);
+    assert_eq!(common::publish(a.addr, "db", "over TCP").await, 1);
+    assert_eq!(common::publish(b.addr, "db", "over the socket").await, 2, "the same Redis, the same database");
+    let v = common::once(b.addr, get("/poll/db?after=0")).await.json();
+    assert_eq!(messages(&v), vec![(1, "over TCP".to_string()), (2, "over the socket".to_string())]);
+    // The keys are in database 3, as the URLs say.
+    let keys = redis.cli(&["-a", "s3cr@t", "--no-auth-warning", "-n", "3", "--raw", "KEYS", "wa:ch:*"]);
+    let mut keys: Vec<&str> = keys.lines().collect();
+    keys.sort();
+    assert_eq!(keys, ["wa:ch:db:hist", "wa:ch:db:seq"]);
+    // A wrong password: exit 1, saying what Redis said.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wire-academy"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--broker", &format!("redis://:wrong@127.0.0.1:{}", redis.port)])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused AUTH") && stderr.contains("WRONGPASS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn every_cursor_reads_the_same_from_redis_as_from_memory() {
+    use wire_academy::app::broker::{Broker, BrokerKind, parse_broker_url};
+    use wire_academy::app::redis::RedisBroker;
+    let Some(redis) = RedisServer::start() else { return };
+    let BrokerKind::Redis(url) = parse_broker_url(&redis.url()).unwrap() else { unreachable!() };
+    let shared = Broker::Redis(RedisBroker::connect(url, 5, 64, 100, None).await.unwrap());
+    let memory = Broker::memory(5, 64, 100);
+    let show = |s: wire_academy::app::hub::Snapshot| {
+        (s.messages.iter().map(|m| (m.id, m.text().to_string())).collect::<Vec<_>>(), s.truncated, s.next)
+    };
+    for published in [0u64, 1, 3, 5, 6, 9] {
+        let channel = format!("c{published}");
+        for i in 1..=published {
+            let text = format!("m{i}");
+            assert_eq!(shared.publish(&channel, text.clone().into()).await.unwrap().id, i);
+            assert_eq!(memory.publish(&channel, text.into()).await.unwrap().id, i);
+        }
+        for after in [None].into_iter().chain((0..=published + 2).map(Some)).chain([Some(u64::MAX)]) {
+            let from_redis = show(shared.since(&channel, after).await.unwrap());
+            let from_memory = show(memory.since(&channel, after).await.unwrap());
+            assert_eq!(from_redis, from_memory, "{published} published, after={after:?}");
+        }
+    }
+}

@@ -412,6 +412,8 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: std::path::PathBuf,
     persistent: bool,
+    /// More `redis-server` flags (`--requirepass`, `--unixsocket`…).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -421,6 +423,11 @@ impl RedisServer {
     }
 
     pub fn start_with(persistent: bool) -> Option<RedisServer> {
+        RedisServer::start_with_flags(persistent, &[])
+    }
+
+    /// With more `redis-server` flags; `{dir}` in one stands for the server's directory.
+    pub fn start_with_flags(persistent: bool, flags: &[&str]) -> Option<RedisServer> {
         if !require_tool("redis-server", "sudo apt-get install redis-server (or: bash scripts/test.sh)") {
             return None;
         }
@@ -434,7 +441,8 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).expect("a directory for redis");
         for _ in 0..20 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let mut r = RedisServer { child: None, port, dir: dir.clone(), persistent };
+            let extra = flags.iter().map(|f| f.replace("{dir}", dir.to_str().unwrap())).collect();
+            let mut r = RedisServer { child: None, port, dir: dir.clone(), persistent, extra };
             if r.launch() {
                 return Some(r);
             }
@@ -448,6 +456,7 @@ impl RedisServer {
         let mut cmd = std::process::Command::new("redis-server");
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--dir", self.dir.to_str().unwrap()])
+            .args(&self.extra)
             .stdout(std::process::Stdio::null());
         if self.persistent {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
@@ -476,7 +485,9 @@ impl RedisServer {
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut buf = [0u8; 64];
-        s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+        // With --requirepass, Redis refuses PING with -NOAUTH: it is up all the same.
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
     }
 
     pub fn url(&self) -> String {
