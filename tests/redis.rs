@@ -466,27 +466,51 @@ async fn redis_stopped_and_restarted_with_its_data_loses_nothing() {
         .into_iter()
         .map(|addrs| tokio::spawn(follow(addrs, "n".into(), 0, until.clone())))
         .collect();
-    let mut acked = Vec::new();
-    let mut n = 0;
-    let mut publish = async |acked: &mut Vec<(u64, String)>| {
-        n += 1;
-        let text = format!("n{n}");
-        acked.push((publish_until_acked(&[a, b], "n", &text).await, text));
+    let mut ws = ws_connect(b, "/ws/n?after=0").await;
+    // The numbered sequence: a publisher that goes on through the outage, alternating
+    // instances, each attempt with the next number; what is refused is not acknowledged
+    // (and, refused or not, may still have been stored: then everyone gets it too).
+    let acked_count = Arc::new(AtomicU64::new(0));
+    const ACKED: u64 = 60;
+    let publisher = {
+        let acked_count = acked_count.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut refused = 0;
+            for n in 1.. {
+                let text = format!("n{n}");
+                match try_publish([a, b][n % 2], "n", &text).await {
+                    Some(id) => {
+                        acked.push((id, text));
+                        if acked_count.fetch_add(1, SeqCst) + 1 == ACKED {
+                            break;
+                        }
+                    }
+                    None => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            (acked, refused)
+        })
     };
-    for _ in 0..20 {
-        publish(&mut acked).await;
-    }
+    wait_until("20 acknowledged publishes", || {
+        let n = acked_count.load(SeqCst);
+        async move { n >= 20 }
+    })
+    .await;
     redis.stop();
     // Redis is gone: a publish is refused with the reason, on every instance.
     for addr in [a, b] {
-        let (status, body) = try_request(addr, closing("POST", "/publish/n", "lost?")).await.unwrap();
+        let (status, body) = try_request(addr, closing("POST", "/publish/other", "lost?")).await.unwrap();
         assert_eq!(status, 503, "{body}");
         assert!(body.contains("broker is unavailable") && body.contains("Redis"), "{body}");
     }
+    let during = acked_count.load(SeqCst);
     redis.restart();
-    for _ in 0..20 {
-        publish(&mut acked).await;
-    }
+    let (acked, refused) = publisher.await.unwrap();
+    assert!(refused > 0 && during < ACKED, "the outage fell inside the sequence ({refused} refused, {during} acked)");
     let last = acked.last().unwrap().0;
     until.store(last, SeqCst);
     for (i, s) in streams.iter_mut().enumerate() {
@@ -498,6 +522,12 @@ async fn redis_stopped_and_restarted_with_its_data_loses_nothing() {
         }
         assert_complete(&format!("SSE stream {i}, connected throughout"), &got, &acked);
     }
+    let mut got = Vec::new();
+    while got.last().is_none_or(|m: &(u64, String)| m.0 < last) {
+        let m = ws_next(&mut ws).await;
+        got.push((m["id"].as_u64().unwrap(), m["data"].as_str().unwrap().to_string()));
+    }
+    assert_complete("WebSocket, connected throughout", &got, &acked);
     for (i, f) in followers.into_iter().enumerate() {
         assert_complete(&format!("long-poll follower {i}"), &f.await.unwrap(), &acked);
     }

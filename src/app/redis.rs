@@ -427,10 +427,6 @@ impl RedisBroker {
         Ok(RedisBroker { core, tx, _stop: stop })
     }
 
-    pub fn address(&self) -> String {
-        self.core.url.addr.to_string()
-    }
-
     async fn call(&self, args: Vec<Bytes>) -> Result<Value, BrokerError> {
         call(&self.tx, args).await
     }
@@ -496,6 +492,10 @@ async fn since(
     let last = parts.first().and_then(Value::as_int).ok_or_else(odd)?.max(0) as u64;
     let mut history = VecDeque::new();
     if let (Some(first), Some(texts)) = (parts.get(1).and_then(Value::as_int), parts.get(2).and_then(Value::as_array)) {
+        if first < 1 && !texts.is_empty() {
+            // A history longer than the counter: the keys were changed by hand.
+            return Err(odd());
+        }
         for (i, t) in texts.iter().enumerate() {
             let Value::Bulk(data) = t else { return Err(odd()) };
             history.push_back(Arc::new(Message::new(first as u64 + i as u64, data.clone())));
