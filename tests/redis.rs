@@ -495,6 +495,7 @@ async fn redis_stopped_and_restarted_with_its_data_loses_nothing() {
             (acked, refused)
         })
     };
+    let mut ws_publisher = ws_connect(a, "/ws/other").await;
     wait_until("20 acknowledged publishes", || {
         let n = acked_count.load(SeqCst);
         async move { n >= 20 }
@@ -506,6 +507,21 @@ async fn redis_stopped_and_restarted_with_its_data_loses_nothing() {
         let (status, body) = try_request(addr, closing("POST", "/publish/other", "lost?")).await.unwrap();
         assert_eq!(status, 503, "{body}");
         assert!(body.contains("broker is unavailable") && body.contains("Redis"), "{body}");
+    }
+    // A message sent over a WebSocket cannot be taken either: the close says so (1013).
+    {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        ws_publisher.send(Message::text("lost?")).await.unwrap();
+        let close = loop {
+            match tokio::time::timeout(LIMIT, ws_publisher.next()).await.expect("an answer in time") {
+                Some(Ok(Message::Close(frame))) => break frame.expect("a close code"),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(u16::from(close.code), 1013, "{close:?}");
+        assert!(close.reason.contains("broker is unavailable"), "{close:?}");
     }
     let during = acked_count.load(SeqCst);
     redis.restart();
