@@ -412,6 +412,11 @@ async fn a_thousand_subscribers_over_two_instances_receive_a_burst_in_order() {
     for s in &servers {
         wait_open(s.addr, "sse", (SUBSCRIBERS / 2) as i64).await;
     }
+    // A thousand clients, and Redis sees two connections per instance (commands and
+    // subscribed), plus redis-cli's own asking.
+    let clients = redis.cli(&["CLIENT", "LIST"]);
+    assert_eq!(clients.lines().count(), 2 * servers.len() + 1, "{clients}");
+    assert_eq!(clients.lines().filter(|l| l.contains(" cmd=subscribe")).count(), servers.len(), "{clients}");
     // The burst, published on the first instance by one keep-alive connection.
     let mut publisher = Client::connect(servers[0].addr).await;
     for i in 1..=BURST {
