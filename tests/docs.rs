@@ -913,19 +913,16 @@ fn excerpt(name: &str, trace: &str) -> String {
         "ws-channel-frame" => frame_blocks(&keep_connections(trace, &[1])),
         "ws-fragmented" | "ws-ping-pong" => frame_blocks(trace),
         "ws-close" | "ws-protocol-error" => after_upgrade(trace),
-        // What carries a message between instances: the server's own connections to
-        // Redis from its first publish on (what it says at start holds a random epoch).
-        "scaling-resp" => {
-            let redis: Vec<u64> = trace
-                .split("\n\n")
-                .filter(|b| b.contains(" connection with Redis at ") && b.contains(" opened"))
-                .filter_map(conn_id)
-                .collect();
-            let from = trace.find("resp command EVALSHA (the publish script)").expect("the publish in the trace");
-            let from = trace[..from].rfind("\n\n").map_or(0, |i| i + 2);
-            // Their closing, in the server's exit, may or may not reach the trace.
-            blocks_where(&keep_connections(&trace[from..], &redis), |b| !b.contains(" connection closed"))
-        }
+        // What carries a message between instances: the publish, its reply (an id) and
+        // the pub/sub messages, on the server's own connections to Redis (what it says
+        // at start holds a random epoch; the connections close in its exit, or not).
+        "scaling-resp" => blocks_where(trace, |b| {
+            let id_reply = b
+                .lines()
+                .any(|l| l.split_once("resp reply ").is_some_and(|(_, v)| v.bytes().all(|c| c.is_ascii_digit())));
+            b.contains(" Redis at ")
+                && (b.contains("(the publish script)") || b.contains("resp pub/sub message") || id_reply)
+        }),
         _ => trace.to_string(),
     }
 }

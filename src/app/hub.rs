@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -220,6 +220,8 @@ pub struct Hub {
     max_channels: usize,
     /// A logical clock for `Channel::last_used`.
     clock: AtomicU64,
+    /// Ids come from elsewhere (see [`Hub::fanout_only`]).
+    fanout_only: bool,
 }
 
 /// The channels, and what is remembered of the dropped ones.
@@ -262,7 +264,9 @@ pub struct Head {
     pub name: String,
     /// The last id handed out; before any, the lowest cursor noted; or neither.
     pub last: Option<u64>,
-    channel: Arc<Channel>,
+    /// Which channel of that name (a weak reference: a head does not keep a channel,
+    /// and its subscriptions, alive; and its address cannot be reused while it exists).
+    channel: Weak<Channel>,
 }
 
 /// Every channel slot is in use by live subscribers; no new channel can be made.
@@ -284,7 +288,17 @@ impl Hub {
             queue,
             max_channels: max_channels.max(1),
             clock: AtomicU64::new(0),
+            fanout_only: false,
         }
+    }
+
+    /// A hub that only hands out messages whose ids come from elsewhere ([`deliver`]):
+    /// no history, and a channel made again knows nothing of its past here (its ids are
+    /// the shared sequence's, not this hub's to continue).
+    ///
+    /// [`deliver`]: Hub::deliver
+    pub fn fanout_only(queue: usize, max_channels: usize) -> Self {
+        Hub { fanout_only: true, ..Hub::with_max_channels(0, queue, max_channels) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Channels> {
@@ -313,7 +327,8 @@ impl Hub {
                 channels.remember_dropped(idlest, last_id, self.max_channels);
             }
         }
-        let c = Arc::new(Channel::new(self.history, self.queue, channels.last_id_of_dropped(name)));
+        let last_id = if self.fanout_only { 0 } else { channels.last_id_of_dropped(name) };
+        let c = Arc::new(Channel::new(self.history, self.queue, last_id));
         c.last_used.store(now, Relaxed);
         channels.live.insert(name.to_string(), c.clone());
         Ok(c)
@@ -369,7 +384,7 @@ impl Hub {
     pub fn head(&self, channel: &str) -> Option<Head> {
         let c = self.lock().live.get(channel).cloned()?;
         let last = c.log.lock().unwrap_or_else(|e| e.into_inner()).head();
-        Some(Head { name: channel.to_string(), last, channel: c })
+        Some(Head { name: channel.to_string(), last, channel: Arc::downgrade(&c) })
     }
 
     /// Every live channel and the last id handed out on it.
@@ -378,7 +393,7 @@ impl Hub {
         live.into_iter()
             .map(|(name, c)| {
                 let last = c.log.lock().unwrap_or_else(|e| e.into_inner()).head();
-                Head { last, name, channel: c }
+                Head { last, name, channel: Arc::downgrade(&c) }
             })
             .collect()
     }
@@ -387,7 +402,7 @@ impl Hub {
     /// name: one made again since (a new subscriber after a reset) is left alone.
     pub fn reset_if_same(&self, head: &Head) {
         let mut channels = self.lock();
-        if channels.live.get(&head.name).is_some_and(|c| Arc::ptr_eq(c, &head.channel)) {
+        if channels.live.get(&head.name).is_some_and(|c| std::ptr::eq(Arc::as_ptr(c), head.channel.as_ptr())) {
             channels.live.remove(&head.name);
         }
     }
@@ -498,6 +513,34 @@ mod tests {
             hub.publish(&format!("n{i}"), Bytes::from("x")).unwrap();
         }
         assert!(hub.publish("a", Bytes::from("again")).unwrap().id > 4, "never back to an old id");
+    }
+
+    #[test]
+    fn a_fanout_hub_hands_out_ids_from_elsewhere_once_each() {
+        let hub = Hub::fanout_only(8, 1);
+        assert!(!hub.deliver("a", 1, Bytes::from("x")), "no channel here: nobody to hand it to");
+        let (_, mut rx) = hub.subscribe("a", None).unwrap();
+        assert_eq!(hub.head("a").unwrap().last, None, "nothing handed out, no cursor noted");
+        hub.note_cursor("a", 7);
+        hub.note_cursor("a", 5);
+        assert_eq!(hub.head("a").unwrap().last, Some(5), "the lowest cursor, until a message");
+        assert!(hub.deliver("a", 6, Bytes::from("six")));
+        assert!(!hub.deliver("a", 6, Bytes::from("six")), "the same id twice goes out once");
+        assert!(!hub.deliver("a", 4, Bytes::from("old")), "nor an older one");
+        assert_eq!(rx.try_recv().unwrap().id, 6);
+        assert!(rx.try_recv().is_err());
+        let heads = hub.heads();
+        assert_eq!((heads.len(), heads[0].name.as_str(), heads[0].last), (1, "a", Some(6)));
+        // Made again after a reset, the channel is a new one: a reset through the old
+        // head leaves it alone, and it does not carry the old one's ids.
+        hub.reset("a");
+        assert!(rx.try_recv().is_err_and(|e| e == tokio::sync::broadcast::error::TryRecvError::Closed));
+        let (_, _rx2) = hub.subscribe("a", None).unwrap();
+        hub.reset_if_same(&heads[0]);
+        assert_eq!(hub.channel_count(), 1, "not the channel that head was taken from");
+        assert_eq!(hub.head("a").unwrap().last, None);
+        hub.reset_if_same(&hub.head("a").unwrap());
+        assert_eq!(hub.channel_count(), 0);
     }
 
     #[test]

@@ -406,7 +406,7 @@ impl RedisBroker {
             pubsub_channel: format!("wa:messages:{}", url.db),
             url,
             // No history here: the history is Redis's.
-            local: Hub::with_max_channels(0, queue, max_channels),
+            local: Hub::fanout_only(queue, max_channels),
             history,
             epoch: Mutex::new(None),
             published: Mutex::new(HashMap::new()),
