@@ -26,8 +26,9 @@
 //!
 //! Failures, each said on stderr:
 //! - Redis unreachable at start: the server does not start (exit 1, naming the address).
-//! - Redis going away while serving: publishes answer `503` with the reason; subscribers
-//!   stay connected and are sent nothing. Both connections are made again with backoff
+//! - Redis going away while serving: publishes answer `503` with the reason (a message
+//!   sent over a WebSocket closes it with `1013`); subscribers stay connected and are
+//!   sent nothing. Both connections are made again with backoff
 //!   (logged); the subscribed one then reads, for every channel this instance serves,
 //!   what was published after the last id it handed out, so subscribers receive
 //!   everything since, in order, once. (A subscriber's [`Feed`](super::feed::Feed) also
@@ -640,18 +641,8 @@ async fn pipeline(link: &mut Link, rx: &mut mpsc::Receiver<Request>) -> Result<(
                     Err(e) => break format!("lost the connection: {e}"),
                     Ok(_) => {}
                 }
-                loop {
-                    match resp::parse(&link.buf, &Limits::default()) {
-                        Ok(Some((v, n))) => {
-                            let _ = link.buf.split_to(n);
-                            match waiting.pop_front() {
-                                Some(reply) => { let _ = reply.send(Ok(v)); }
-                                None => return Err(format!("Redis sent a reply nobody asked for: {}", resp::describe(&v))),
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => return Err(e.to_string()),
-                    }
+                if let Err(e) = hand_out_replies(&mut link.buf, &mut waiting) {
+                    break e;
                 }
             }
         }
@@ -662,6 +653,20 @@ async fn pipeline(link: &mut Link, rx: &mut mpsc::Receiver<Request>) -> Result<(
         let _ = reply.send(Err(unavailable(format!("{result} before Redis answered"))));
     }
     Err(result)
+}
+
+/// Hands each complete reply in `buf` to the command waiting longest (Redis answers in
+/// order); `Err` when the bytes are not RESP or answer nothing that was asked.
+fn hand_out_replies(
+    buf: &mut BytesMut,
+    waiting: &mut VecDeque<oneshot::Sender<Result<Value, BrokerError>>>,
+) -> Result<(), String> {
+    while let Some((v, n)) = resp::parse(buf, &Limits::default()).map_err(|e| e.to_string())? {
+        let _ = buf.split_to(n);
+        let reply = waiting.pop_front().ok_or_else(|| format!("a reply nobody asked for: {}", resp::describe(&v)))?;
+        let _ = reply.send(Ok(v));
+    }
+    Ok(())
 }
 
 /// The subscribed connection's task: hands each message to this instance's
@@ -810,6 +815,23 @@ mod tests {
             let e = parse_url(url).unwrap_err();
             assert!(e.contains(why) && e.contains(url) && e.contains("expected redis://"), "{url}: {e}");
         }
+    }
+
+    #[test]
+    fn pipelined_replies_go_to_their_commands_in_order() {
+        let (a, mut ra) = oneshot::channel();
+        let (b, mut rb) = oneshot::channel();
+        let mut waiting = VecDeque::from([a, b]);
+        let mut buf = BytesMut::from(&b":7\r\n$2\r\nh"[..]);
+        hand_out_replies(&mut buf, &mut waiting).unwrap();
+        assert_eq!(ra.try_recv().unwrap().unwrap(), Value::Integer(7));
+        assert!(rb.try_recv().is_err(), "its reply is not whole yet");
+        buf.extend_from_slice(b"i\r\n+OK\r\n");
+        let e = hand_out_replies(&mut buf, &mut waiting).unwrap_err();
+        assert_eq!(rb.try_recv().unwrap().unwrap(), Value::Bulk(Bytes::from("hi")));
+        assert!(e.contains("nobody asked for"), "{e}");
+        let mut buf = BytesMut::from(&b"!x\r\n"[..]);
+        assert!(hand_out_replies(&mut buf, &mut VecDeque::new()).unwrap_err().contains("unknown type"));
     }
 
     #[test]
