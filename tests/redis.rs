@@ -730,13 +730,13 @@ async fn every_cursor_reads_the_same_from_redis_as_from_memory() {
     use wire_academy::app::redis::RedisBroker;
     let Some(redis) = RedisServer::start() else { return };
     let BrokerKind::Redis(url) = parse_broker_url(&redis.url()).unwrap() else { unreachable!() };
-    let shared = Broker::Redis(RedisBroker::connect(url, 5, 64, 100, None).await.unwrap());
-    let memory = Broker::memory(5, 64, 100);
     let show = |s: wire_academy::app::hub::Snapshot| {
         (s.messages.iter().map(|m| (m.id, m.text().to_string())).collect::<Vec<_>>(), s.truncated, s.next)
     };
-    for published in [0u64, 1, 3, 5, 6, 9] {
-        let channel = format!("c{published}");
+    for (history, published) in [0usize, 5].into_iter().flat_map(|h| [0u64, 1, 3, 5, 6, 9].map(|p| (h, p))) {
+        let shared = Broker::Redis(RedisBroker::connect(url.clone(), history, 64, 100, None).await.unwrap());
+        let memory = Broker::memory(history, 64, 100);
+        let channel = format!("h{history}-c{published}");
         for i in 1..=published {
             let text = format!("m{i}");
             assert_eq!(shared.publish(&channel, text.clone().into()).await.unwrap().id, i);
@@ -745,7 +745,7 @@ async fn every_cursor_reads_the_same_from_redis_as_from_memory() {
         for after in [None].into_iter().chain((0..=published + 2).map(Some)).chain([Some(u64::MAX)]) {
             let from_redis = show(shared.since(&channel, after).await.unwrap());
             let from_memory = show(memory.since(&channel, after).await.unwrap());
-            assert_eq!(from_redis, from_memory, "{published} published, after={after:?}");
+            assert_eq!(from_redis, from_memory, "--history {history}, {published} published, after={after:?}");
         }
     }
 }
