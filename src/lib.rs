@@ -12,6 +12,7 @@
 //!   http/       request head parser, chunked decoder, response writer and parser, and
 //!               stream.rs: a connection as two streams of messages (RFC 9112 §6.3
 //!               framing, HEAD, 1xx, the switch after 101), stepped by every reader
+//!   resp.rs     RESP, the Redis protocol (the Redis broker's side of it)
 //!   sse.rs      text/event-stream encoder and parser, each field's effect (WHATWG HTML §9.2)
 //!   sse_timers.rs  an event stream's heartbeat and shutdown deadlines, as data
 //!   ws/         WebSocket (RFC 6455): handshake, frame header and parts, masking, UTF-8,
@@ -23,8 +24,9 @@
 //!   sse.rs      an SSE stream: one full-duplex loop per subscriber
 //!   ws.rs       a WebSocket: one full-duplex select loop per connection
 //!   trace.rs    `GET /trace`: the byte trace, live, as an event stream (tracing on only)
-//! app/          routes, the broker and its in-memory hub (ids, history, cursors, shared
-//!               encodings), counters, the dashboard page (`GET /`)
+//! app/          routes, the brokers: the channel hub (ids, history, cursors, shared
+//!               encodings) and Redis (several instances, one system), counters, the
+//!               dashboard page (`GET /`)
 //! client/       the clients: a hand-written HTTP/1.1 client, one loop per transport,
 //!               and the negotiation cascade
 //! compare/      `compare`: the four transports at once, measured at the clients' sockets

@@ -53,13 +53,13 @@ impl Shared {
     /// What the connections of a server with `config` share: an empty embedded broker
     /// sized by it, zeroed stats, not shutting down.
     pub fn new(config: Config, tracer: Option<Arc<Tracer>>) -> Shared {
-        Shared {
-            broker: Broker::memory(config.history, config.max_queue, config.max_channels),
-            stats: Stats::default(),
-            shutdown: watch::channel(false).0,
-            tracer,
-            config,
-        }
+        let broker = Broker::memory(config.history, config.max_queue, config.max_channels);
+        Shared::with_broker(config, broker, tracer)
+    }
+
+    /// What every connection shares, around the broker `--broker` chose.
+    pub fn with_broker(config: Config, broker: Broker, tracer: Option<Arc<Tracer>>) -> Shared {
+        Shared { broker, stats: Stats::default(), shutdown: watch::channel(false).0, tracer, config }
     }
 }
 

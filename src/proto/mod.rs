@@ -5,6 +5,7 @@
 //!   [`http::stream`], a connection as two streams of messages (where each ends, which
 //!   request a response answers, the switch after a `101`), which the server, the
 //!   client, the proxy and the trace all step.
+//! - [`resp`]: RESP, the Redis protocol (the Redis broker's client side).
 //! - [`sse`]: the `text/event-stream` encoder and parser (WHATWG HTML §9.2), and what
 //!   each field does ([`sse::field_effect`]), which the parser carries out and the trace
 //!   shows.
@@ -20,6 +21,7 @@
 //! drivers in `net/` only sleep until then.
 
 pub mod http;
+pub mod resp;
 pub mod sse;
 pub mod sse_timers;
 pub mod ws;

@@ -49,6 +49,8 @@ pub struct Conversation {
     http: Exchange,
     client: Reader,
     server: Reader,
+    /// A connection to Redis: both directions are RESP (commands out, replies in).
+    resp: Option<Box<[RespReader; 2]>>,
 }
 
 impl Default for Conversation {
@@ -123,7 +125,12 @@ impl Conversation {
             Start::WebSocket => (Exchange::new(LIMITS), Mode::Upgraded(WsFrames::default())),
         };
         let client = if start == Start::WebSocket { Mode::Upgraded(WsFrames::default()) } else { http() };
-        Conversation { http: exchange, client: reader(client), server: reader(server) }
+        Conversation { http: exchange, client: reader(client), server: reader(server), resp: None }
+    }
+
+    /// A connection to Redis: commands one way, replies and pub/sub messages the other.
+    pub fn resp() -> Self {
+        Conversation { resp: Some(Box::new([RespReader::new(true), RespReader::new(false)])), ..Self::new() }
     }
 
     /// Bytes `writer` sent that no unit has taken yet: a unit still arriving (or held
@@ -156,6 +163,9 @@ impl Conversation {
 
     /// Bytes `writer`'s end sent, named unit by unit.
     pub fn bytes(&mut self, writer: Role, bytes: &[u8]) -> Vec<Note> {
+        if let Some(resp) = &mut self.resp {
+            return resp[usize::from(writer == Role::Server)].feed(bytes);
+        }
         let r = match writer {
             Role::Client => &mut self.client,
             Role::Server => &mut self.server,
@@ -493,9 +503,127 @@ pub fn preview(bytes: &[u8]) -> String {
     }
 }
 
+/// One direction of a connection to Redis, read as RESP values (the Redis protocol
+/// spec, see [`crate::proto::resp`]): each complete value is named once all its bytes
+/// have arrived; a command as the words it is made of, a pub/sub message as such.
+pub struct RespReader {
+    commands: bool,
+    pending: Vec<u8>,
+    /// Stream offset of `pending[0]`.
+    base: u64,
+    /// Bytes that are not RESP: nothing after them can be read.
+    broken: bool,
+}
+
+impl RespReader {
+    pub fn new(commands: bool) -> Self {
+        RespReader { commands, pending: Vec::new(), base: 0, broken: false }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Note> {
+        use crate::proto::resp::{self, Limits, Value};
+        let mut notes = Vec::new();
+        if self.broken {
+            return notes;
+        }
+        self.pending.extend_from_slice(bytes);
+        let mut used = 0;
+        loop {
+            match resp::parse(&self.pending[used..], &Limits::default()) {
+                Ok(Some((v, n))) => {
+                    let text = match (&v, self.commands) {
+                        (Value::Array(args), true) => describe_command(args),
+                        (Value::Array(parts) | Value::Push(parts), false)
+                            if parts.first().and_then(Value::as_bytes) == Some(b"message") =>
+                        {
+                            let on = parts.get(1).map_or(String::new(), resp::describe);
+                            let payload = parts.get(2).map_or(String::new(), resp::describe);
+                            format!("resp pub/sub message on {on}: {payload}")
+                        }
+                        (v, true) => format!("resp {}", resp::describe(v)),
+                        (v, false) => format!("resp reply {}", resp::describe(v)),
+                    };
+                    notes.push(Note { offset: self.base + used as u64, len: n as u64, text });
+                    used += n;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let len = (self.pending.len() - used) as u64;
+                    notes.push(Note { offset: self.base + used as u64, len, text: format!("not RESP: {e}") });
+                    self.broken = true;
+                    used = self.pending.len();
+                    break;
+                }
+            }
+        }
+        self.pending.drain(..used);
+        self.base += used as u64;
+        notes
+    }
+}
+
+/// `resp command EVALSHA (the publish script) 2 "wa:ch:lobby:seq" …`.
+fn describe_command(args: &[crate::proto::resp::Value]) -> String {
+    use crate::proto::resp;
+    let mut words = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        let word = match (i, a.as_bytes()) {
+            (0, Some(name)) => String::from_utf8_lossy(name).to_uppercase(),
+            (1, Some(sha)) if words.first().is_some_and(|w: &String| w == "EVALSHA") => {
+                match crate::app::redis::script_name(sha) {
+                    Some(name) => format!("({name})"),
+                    None => resp::describe(a),
+                }
+            }
+            _ => resp::describe(a),
+        };
+        words.push(word);
+    }
+    format!("resp command {}", words.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resp_traffic_is_named_once_whole_however_it_is_split() {
+        use crate::app::redis::PUBLISH_SCRIPT;
+        use sha1::{Digest, Sha1};
+        let sha: String = Sha1::digest(PUBLISH_SCRIPT.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let mut cmd = bytes::BytesMut::new();
+        crate::proto::resp::encode_command(
+            &["evalsha", &sha, "2", "wa:ch:lobby:seq", "wa:ch:lobby:hist", "hi"],
+            &mut cmd,
+        );
+        let replies = b":7\r\n*3\r\n$7\r\nmessage\r\n$13\r\nwa:messages:0\r\n$10\r\nlobby 7 hi\r\n";
+        for cut in 0..cmd.len() {
+            let mut c = Conversation::resp();
+            let mut notes = c.request_bytes(&cmd[..cut]);
+            notes.extend(c.request_bytes(&cmd[cut..]));
+            assert_eq!(notes.len(), 1, "cut at {cut}");
+            assert_eq!((notes[0].offset, notes[0].len), (0, cmd.len() as u64));
+            assert_eq!(
+                notes[0].text,
+                r#"resp command EVALSHA (the publish script) "2" "wa:ch:lobby:seq" "wa:ch:lobby:hist" "hi""#
+            );
+        }
+        for cut in 0..replies.len() {
+            let mut c = Conversation::resp();
+            let mut notes = c.response_bytes(&replies[..cut]);
+            notes.extend(c.response_bytes(&replies[cut..]));
+            let texts: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
+            assert_eq!(
+                texts,
+                vec!["resp reply 7", r#"resp pub/sub message on "wa:messages:0": "lobby 7 hi""#],
+                "cut at {cut}"
+            );
+            assert_eq!((notes[1].offset, notes[1].len), (4, replies.len() as u64 - 4));
+        }
+        let mut c = Conversation::resp();
+        assert!(c.response_bytes(b"!oops\r\n")[0].text.starts_with("not RESP"));
+        assert!(c.response_bytes(b":1\r\n").is_empty(), "nothing is read after bytes that are not RESP");
+    }
 
     fn texts(notes: &[Note]) -> Vec<String> {
         notes.iter().map(|n| format!("{}+{} {}", n.offset, n.len, n.text)).collect()
