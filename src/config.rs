@@ -99,6 +99,18 @@ pub const MAX_POLL_ANSWER: usize = 4 << 20;
 /// A client that stops reading must not make the server buffer without bound.
 pub const DEFAULT_MAX_QUEUE: usize = 1024;
 
+/// Kernel send buffer of each accepted connection, in bytes (`--send-buffer`; set as
+/// `SO_SNDBUF`, which Linux doubles for its own bookkeeping). Left alone, Linux grows a
+/// socket's send buffer up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default), and it
+/// does so for a client that never reads just as for one that does: a thousand
+/// WebSocket clients that stopped reading on a busy channel then made the server copy
+/// about 1 GiB into kernel buffers nobody would read, at the cost of the healthy
+/// clients' latency (docs/abuse.md). Capped, such a client's socket refuses bytes after
+/// about this much, its backlog counts against `--max-queue` within seconds, and it is
+/// cut. 256 KiB still keeps a loopback or LAN stream at full speed. 0: the kernel's
+/// autotuning.
+pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
+
 /// How often the server pings an idle WebSocket peer (`--ping-interval`).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 
@@ -151,6 +163,7 @@ pub struct Config {
     pub sse_retry: Duration,
     pub max_connections: usize,
     pub max_queue: usize,
+    pub send_buffer: usize,
     pub max_channels: usize,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
@@ -196,6 +209,7 @@ impl Default for Config {
             sse_retry: DEFAULT_SSE_RETRY,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_queue: DEFAULT_MAX_QUEUE,
+            send_buffer: DEFAULT_SEND_BUFFER,
             max_channels: DEFAULT_MAX_CHANNELS,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,

@@ -246,6 +246,9 @@ struct ServeArgs {
     /// Messages a subscriber may fall behind before it is cut off.
     #[arg(long, env = "WIRE_ACADEMY_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
+    /// Kernel send buffer of each connection, in bytes (SO_SNDBUF; 0: the kernel's autotuning).
+    #[arg(long, env = "WIRE_ACADEMY_SEND_BUFFER", default_value_t = config::DEFAULT_SEND_BUFFER)]
+    send_buffer: usize,
     /// Where channels live: `memory` (one process, the default; nothing to install), or a
     /// Redis every instance shares: redis://[:PASSWORD@]HOST[:PORT][/DB] or
     /// unix://[:PASSWORD@]/PATH[?db=DB]. Redis unreachable at start: exit 1.
@@ -544,6 +547,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         heartbeat: args.heartbeat.0,
         max_connections: args.max_connections,
         max_queue: args.max_queue,
+        send_buffer: args.send_buffer,
         max_channels: args.max_channels,
         broker: args.broker,
         ping_interval: args.ping_interval.0,

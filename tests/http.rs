@@ -64,6 +64,23 @@ async fn smuggling_shapes_get_400_and_close() {
     s.stop().await;
 }
 
+/// An endless chunked body that stops sending (docs/abuse.md, `endless-chunked`) does not hold
+/// its connection: a read that stalls past `--header-timeout` gets `408` and the close.
+#[tokio::test]
+async fn a_chunked_body_that_stalls_gets_408() {
+    let s = start(Config { header_timeout: Duration::from_millis(300), ..config() }).await;
+    let mut c = Client::connect(s.addr).await;
+    c.send("POST /publish/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n").await;
+    let r = c.response().await; // no last chunk, ever
+    assert_eq!(r.status, 408);
+    c.expect_closed().await;
+    // Nothing of the unfinished body was published.
+    let poll = once(s.addr, get("/poll/a?after=0")).await;
+    assert_eq!(poll.status, 200);
+    assert!(!String::from_utf8_lossy(&poll.body).contains("hello"), "{}", String::from_utf8_lossy(&poll.body));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn slow_header_section_gets_408() {
     let s = start(Config { header_timeout: Duration::from_millis(300), ..config() }).await;

@@ -607,6 +607,47 @@ async fn a_slow_consumer_gets_1008_and_nobody_else_waits() {
     s.stop().await;
 }
 
+/// `--send-buffer` bounds what a client that stops reading costs: its socket refuses bytes
+/// once the capped kernel buffers are full, its backlog reaches `--max-queue`, and it is cut
+/// (docs/abuse.md: without the cap, Linux grew each such socket's buffer towards 4 MiB, and a
+/// thousand of them slowed everyone else). The messages it got before its `1008` are all
+/// that fitted in the two kernel buffers and its queue; with the kernel's autotuning, which
+/// grows the server's send buffer for a non-reader too, hundreds more would have fitted.
+#[tokio::test]
+async fn a_client_that_stops_reading_costs_at_most_the_send_buffer_and_its_queue() {
+    let _alone = HEAVY.lock().await;
+    const QUEUE: usize = 8;
+    const SEND_BUFFER: usize = 16 * 1024;
+    const SIZE: usize = 16 * 1024;
+    // The client's receive buffer is the kernel's default (tcp_rmem's middle value): it
+    // does not grow for a socket whose owner never reads. Linux doubles SO_SNDBUF.
+    let rmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<usize>().ok()))
+        .unwrap_or(128 * 1024);
+    let buffered = (2 * SEND_BUFFER + rmem) / SIZE + 1;
+    // Enough that, were the server's send buffer left to grow to tcp_wmem's maximum, the
+    // client would not have been cut before the last one.
+    let messages = common::loopback_buffer_bound(rmem) / SIZE + QUEUE + 8;
+    let s = start(Config { max_queue: QUEUE, send_buffer: SEND_BUFFER, ..config() }).await;
+    let mut slow = Raw::open_on(TcpStream::connect(s.addr).await.unwrap(), "/ws/busy", b"").await;
+    let mut fast = connect(s.addr, "/ws/busy").await;
+    wait_held(&s, Transport::WebSocket, 2).await;
+    let body = "m".repeat(SIZE);
+    let mut publisher = Client::connect(s.addr).await;
+    for i in 0..messages {
+        let r = publisher.request(post("/publish/busy", &format!("{i} {body}"))).await;
+        assert_eq!(r.status, 200);
+        let (id, _) = next_json(&mut fast).await; // paced by the reader that keeps up
+        assert_eq!(id, i as u64 + 1);
+    }
+    let (code, reason, got) = slow.close().await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(got <= buffered + QUEUE + 1, "cut after {got} messages; the buffers and queue hold {}", buffered + QUEUE);
+    eprintln!("the client that stopped reading got {got} of {messages} messages, then 1008");
+    s.stop().await;
+}
+
 /// A reader that keeps up is never cut, however late its server task is woken: here a
 /// burst of 100 messages is published into a broadcast ring of 4 while that task cannot
 /// run at all (the test's single thread never yields during the burst), which overtakes

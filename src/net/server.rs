@@ -107,6 +107,8 @@ impl Server {
     fn start(&self, stream: TcpStream, peer: SocketAddr, done: mpsc::Sender<()>) {
         // Small writes (a poll answer, an event) should leave now, not wait for Nagle.
         let _ = stream.set_nodelay(true);
+        // Before any byte is written, so the kernel never grows it (see `DEFAULT_SEND_BUFFER`).
+        let _ = set_send_buffer(&stream, self.shared.config.send_buffer);
         let shared = self.shared.clone();
         let permit = self.limiter.clone().try_acquire_owned();
         // Recording off: the driver gets the bare socket, not even a branch on the data path.
@@ -127,6 +129,28 @@ impl Server {
             }
         });
     }
+}
+
+/// Sets `SO_SNDBUF` (socket(7)); 0 leaves the kernel's autotuning on. Linux stores
+/// twice the value asked for (the other half is its bookkeeping) and, once set, no
+/// longer grows the buffer by itself.
+pub fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if bytes == 0 {
+        return Ok(());
+    }
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a live socket descriptor, and a pointer to a c_int with its true size.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 async fn serve_counted<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: Arc<Shared>) {
