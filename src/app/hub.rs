@@ -38,6 +38,7 @@ pub struct Message {
     sse_chunk: OnceLock<Bytes>,
     sse_event: OnceLock<Bytes>,
     ws_frame: OnceLock<Bytes>,
+    ws_frame_deflated: OnceLock<Bytes>,
 }
 
 impl Message {
@@ -50,6 +51,7 @@ impl Message {
             sse_chunk: OnceLock::new(),
             sse_event: OnceLock::new(),
             ws_frame: OnceLock::new(),
+            ws_frame_deflated: OnceLock::new(),
         }
     }
 
@@ -89,6 +91,14 @@ impl Message {
     /// `Bytes` (a reference count, not a copy) with `Session::send_encoded`.
     pub fn ws_frame(&self) -> &Bytes {
         self.ws_frame.get_or_init(|| ws::encode_server_text(self.json()))
+    }
+
+    /// The same frame compressed with permessage-deflate, alone (no context) and with
+    /// the default window, RSV1 set (RFC 7692 §7.2.1): right for every connection whose
+    /// server side has no context takeover. Compressed the first time a subscriber needs
+    /// it, then shared like [`ws_frame`](Self::ws_frame).
+    pub fn ws_frame_deflated(&self) -> &Bytes {
+        self.ws_frame_deflated.get_or_init(|| ws::encode_server_text_deflated(self.json()))
     }
 }
 
