@@ -56,7 +56,7 @@ pub fn annotate_frame(header: &FrameHeader, payload: &[u8]) -> Vec<String> {
 }
 
 /// `payload (N bytes, UTF-8): "..."` or `payload (N bytes, hex): ..`.
-fn describe_payload(data: &[u8]) -> String {
+pub fn describe_payload(data: &[u8]) -> String {
     if data.is_empty() {
         return "payload: empty".to_string();
     }
