@@ -69,6 +69,23 @@ for tool in "${!PIP[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ "${CI:-}" = true ]; then exit 1; fi
 done
 
+# Python libraries the interop tests import, in the same venv: module -> pinned package.
+# `websockets` is a WebSocket client we did not write that speaks permessage-deflate
+# (RFC 7692), which tokio-tungstenite 0.30 does not (tests/ws.rs).
+declare -A PYMOD=( [websockets]=websockets==17.4 )
+for module in "${!PYMOD[@]}"; do
+  [ -x "$TOOLS/bin/python" ] && "$TOOLS/bin/python" -c "import $module" 2>/dev/null && continue
+  if command -v python3 >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing ${PYMOD[$module]} into $TOOLS"
+    { [ -x "$TOOLS/bin/pip" ] || python3 -m venv "$TOOLS"; } && "$TOOLS/bin/pip" install -q "${PYMOD[$module]}" \
+      || echo "scripts/test.sh: could not install ${PYMOD[$module]}" >&2
+  fi
+  if ! { [ -x "$TOOLS/bin/python" ] && "$TOOLS/bin/python" -c "import $module" 2>/dev/null; }; then
+    echo "scripts/test.sh: MISSING: the Python package ${PYMOD[$module]} in $TOOLS" >&2
+    [ "${CI:-}" = true ] && exit 1
+  fi
+done
+
 # Many tests open thousands of sockets: ask for the hard open-file limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
