@@ -432,13 +432,28 @@ async fn origin_allow_list() {
 }
 
 #[tokio::test]
-async fn subprotocol_only_when_configured_and_extensions_declined() {
-    let offer = "Sec-WebSocket-Protocol: superchat, chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n";
+async fn subprotocol_only_when_configured_and_unknown_extensions_declined() {
+    let offer = "Sec-WebSocket-Protocol: superchat, chat\r\nSec-WebSocket-Extensions: x-webkit-deflate-frame\r\n";
     let s = start(config()).await;
     let r = once(s.addr, handshake("/echo", offer)).await;
     assert_eq!(r.status, 101);
     assert_eq!(r.header("sec-websocket-protocol"), None, "no --subprotocol: none selected");
-    assert_eq!(r.header("sec-websocket-extensions"), None, "extensions are declined by silence");
+    assert_eq!(r.header("sec-websocket-extensions"), None, "unknown extensions are declined by silence");
+    // permessage-deflate is accepted (RFC 7692), on a channel with server_no_context_takeover;
+    // a malformed offer of it is declined the same silent way (§7).
+    let deflate = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    let r = once(s.addr, handshake("/echo", deflate)).await;
+    assert_eq!(r.header("sec-websocket-extensions"), Some("permessage-deflate"));
+    let r = once(s.addr, handshake("/ws/lobby", deflate)).await;
+    assert_eq!(r.header("sec-websocket-extensions"), Some("permessage-deflate; server_no_context_takeover"));
+    let bad = "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n";
+    let r = once(s.addr, handshake("/echo", bad)).await;
+    assert_eq!((r.status, r.header("sec-websocket-extensions")), (101, None));
+    s.stop().await;
+    // --no-deflate declines it.
+    let s = start(Config { deflate: false, ..config() }).await;
+    let r = once(s.addr, handshake("/echo", deflate)).await;
+    assert_eq!((r.status, r.header("sec-websocket-extensions")), (101, None));
     s.stop().await;
     let s = start(Config { subprotocols: vec!["chat".into(), "superchat".into()], ..config() }).await;
     let r = once(s.addr, handshake("/echo", offer)).await;

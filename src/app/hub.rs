@@ -440,6 +440,26 @@ mod tests {
     }
 
     #[test]
+    fn the_deflated_frame_is_compressed_once_and_every_deflate_subscriber_reads_it() {
+        use crate::proto::ws::{DeflateParams, Event, Session, SessionLimits};
+        let m = Message::new(7, Bytes::from_static(b"hello, hello, hello, hello"));
+        let frame = m.ws_frame_deflated().clone();
+        assert!(std::ptr::eq(m.ws_frame_deflated().as_ptr(), frame.as_ptr()), "one compression for everyone");
+        assert_eq!(frame[0], 0xc1, "FIN, RSV1 (compressed), text");
+        // Each subscriber that agreed on server_no_context_takeover reads the same bytes,
+        // as often as they come: no message refers back to another.
+        let params = DeflateParams { server_no_context_takeover: true, ..DeflateParams::default() };
+        for _ in 0..2 {
+            let mut client = Session::client(SessionLimits::default(), || [0; 4]).with_deflate(params);
+            client.receive_data(&frame);
+            client.receive_data(&frame);
+            for _ in 0..2 {
+                assert!(matches!(client.next_event(), Some(Event::Text(t)) if t.as_bytes() == &m.json()[..]));
+            }
+        }
+    }
+
+    #[test]
     fn ws_frame_is_encoded_once_and_shared_by_every_subscriber() {
         use crate::proto::ws::{FrameHeader, OpCode, Session, SessionLimits};
         let hub = Hub::new(10, 8);

@@ -52,6 +52,17 @@
 //!   them to the socket before judging, and one overtaken by the hub's broadcast ring
 //!   catches up from the channel's history (`app::feed`) instead of being cut.
 //!
+//! # permessage-deflate and the fan-out
+//!
+//! When the handshake agreed on permessage-deflate (RFC 7692, `proto::ws::deflate`), the
+//! session compresses what it sends and inflates what it reads. What a channel message
+//! shares between subscribers depends on the parameters ([`send_message`]): without
+//! deflate, every subscriber queues the message's one plain frame; with deflate and no
+//! server context takeover at the default window (what `net::http` answers on every
+//! channel), every such subscriber queues the message's one compressed frame, compressed
+//! once; with context takeover (or a smaller window) the bytes depend on the connection's
+//! own history, so its session compresses for it alone.
+//!
 //! # Liveness
 //!
 //! Every `--ping-interval` the server sends a Ping. The peer then has `--ping-timeout`
@@ -369,7 +380,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     }
 }
 
-/// Queues a channel message on one connection, from the encoding it can share:
+/// Queues a channel message on one connection, from the encoding it can share
+/// (the module doc's "permessage-deflate and the fan-out"):
 ///
 /// - no permessage-deflate: the message's one uncompressed frame (`Message::ws_frame`),
 ///   the same `Bytes` for every such subscriber;

@@ -33,6 +33,11 @@
 //! queued before anything the protocol queues for a later frame (such as the
 //! close frame of a protocol error).
 //!
+//! With permessage-deflate (RFC 7692, [`Session::with_deflate`]), a message whose
+//! first frame has RSV1 is inflated in stage 2 as its bytes arrive, into a buffer
+//! capped at `max_message` (so a compression bomb costs at most that), and its text is
+//! validated as it inflates; text and binary messages sent are compressed (`deflate.rs`).
+//!
 //! Violations end the connection with a close frame whose code says why
 //! (§7.4.1): 1002 "protocol error", 1007 "data inconsistent with the message
 //! type" (bad UTF-8), 1009 "message too big". See [`Violation`].
