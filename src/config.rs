@@ -174,6 +174,9 @@ pub struct Config {
     /// WebSocket subprotocols the server agrees to (`--subprotocol`), most preferred
     /// first. Empty: the `101` never carries `Sec-WebSocket-Protocol` (RFC 6455 §4.2.2).
     pub subprotocols: Vec<String>,
+    /// Accept permessage-deflate (RFC 7692) when a client offers it; `--no-deflate`
+    /// turns it off.
+    pub deflate: bool,
     pub trace: TraceTarget,
     /// `--trace-pcap`: where the capture goes, if anywhere.
     pub pcap: Option<PcapTarget>,
@@ -217,6 +220,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             broker: DEFAULT_BROKER.to_string(),
             subprotocols: Vec::new(),
+            deflate: true,
             trace: TraceTarget::Off,
             pcap: None,
         }

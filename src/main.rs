@@ -163,6 +163,9 @@ struct ClientArgs {
     /// With auto: seconds a transport has to prove it carries data before the next is tried.
     #[arg(long, env = "WIRE_ACADEMY_PROBE_TIMEOUT", value_parser = secs, default_value_t = Secs(config::DEFAULT_PROBE_TIMEOUT))]
     probe_timeout: Secs,
+    /// On websocket: do not offer permessage-deflate (RFC 7692).
+    #[arg(long, env = "WIRE_ACADEMY_NO_DEFLATE", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    no_deflate: bool,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -272,6 +275,9 @@ struct ServeArgs {
     /// variable takes a comma-separated list). None given: no subprotocol is ever selected.
     #[arg(long = "subprotocol", env = "WIRE_ACADEMY_SUBPROTOCOL", value_name = "NAME", value_delimiter = ',')]
     subprotocols: Vec<String>,
+    /// Decline permessage-deflate (RFC 7692) when a WebSocket client offers it.
+    #[arg(long, env = "WIRE_ACADEMY_NO_DEFLATE", value_parser = clap::builder::FalseyValueParser::new(), default_value_t = false)]
+    no_deflate: bool,
     /// Seconds a graceful shutdown waits for connections to finish.
     #[arg(long, env = "WIRE_ACADEMY_SHUTDOWN_TIMEOUT", value_parser = secs, default_value_t = Secs(config::DEFAULT_SHUTDOWN_TIMEOUT))]
     shutdown_timeout: Secs,
@@ -512,6 +518,7 @@ async fn client(args: ClientArgs) -> ExitCode {
         interval: args.interval.0,
         hold: args.hold.0,
         probe: args.probe_timeout.0,
+        deflate: !args.no_deflate,
         trace: recorders.trace.clone(),
         pcap: recorders.pcap.clone(),
         meter: None,
@@ -554,6 +561,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ping_timeout: args.ping_timeout.0,
         allowed_origins: args.allowed_origins,
         subprotocols: args.subprotocols,
+        deflate: !args.no_deflate,
         shutdown_timeout: args.shutdown_timeout.0,
         trace: args.trace.target(),
         pcap: args.trace.pcap(),

@@ -99,6 +99,24 @@ fn the_dashboard_works_in_a_real_browser() {
     for pane in ["short-poll", "long-poll", "sse", "websocket"] {
         assert_eq!(done["panes"][pane]["gaps"], 1, "{pane}: one gap, the restart: {done}");
     }
+    // Chromium's own WebSocket offers permessage-deflate (RFC 7692); the server accepts
+    // it on the channel with server_no_context_takeover, and the pane's messages above
+    // arrived compressed (RSV1) and were inflated by Chromium. The server's trace shows
+    // the offer, the answer, and what each compressed frame inflates to.
+    let trace = std::fs::read_to_string(trace_file(1)).expect("the server's trace");
+    assert!(
+        trace.contains("http header Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"),
+        "Chromium offered deflate"
+    );
+    assert!(
+        trace.contains("http header Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover"),
+        "the server accepted it"
+    );
+    assert!(
+        trace.lines().any(|l| l.contains("ws frame FIN=1 RSV=100 opcode=0x1 text MASK=0")),
+        "compressed frames went to Chromium"
+    );
+    assert!(trace.contains("ws inflated payload"), "and the trace shows what they inflate to");
     let png = std::fs::read(&screenshot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     assert!(png.len() < 400 * 1024, "a small screenshot: {} bytes", png.len());

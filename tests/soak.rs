@@ -119,6 +119,8 @@ fn config(addr: SocketAddr, channel: &str, after: Option<u64>) -> ClientConfig {
         trace: None,
         pcap: None,
         meter: None,
+        // Offered, as a browser does: the channel's subscribers get compressed frames.
+        deflate: true,
     }
 }
 

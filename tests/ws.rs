@@ -420,13 +420,28 @@ async fn origin_allow_list() {
 }
 
 #[tokio::test]
-async fn subprotocol_only_when_configured_and_extensions_declined() {
-    let offer = "Sec-WebSocket-Protocol: superchat, chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n";
+async fn subprotocol_only_when_configured_and_unknown_extensions_declined() {
+    let offer = "Sec-WebSocket-Protocol: superchat, chat\r\nSec-WebSocket-Extensions: x-webkit-deflate-frame\r\n";
     let s = start(config()).await;
     let r = once(s.addr, handshake("/echo", offer)).await;
     assert_eq!(r.status, 101);
     assert_eq!(r.header("sec-websocket-protocol"), None, "no --subprotocol: none selected");
-    assert_eq!(r.header("sec-websocket-extensions"), None, "extensions are declined by silence");
+    assert_eq!(r.header("sec-websocket-extensions"), None, "unknown extensions are declined by silence");
+    // permessage-deflate is accepted (RFC 7692), on a channel with server_no_context_takeover;
+    // a malformed offer of it is declined the same silent way (§7).
+    let deflate = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+    let r = once(s.addr, handshake("/echo", deflate)).await;
+    assert_eq!(r.header("sec-websocket-extensions"), Some("permessage-deflate"));
+    let r = once(s.addr, handshake("/ws/lobby", deflate)).await;
+    assert_eq!(r.header("sec-websocket-extensions"), Some("permessage-deflate; server_no_context_takeover"));
+    let bad = "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n";
+    let r = once(s.addr, handshake("/echo", bad)).await;
+    assert_eq!((r.status, r.header("sec-websocket-extensions")), (101, None));
+    s.stop().await;
+    // --no-deflate declines it.
+    let s = start(Config { deflate: false, ..config() }).await;
+    let r = once(s.addr, handshake("/echo", deflate)).await;
+    assert_eq!((r.status, r.header("sec-websocket-extensions")), (101, None));
     s.stop().await;
     let s = start(Config { subprotocols: vec!["chat".into(), "superchat".into()], ..config() }).await;
     let r = once(s.addr, handshake("/echo", offer)).await;
@@ -760,5 +775,120 @@ async fn a_long_replay_is_not_a_slow_consumer() {
     }
     common::publish(s.addr, "replay-long", "live").await;
     assert_eq!(next_json(&mut ws).await, (151, "live".to_string()));
+    s.stop().await;
+}
+
+// ------------------------------------------------------------------------------------
+// permessage-deflate (RFC 7692) with Python's `websockets`, a peer we did not write
+// ------------------------------------------------------------------------------------
+
+/// The venv scripts/test.sh installs `websockets` into, if it has it.
+fn python_with_websockets() -> Option<std::path::PathBuf> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import websockets"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    let msg = "MISSING TOOL: Python `websockets` in target/tools; install it with: bash scripts/test.sh \
+               (python3 -m venv target/tools && target/tools/bin/pip install websockets==17.4)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (CI=true: a missing tool is a failure)");
+    }
+    eprintln!("\n!!! {msg}\n!!! skipping this test outside CI\n");
+    None
+}
+
+/// Runs tests/interop/python/ws_deflate.py against `addr`; its JSON report.
+async fn python_deflate_client(python: std::path::PathBuf, addr: SocketAddr, channel: &str) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python/ws_deflate.py");
+    let url = format!("ws://{addr}");
+    let channel = channel.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python).arg(script).arg(url).arg(channel).output()
+    });
+    let out = timeout(Duration::from_secs(60), out).await.expect("the Python client finished").unwrap().unwrap();
+    assert!(out.status.success(), "ws_deflate.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_websockets_negotiates_deflate_and_echoes_through_it() {
+    let Some(python) = python_with_websockets() else { return };
+    let s = start(config()).await;
+    let r = python_deflate_client(python.clone(), s.addr, "py").await;
+    // /echo: the client's default offer (client_max_window_bits) accepted as it stands,
+    // context takeover both ways; every message, compressed both ways, came back.
+    assert_eq!(
+        r["echo_extensions"],
+        serde_json::json!([{ "name": "permessage-deflate", "server_no_context_takeover": false,
+            "client_no_context_takeover": false, "server_max_window_bits": 15 }]),
+        "{r}"
+    );
+    assert_eq!(r["echoed"], true, "{r}");
+    // A channel: the server adds server_no_context_takeover (its frames are shared).
+    assert_eq!(r["channel_extensions"][0]["server_no_context_takeover"], true, "{r}");
+    assert_eq!(r["channel_message"], serde_json::json!({ "id": 1, "data": "hi from python" }), "{r}");
+    s.stop().await;
+
+    // --no-deflate: declined, and everything still works uncompressed.
+    let s = start(Config { deflate: false, ..config() }).await;
+    let r = python_deflate_client(python, s.addr, "py").await;
+    assert_eq!(r["echo_extensions"], serde_json::json!([]), "{r}");
+    assert_eq!(r["channel_extensions"], serde_json::json!([]), "{r}");
+    assert_eq!(r["echoed"], true, "{r}");
+    s.stop().await;
+}
+
+/// A compression bomb over a real socket: a compressed message of 1 GiB of zeros, sent as
+/// 1 KiB frames, is answered with close 1009 after the first frames, and the server's
+/// memory does not follow the bomb (the byte count itself is checked in the session's
+/// unit test, `a_compression_bomb_is_1009_after_at_most_max_message_bytes_of_work`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compression_bomb_is_closed_with_1009() {
+    use wire_academy::proto::ws::deflate::{Deflater, TRAILER};
+    use wire_academy::proto::ws::{OpCode as Op, encode_frame};
+    let s = start(config()).await;
+    let mut c = Client::connect(s.addr).await;
+    c.send(
+        "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    )
+    .await;
+    let head = c.head().await;
+    assert_eq!(head.status, 101);
+    assert_eq!(head.header("sec-websocket-extensions"), Some("permessage-deflate"));
+    // 1 GiB of zeros: the first MiB, then the same sync-flushed MiB 1023 more times.
+    let mib = vec![0u8; 1 << 20];
+    let mut d = Deflater::new(false, 15);
+    let mut bomb = d.compress(&mib);
+    let again = d.compress(&mib);
+    for _ in 1..1024 {
+        bomb.extend_from_slice(&TRAILER);
+        bomb.extend_from_slice(&again);
+    }
+    let chunks: Vec<&[u8]> = bomb.chunks(1024).collect();
+    let mut sent = 0;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let op = if i == 0 { Op::Binary } else { Op::Continuation };
+        let mut frame = encode_frame(op, i == chunks.len() - 1, chunk, Some([1, 2, 3, 4])).to_vec();
+        if i == 0 {
+            frame[0] |= 0x40; // RSV1: compressed
+        }
+        if c.stream.write_all(&frame).await.is_err() {
+            break; // the server has closed; the rest is refused
+        }
+        sent += 1;
+        if sent == 8 {
+            break; // the 1009 is due after the first one or two frames
+        }
+    }
+    // The server's Close: 88, length, then code 1009.
+    let close = c.raw(4).await;
+    assert_eq!(close[0], 0x88, "{close:02x?}");
+    assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1009, "{close:02x?}");
     s.stop().await;
 }

@@ -40,6 +40,7 @@ pub struct Message {
     sse_chunk: OnceLock<Bytes>,
     sse_event: OnceLock<Bytes>,
     ws_frame: OnceLock<Bytes>,
+    ws_frame_deflated: OnceLock<Bytes>,
 }
 
 impl Message {
@@ -52,6 +53,7 @@ impl Message {
             sse_chunk: OnceLock::new(),
             sse_event: OnceLock::new(),
             ws_frame: OnceLock::new(),
+            ws_frame_deflated: OnceLock::new(),
         }
     }
 
@@ -91,6 +93,14 @@ impl Message {
     /// `Bytes` (a reference count, not a copy) with `Session::send_encoded`.
     pub fn ws_frame(&self) -> &Bytes {
         self.ws_frame.get_or_init(|| ws::encode_server_text(self.json()))
+    }
+
+    /// The same frame compressed with permessage-deflate, alone (no context) and with
+    /// the default window, RSV1 set (RFC 7692 §7.2.1): right for every connection whose
+    /// server side has no context takeover. Compressed the first time a subscriber needs
+    /// it, then shared like [`ws_frame`](Self::ws_frame).
+    pub fn ws_frame_deflated(&self) -> &Bytes {
+        self.ws_frame_deflated.get_or_init(|| ws::encode_server_text_deflated(self.json()))
     }
 }
 
@@ -571,6 +581,26 @@ mod tests {
         // And the history hands a resuming client the very same bytes too.
         let snap = hub.since("a", Some(0));
         assert!(std::ptr::eq(snap.messages[0].sse_chunk().as_ptr(), queued[0].as_ptr()));
+    }
+
+    #[test]
+    fn the_deflated_frame_is_compressed_once_and_every_deflate_subscriber_reads_it() {
+        use crate::proto::ws::{DeflateParams, Event, Session, SessionLimits};
+        let m = Message::new(7, Bytes::from_static(b"hello, hello, hello, hello"));
+        let frame = m.ws_frame_deflated().clone();
+        assert!(std::ptr::eq(m.ws_frame_deflated().as_ptr(), frame.as_ptr()), "one compression for everyone");
+        assert_eq!(frame[0], 0xc1, "FIN, RSV1 (compressed), text");
+        // Each subscriber that agreed on server_no_context_takeover reads the same bytes,
+        // as often as they come: no message refers back to another.
+        let params = DeflateParams { server_no_context_takeover: true, ..DeflateParams::default() };
+        for _ in 0..2 {
+            let mut client = Session::client(SessionLimits::default(), || [0; 4]).with_deflate(params);
+            client.receive_data(&frame);
+            client.receive_data(&frame);
+            for _ in 0..2 {
+                assert!(matches!(client.next_event(), Some(Event::Text(t)) if t.as_bytes() == &m.json()[..]));
+            }
+        }
     }
 
     #[test]

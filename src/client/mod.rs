@@ -75,6 +75,8 @@ pub struct ClientConfig {
     pub hold: Duration,
     /// With `auto`: how long a transport has to prove it works.
     pub probe: Duration,
+    /// On websocket: offer permessage-deflate (`--no-deflate` clears it).
+    pub deflate: bool,
     pub trace: Option<Arc<Tracer>>,
     /// `--trace-pcap`: the capture every connection of this client is recorded into.
     pub pcap: Option<Arc<PcapWriter>>,

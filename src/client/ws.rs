@@ -23,7 +23,8 @@ use super::sink::{Delivery, Sink, status};
 use super::{ClientConfig, Ended};
 use crate::config::{DEFAULT_MAX_HEADER, DEFAULT_MAX_MESSAGE, READ_BUFFER};
 use crate::proto::http::{Asked, HeadLimits, MessageStream};
-use crate::proto::ws::{Event, Session, SessionLimits, client_request, client_verify, handshake};
+use crate::proto::ws::handshake::{client_request_offering, client_verify_offering};
+use crate::proto::ws::{Event, Session, SessionLimits, deflate, handshake};
 
 const TRANSPORT: &str = "websocket";
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
@@ -49,7 +50,8 @@ pub async fn open(cfg: &ClientConfig, cursor: u64) -> io::Result<(Box<dyn Stream
     crate::random::fill(&mut nonce);
     let key = handshake::client_key(nonce);
     let path = cfg.url.target(&format!("/ws/{}?after={cursor}", cfg.channel));
-    conn.write_all(&client_request(&cfg.url.authority, &path, &key, &[])).await?;
+    let offer = cfg.deflate.then(deflate::client_offer);
+    conn.write_all(&client_request_offering(&cfg.url.authority, &path, &key, &[], offer.as_deref())).await?;
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     // The same message stream as every HTTP reader: interim 1xx heads are skipped,
     // and what follows the 101 in the same read stays in `buf` for the session.
@@ -67,11 +69,15 @@ pub async fn open(cfg: &ClientConfig, cursor: u64) -> io::Result<(Box<dyn Stream
             _ => e,
         })?;
     let headers: Vec<(&str, &[u8])> = head.headers().collect();
-    if let Err(e) = client_verify(&key, head.status, &headers) {
-        return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("upgrade refused: {e}")));
-    }
+    let agreed = match client_verify_offering(&key, head.status, &headers, cfg.deflate) {
+        Ok((_, agreed)) => agreed,
+        Err(e) => return Err(io::Error::new(io::ErrorKind::ConnectionRefused, format!("upgrade refused: {e}"))),
+    };
     let limits = SessionLimits { max_message: MAX_INCOMING, max_frame: MAX_INCOMING };
     let mut session = Session::client(limits, mask_key);
+    if let Some(params) = agreed {
+        session = session.with_deflate(params);
+    }
     // Bytes read past the 101 are the first frames: hand them to the session.
     session.receive_data(&buf);
     Ok((conn, session))

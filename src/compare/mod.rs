@@ -280,6 +280,9 @@ pub async fn run(cfg: CompareConfig, progress: Progress) -> Result<Report, Strin
         interval: cfg.interval,
         hold: crate::config::DEFAULT_LONG_POLL_TIMEOUT,
         probe: PROBE,
+        // The transports as they are, byte for byte: compression would blur what each
+        // one's framing costs.
+        deflate: false,
         trace: None,
         pcap: None,
         meter: None,

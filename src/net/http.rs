@@ -30,6 +30,7 @@ use crate::app::stats::Transport;
 use crate::config::{LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER, READ_BUFFER};
 use crate::proto::http::response::Context;
 use crate::proto::http::{BodyKind, Event, HeadLimits, HttpError, MessageStream, RequestHead, Response, Unit, Version};
+use crate::proto::ws::deflate::ServerDeflateConfig;
 use crate::proto::ws::{HandshakeOptions, server_accept};
 
 /// What happens to the connection after a response.
@@ -344,6 +345,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let options = HandshakeOptions {
             allowed_origins: config.allowed_origins.clone(),
             subprotocols: config.subprotocols.clone(),
+            deflate: ServerDeflateConfig {
+                enabled: config.deflate,
+                // On a channel every subscriber gets the same messages: each one is
+                // compressed alone, once, and the frame is shared (net::ws).
+                force_server_no_context_takeover: matches!(endpoint, Ok(ws::Endpoint::Channel { .. })),
+            },
         };
         // §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
         let accepted = match (head.version, endpoint) {
@@ -368,7 +375,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 if let Some(protocol) = a.protocol {
                     r = r.header("Sec-WebSocket-Protocol", protocol);
                 }
-                match ws::Upgraded::new(shared.clone(), endpoint).await {
+                if let Some(d) = &a.deflate {
+                    r = r.header("Sec-WebSocket-Extensions", d.response());
+                }
+                match ws::Upgraded::new(shared.clone(), endpoint, a.deflate).await {
                     Ok(upgraded) => (r, Some(upgraded)),
                     Err(e) => (unavailable(&e), None),
                 }

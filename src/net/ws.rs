@@ -52,6 +52,17 @@
 //!   them to the socket before judging, and one overtaken by the hub's broadcast ring
 //!   catches up from the channel's history (`app::feed`) instead of being cut.
 //!
+//! # permessage-deflate and the fan-out
+//!
+//! When the handshake agreed on permessage-deflate (RFC 7692, `proto::ws::deflate`), the
+//! session compresses what it sends and inflates what it reads. What a channel message
+//! shares between subscribers depends on the parameters ([`send_message`]): without
+//! deflate, every subscriber queues the message's one plain frame; with deflate and no
+//! server context takeover at the default window (what `net::http` answers on every
+//! channel), every such subscriber queues the message's one compressed frame, compressed
+//! once; with context takeover (or a smaller window) the bytes depend on the connection's
+//! own history, so its session compresses for it alone.
+//!
 //! # Liveness
 //!
 //! Every `--ping-interval` the server sends a Ping. The peer then has `--ping-timeout`
@@ -88,7 +99,7 @@ use crate::app::hub::Message;
 use crate::app::stats::Transport;
 use crate::config::{WRITE_VECTORS, WS_CLOSE_TIMEOUT};
 use crate::proto::ws::liveness::{Liveness, LivenessConfig, Timeout};
-use crate::proto::ws::{CloseState, Event, Session, SessionLimits};
+use crate::proto::ws::{CloseState, DeflateParams, Event, SendError, Session, SessionLimits};
 
 /// What the upgraded connection is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,10 +152,17 @@ impl Upgraded {
     /// covers it, then the retained messages, oldest first. Fails when the channel does
     /// not exist and every channel slot is in use (`--max-channels`): the handshake is
     /// then answered `503` instead of `101`.
-    pub async fn new(shared: Arc<Shared>, endpoint: Endpoint) -> Result<Upgraded, BrokerError> {
+    pub async fn new(
+        shared: Arc<Shared>,
+        endpoint: Endpoint,
+        deflate: Option<DeflateParams>,
+    ) -> Result<Upgraded, BrokerError> {
         let config = &shared.config;
         let limits = SessionLimits { max_message: config.max_message, max_frame: config.max_message };
         let mut session = Session::server(limits);
+        if let Some(params) = deflate {
+            session = session.with_deflate(params);
+        }
         let mut subscription = None;
         if let Endpoint::Channel { name, after } = &endpoint {
             let (snap, rx) = shared.broker.subscribe(name, *after).await?;
@@ -155,7 +173,7 @@ impl Upgraded {
             // it is bounded by --history already, and a client resuming from far back is
             // not a slow one. Live messages that pile up behind it are counted, as in SSE.
             for m in &snap.messages {
-                if session.send_encoded(m.ws_frame().clone()).is_ok() {
+                if send_message(&mut session, m).is_ok() {
                     shared.stats.delivered(Transport::WebSocket, 1);
                 }
             }
@@ -333,7 +351,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // from the session and still waiting for the socket (unchanged while queuing).
         let ahead = self.out.written + self.out.len as u64;
         for m in batch.drain(..) {
-            if self.session.send_encoded(m.ws_frame().clone()).is_ok() {
+            if send_message(&mut self.session, &m).is_ok() {
                 self.shared.stats.delivered(Transport::WebSocket, 1);
                 self.unsent.push_back(ahead + self.session.outgoing_len() as u64);
             }
@@ -367,6 +385,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         if self.session.close(code, reason).is_ok() {
             self.out.take_from(&mut self.session);
         }
+    }
+}
+
+/// Queues a channel message on one connection, from the encoding it can share
+/// (the module doc's "permessage-deflate and the fan-out"):
+///
+/// - no permessage-deflate: the message's one uncompressed frame (`Message::ws_frame`),
+///   the same `Bytes` for every such subscriber;
+/// - deflate with `server_no_context_takeover` and the default window (what the server
+///   answers on every channel, see `net::http`): the message's one compressed frame
+///   (`Message::ws_frame_deflated`), compressed once and shared by all of them;
+/// - deflate with context takeover or a smaller window (only if a client's own offer
+///   reached a channel some other way; `/echo` keeps the client's choice): compressed
+///   for this connection alone by its session, since those bytes depend on what this
+///   connection sent before, or on its window.
+fn send_message(session: &mut Session, m: &Message) -> Result<(), SendError> {
+    match session.deflate() {
+        None => session.send_encoded(m.ws_frame().clone()),
+        Some(p) if p.server_output_is_shareable() => session.send_encoded(m.ws_frame_deflated().clone()),
+        Some(_) => session.send_text(std::str::from_utf8(m.json()).unwrap_or_default()),
     }
 }
 
@@ -517,7 +555,7 @@ mod tests {
         let config = Config { ping_interval: INTERVAL, ping_timeout: TIMEOUT, ..Config::default() };
         let shared = Arc::new(Shared::new(config, None));
         let (client, mut server) = duplex(64 * 1024);
-        let upgraded = Upgraded::new(shared.clone(), Endpoint::Echo).await.unwrap();
+        let upgraded = Upgraded::new(shared.clone(), Endpoint::Echo, None).await.unwrap();
         let task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
         let session = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
         (Peer { io: client, session }, shared, task)

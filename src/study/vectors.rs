@@ -15,16 +15,20 @@
 //! The suites: RFC 6455 §1.3 (the accept key) and §5.7 (every example frame), RFC 6455
 //! §7.4 (which close codes may be sent), RFC 9112 §7.1 (chunked bodies and the chunk
 //! grammar's edge cases), the WHATWG HTML §9.2.6 event-stream examples, and UTF-8 per
-//! RFC 3629 (§7's examples, §10's warnings, and the classic decoder stress cases).
-//! RFC 7692 (permessage-deflate) joins once deflate exists.
+//! RFC 3629 (§7's examples, §10's warnings, and the classic decoder stress cases), and
+//! RFC 7692 §7.2.3 (permessage-deflate: each example payload, read by a session that
+//! negotiated the extension, and the two our compressor must write byte for byte).
 
 use bytes::BytesMut;
 
 use crate::proto::Role;
 use crate::proto::http::{Event as HttpEvent, Exchange, HeadLimits, ResponseBody};
 use crate::proto::sse::Parser;
+use crate::proto::ws::deflate::Deflater;
 use crate::proto::ws::frame::parse_close_body;
-use crate::proto::ws::{Event as WsEvent, OpCode, Session, SessionLimits, Utf8Validator, accept_key, encode_frame};
+use crate::proto::ws::{
+    DeflateParams, Event as WsEvent, OpCode, Session, SessionLimits, Utf8Validator, accept_key, encode_frame,
+};
 
 /// One vector and what became of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +61,7 @@ pub fn all() -> Vec<Vector> {
     chunked(&mut v);
     event_stream(&mut v);
     utf8(&mut v);
+    deflate(&mut v);
     v
 }
 
@@ -131,11 +136,19 @@ fn handshake(v: &mut Vec<Vector>) {
 
 /// What the receiving end's session delivers from `pieces`.
 fn session_reads(reader: Role, pieces: &[&[u8]]) -> String {
+    session_reads_with(reader, None, pieces)
+}
+
+/// The same, on a session that negotiated permessage-deflate with `deflate`.
+fn session_reads_with(reader: Role, deflate: Option<DeflateParams>, pieces: &[&[u8]]) -> String {
     let limits = SessionLimits { max_message: 1 << 20, max_frame: 1 << 20 };
     let mut s = match reader {
         Role::Server => Session::server(limits),
         Role::Client => Session::client(limits, || [0; 4]),
     };
+    if let Some(params) = deflate {
+        s = s.with_deflate(params);
+    }
     let mut out = Vec::new();
     for p in pieces {
         s.receive_data(p);
@@ -229,6 +242,92 @@ fn frames(v: &mut Vec<Vector>) {
         }
         push(v, &format!("rfc6455-5.7-{id}"), "RFC 6455 §5.7", title, hex(&bytes), expected, got);
     }
+}
+
+/// RFC 7692 §7.2.3: each example payload in a frame (RSV1 set on the first frame, as
+/// the server would receive it from a browser: masked), read by a session that
+/// negotiated permessage-deflate, at every split; and §7.2.3.1-2 written by our
+/// compressor, which must produce the RFC's bytes.
+fn deflate(v: &mut Vec<Vector>) {
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    // A compressed message's first frame: RSV1 and the opcode in the first byte.
+    let frame = |opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]| {
+        let mut f = encode_frame(opcode, fin, payload, Some(KEY)).to_vec();
+        if rsv1 {
+            f[0] |= 0x40;
+        }
+        f
+    };
+    let hello: &[u8] = &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    let cases: Vec<(&str, &str, &'static str, Vec<u8>, &str)> = vec![
+        (
+            "7.2.3.1-hello",
+            "RFC 7692 §7.2.3.1",
+            "\"Hello\" compressed, in one frame",
+            frame(OpCode::Text, true, true, hello),
+            "text \"Hello\"",
+        ),
+        (
+            "7.2.3.1-fragmented",
+            "RFC 7692 §7.2.3.1",
+            "the same payload in two fragments, RSV1 on the first only",
+            [frame(OpCode::Text, false, true, &hello[..3]), frame(OpCode::Continuation, true, false, &hello[3..])]
+                .concat(),
+            "text \"Hello\"",
+        ),
+        (
+            "7.2.3.2-context-takeover",
+            "RFC 7692 §7.2.3.2",
+            "\"Hello\" twice; the second refers back to the first (context takeover)",
+            [frame(OpCode::Text, true, true, hello), frame(OpCode::Text, true, true, &[0xf2, 0x00, 0x11, 0x00, 0x00])]
+                .concat(),
+            "text \"Hello\", text \"Hello\"",
+        ),
+        (
+            "7.2.3.3-no-compression",
+            "RFC 7692 §7.2.3.3",
+            "\"Hello\" in a DEFLATE block with no compression",
+            frame(OpCode::Text, true, true, &[0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]),
+            "text \"Hello\"",
+        ),
+        (
+            "7.2.3.4-bfinal",
+            "RFC 7692 §7.2.3.4",
+            "\"Hello\" in a DEFLATE block with BFINAL set",
+            frame(OpCode::Text, true, true, &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]),
+            "text \"Hello\"",
+        ),
+        (
+            "7.2.3.5-two-blocks",
+            "RFC 7692 §7.2.3.5",
+            "\"He\" and \"llo\" in two DEFLATE blocks of one message",
+            frame(
+                OpCode::Text,
+                true,
+                true,
+                &[0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00],
+            ),
+            "text \"Hello\"",
+        ),
+    ];
+    for (id, source, title, bytes, expected) in cases {
+        let got =
+            at_every_split(&bytes, |pieces| session_reads_with(Role::Server, Some(DeflateParams::default()), pieces));
+        push(v, &format!("rfc7692-{id}"), source, title, hex(&bytes), expected, got);
+    }
+    // The sender: our compressor, with context takeover, for two "Hello" messages.
+    let mut d = Deflater::new(false, crate::proto::ws::deflate::MAX_WINDOW_BITS);
+    let first = d.compress(b"Hello");
+    let second = d.compress(b"Hello");
+    push(
+        v,
+        "rfc7692-7.2.3.2-our-compressor",
+        "RFC 7692 §7.2.3.1-2",
+        "our compressor's payloads for \"Hello\" twice, with context takeover",
+        "\"Hello\", \"Hello\"".to_string(),
+        "f2 48 cd c9 c9 07 00, then f2 00 11 00 00",
+        format!("{}, then {}", hex(&first), hex(&second)),
+    );
 }
 
 fn close_codes(v: &mut Vec<Vector>) {

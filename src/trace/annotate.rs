@@ -24,6 +24,13 @@
 //! it), its masking key, and its payload unmasked (a Close frame's code and reason). A
 //! frame split across reads waits in `pending` until it is whole, like any other unit;
 //! a frame too large to hold is named piece by piece as it passes.
+//!
+//! permessage-deflate (RFC 7692): when the `101` carries `Sec-WebSocket-Extensions`
+//! accepting it, the conversation keeps the agreed parameters and each direction
+//! inflates its compressed messages (RSV1 on the first frame) with the codec's own
+//! `deflate::Inflater`, keeping its context between messages as the peers do. Under
+//! the compressed payload the trace then shows what it inflates to, up to
+//! [`MAX_TRACE_INFLATE`] bytes per message (a bomb does not blow up the trace either).
 
 use std::collections::VecDeque;
 
@@ -33,7 +40,8 @@ use crate::proto::Role;
 use crate::proto::http::{Event, Exchange, HeadLimits, In, Piece, ResponseBody, Unit};
 use crate::proto::sse::{self, LineKind, StreamLine};
 use crate::proto::ws::annotate as ws_text;
-use crate::proto::ws::{FrameHeader, FrameParts};
+use crate::proto::ws::deflate::{self, Inflater};
+use crate::proto::ws::{DeflateParams, FrameHeader, FrameParts, OpCode};
 
 /// "These bytes of the stream mean this."
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +59,8 @@ pub struct Conversation {
     server: Reader,
     /// A connection to Redis: both directions are RESP (commands out, replies in).
     resp: Option<Box<[RespReader; 2]>>,
+    /// permessage-deflate, as the `101` accepted it.
+    deflate: Option<DeflateParams>,
 }
 
 impl Default for Conversation {
@@ -125,7 +135,7 @@ impl Conversation {
             Start::WebSocket => (Exchange::new(LIMITS), Mode::Upgraded(WsFrames::default())),
         };
         let client = if start == Start::WebSocket { Mode::Upgraded(WsFrames::default()) } else { http() };
-        Conversation { http: exchange, client: reader(client), server: reader(server), resp: None }
+        Conversation { http: exchange, client: reader(client), server: reader(server), resp: None, deflate: None }
     }
 
     /// A connection to Redis: commands one way, replies and pub/sub messages the other.
@@ -176,7 +186,7 @@ impl Conversation {
             let at = r.base;
             match &mut r.mode {
                 Mode::Http { .. } if self.http.stream(writer).is_switched() => {
-                    r.mode = Mode::Upgraded(WsFrames::default());
+                    r.mode = Mode::Upgraded(WsFrames::new(writer, self.deflate));
                 }
                 Mode::Http { sse } => {
                     let at_head = self.http.stream(writer).is_idle();
@@ -184,6 +194,15 @@ impl Conversation {
                     match self.http.read(writer, &mut r.pending) {
                         Ok(None) => break,
                         Ok(Some(unit)) => {
+                            if let Event::Response(head) = &unit.event
+                                && head.status == 101
+                            {
+                                // What the client will hold the server to (RFC 7692 §7):
+                                // an answer it would refuse reads as no extension.
+                                let values =
+                                    head.headers().filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-extensions"));
+                                self.deflate = deflate::client_check_response(values.map(|(_, v)| v)).ok().flatten();
+                            }
                             name_unit(&unit, at, sse, &mut notes);
                             r.base += unit.bytes.len() as u64;
                         }
@@ -420,6 +439,68 @@ pub struct WsFrames {
     /// A frame too large to hold whole: its header, and how much of its payload has
     /// been named so far.
     large: Option<(FrameHeader, u64)>,
+    /// permessage-deflate: this direction's inflater, made when the extension is on
+    /// (boxed: most connections have none).
+    inflater: Option<Box<Inflater>>,
+    /// The message in progress is compressed (its first frame had RSV1); what it has
+    /// inflated to so far, and whether inflating it failed (then it is not shown).
+    compressed: Option<Result<Vec<u8>, deflate::InflateError>>,
+}
+
+/// The most of one compressed message the trace inflates; past it the message is
+/// named as too big, as a receiver with this `--max-message` would.
+pub const MAX_TRACE_INFLATE: usize = 1 << 20;
+
+impl WsFrames {
+    /// The reader of what `writer` sends, with permessage-deflate if it was agreed.
+    fn new(writer: Role, deflate: Option<DeflateParams>) -> WsFrames {
+        // The receiving end's inflater: the server's for the client's frames.
+        let receiver = match writer {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        };
+        WsFrames { inflater: deflate.map(|p| Box::new(Inflater::for_role(&p, receiver))), ..WsFrames::default() }
+    }
+
+    /// Feeds a data frame's unmasked payload (or a piece of it) to the inflater when
+    /// its message is compressed; at the message's end, the note of what it inflated
+    /// to.
+    fn inflate(&mut self, header: &FrameHeader, piece: &[u8], last_piece: bool) -> Option<String> {
+        let inflater = self.inflater.as_mut()?;
+        if header.opcode.is_control() {
+            return None;
+        }
+        if header.opcode != OpCode::Continuation {
+            self.compressed = header.rsv1.then(|| Ok(Vec::new()));
+        }
+        let Some(Ok(out)) = &mut self.compressed else { return None };
+        let mut r = inflater.inflate(piece, out, MAX_TRACE_INFLATE);
+        if !(header.fin && last_piece) {
+            if let Err(e) = r {
+                self.compressed = Some(Err(e));
+                inflater.reset();
+            }
+            return None;
+        }
+        if r.is_ok() {
+            r = inflater.finish(out, MAX_TRACE_INFLATE);
+        }
+        let done = self.compressed.take().expect("set above");
+        Some(match (r, done) {
+            (Ok(()), Ok(data)) => {
+                let line = crate::proto::ws::annotate::describe_payload(&data);
+                format!("ws inflated {line} (RFC 7692: the payload with 00 00 ff ff appended)")
+            }
+            (Err(deflate::InflateError::TooBig), _) => {
+                inflater.reset();
+                format!("ws inflated message: over {MAX_TRACE_INFLATE} bytes, not shown")
+            }
+            _ => {
+                inflater.reset();
+                "ws inflated message: not valid DEFLATE data".to_string()
+            }
+        })
+    }
 }
 
 /// A frame up to this size (header and payload) is named once it has all arrived, as
@@ -445,8 +526,12 @@ fn read_ws_frame(rest: &[u8], at: u64, ws: &mut WsFrames, notes: &mut Vec<Note>)
         );
         notes.push(Note { offset: at, len: n as u64, text });
         *seen += n as u64;
-        if *seen == header.payload_len {
+        let (header, last) = (*header, *seen == header.payload_len);
+        if last {
             ws.large = None;
+        }
+        if let Some(text) = ws.inflate(&header, &piece, last) {
+            notes.push(Note { offset: at, len: n as u64, text });
         }
         return Ok(n);
     }
@@ -481,6 +566,9 @@ fn read_ws_frame(rest: &[u8], at: u64, ws: &mut WsFrames, notes: &mut Vec<Note>)
     let unmasked = if frame.header.mask.is_some() && frame.close.is_none() { "unmasked " } else { "" };
     let text = format!("ws {unmasked}{}", ws_text::payload_line(&frame));
     notes.push(Note { offset: payload_at, len: frame.header.payload_len, text });
+    if let Some(text) = ws.inflate(&frame.header, &frame.data, true) {
+        notes.push(Note { offset: payload_at, len: frame.header.payload_len, text });
+    }
     Ok(frame.payload.end as usize)
 }
 
@@ -857,6 +945,47 @@ mod tests {
             assert_eq!(feed(&[&bytes[..cut], &bytes[cut..]]), whole, "split at {cut}");
         }
         whole
+    }
+
+    #[test]
+    fn deflate_from_the_101_inflates_both_directions_with_context() {
+        let switched = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+        let mut c = Conversation::new();
+        c.request_bytes(UPGRADE_REQUEST);
+        c.response_bytes(switched);
+        // RFC 7692 §7.2.3.1 then §7.2.3.2 from the server (context takeover), and a ping.
+        let notes = texts(&c.response_bytes(&[
+            0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x89, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00,
+        ]));
+        let inflated: Vec<&String> = notes.iter().filter(|n| n.contains(" ws inflated")).collect();
+        assert_eq!(inflated.len(), 2, "{notes:#?}");
+        for n in inflated {
+            assert!(n.contains(" ws inflated payload (5 bytes, UTF-8): \"Hello\""), "{n}");
+        }
+        assert!(notes[0].contains(" ws frame FIN=1 RSV=100 opcode=0x1 text"), "{}", notes[0]);
+        // The client's masked compressed frame, split in two fragments.
+        let key = [1, 2, 3, 4];
+        let mut f1 =
+            crate::proto::ws::encode_frame(crate::proto::ws::OpCode::Text, false, &[0xf2, 0x48, 0xcd], Some(key))
+                .to_vec();
+        f1[0] |= 0x40;
+        let f2 = crate::proto::ws::encode_frame(
+            crate::proto::ws::OpCode::Continuation,
+            true,
+            &[0xc9, 0xc9, 0x07, 0x00],
+            Some(key),
+        );
+        let notes = texts(&c.request_bytes(&[f1, f2.to_vec()].concat()));
+        assert_eq!(
+            notes.iter().filter(|n| n.contains(" ws inflated payload (5 bytes, UTF-8): \"Hello\"")).count(),
+            1,
+            "{notes:#?}"
+        );
+        // Without the extension in the 101, RSV1 frames are shown as they are.
+        let (mut plain, _, _) = upgraded();
+        let notes = texts(&plain.response_bytes(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]));
+        assert!(notes.iter().all(|n| !n.contains("inflated")), "{notes:#?}");
     }
 
     #[test]

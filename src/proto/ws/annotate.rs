@@ -71,7 +71,7 @@ pub fn payload_line(frame: &FrameParts) -> String {
 }
 
 /// `payload (N bytes, UTF-8): "..."` or `payload (N bytes, hex): ..`.
-fn describe_payload(data: &[u8]) -> String {
+pub fn describe_payload(data: &[u8]) -> String {
     if data.is_empty() {
         return "payload: empty".to_string();
     }

@@ -25,14 +25,18 @@
 //! occurrences. Anything the HTTP layer read past the end of the request
 //! head belongs to the WebSocket session: hand it to `Session::receive_data`.
 //!
-//! Extensions (`Sec-WebSocket-Extensions`, e.g. permessage-deflate) are
-//! declined the way §9.1 allows: by not mentioning them in the response.
+//! Extensions (`Sec-WebSocket-Extensions`, §9.1): permessage-deflate (RFC
+//! 7692, `deflate.rs`) is accepted when the options allow it and the client
+//! offers it acceptably; every other extension is declined the way §9.1
+//! allows: by not mentioning it in the response.
 
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha1::{Digest, Sha1};
+
+use super::deflate::{self, DeflateParams, ServerDeflateConfig};
 
 /// §1.3 / §4.2.2: the fixed string appended to the client's key. Any server
 /// that does not speak WebSocket is unlikely to know it, which is the point.
@@ -71,6 +75,8 @@ pub struct HandshakeOptions {
     /// Subprotocols the server speaks, most preferred first. Empty means the
     /// server never selects one.
     pub subprotocols: Vec<String>,
+    /// Whether (and how) to accept permessage-deflate.
+    pub deflate: ServerDeflateConfig,
 }
 
 /// A successful server handshake.
@@ -80,6 +86,9 @@ pub struct Accepted {
     pub accept: String,
     /// The subprotocol the server selected, if any.
     pub protocol: Option<String>,
+    /// permessage-deflate, if accepted: its parameters, and
+    /// [`DeflateParams::response`] is the `Sec-WebSocket-Extensions` value.
+    pub deflate: Option<DeflateParams>,
 }
 
 /// Why a handshake was refused. The first group is detected by the server
@@ -278,13 +287,27 @@ pub fn server_accept(
         .iter()
         .find(|ours| tokens(headers, "sec-websocket-protocol").any(|t| t == ours.as_str()))
         .cloned();
-    // 9. Extensions: declined by silence.
-    Ok(Accepted { accept: accept_key(key), protocol })
+    // 9. Extensions, §4.2.2 item 4 /extensions/: permessage-deflate from the
+    //    first acceptable offer (RFC 7692 §5.1); the rest declined by silence.
+    let deflate = deflate::server_negotiate(values(headers, "sec-websocket-extensions"), opts.deflate);
+    Ok(Accepted { accept: accept_key(key), protocol, deflate })
 }
 
 /// The client's opening handshake (§4.1). `key_b64` comes from
 /// [`client_key`]; `protocols` are offered in preference order.
 pub fn client_request(host: &str, path: &str, key_b64: &str, protocols: &[&str]) -> Vec<u8> {
+    client_request_offering(host, path, key_b64, protocols, None)
+}
+
+/// [`client_request`] with a `Sec-WebSocket-Extensions` offer, e.g.
+/// `deflate::client_offer()`.
+pub fn client_request_offering(
+    host: &str,
+    path: &str,
+    key_b64: &str,
+    protocols: &[&str],
+    extensions: Option<&str>,
+) -> Vec<u8> {
     let mut r = format!(
         "GET {path} HTTP/1.1\r\n\
          Host: {host}\r\n\
@@ -298,6 +321,9 @@ pub fn client_request(host: &str, path: &str, key_b64: &str, protocols: &[&str])
         r.push_str(&protocols.join(", "));
         r.push_str("\r\n");
     }
+    if let Some(ext) = extensions {
+        r.push_str(&format!("Sec-WebSocket-Extensions: {ext}\r\n"));
+    }
     r.push_str("\r\n");
     r.into_bytes()
 }
@@ -307,6 +333,18 @@ pub fn client_request(host: &str, path: &str, key_b64: &str, protocols: &[&str])
 /// server selected; check it with [`check_protocol_offered`], since this
 /// function does not know what was offered.
 pub fn client_verify(key_b64: &str, status: u16, headers: &[(&str, &[u8])]) -> Result<Option<String>, HandshakeError> {
+    client_verify_offering(key_b64, status, headers, false).map(|(protocol, _)| protocol)
+}
+
+/// [`client_verify`] after a request that offered permessage-deflate (if
+/// `offered_deflate`) with `deflate::client_offer()`: also returns the
+/// parameters the server accepted, if it did.
+pub fn client_verify_offering(
+    key_b64: &str,
+    status: u16,
+    headers: &[(&str, &[u8])],
+    offered_deflate: bool,
+) -> Result<(Option<String>, Option<DeflateParams>), HandshakeError> {
     // 1. "If the status code received from the server is not 101, the client
     //    handles the response per HTTP [RFC2616] procedures."
     if status != 101 {
@@ -341,19 +379,26 @@ pub fn client_verify(key_b64: &str, status: u16, headers: &[(&str, &[u8])]) -> R
     // 5. "If the response includes a |Sec-WebSocket-Extensions| header field
     //    and this header field indicates the use of an extension that was not
     //    present in the client's handshake ..., the client MUST _Fail the
-    //    WebSocket Connection_." We never offer any.
-    if tokens(headers, "sec-websocket-extensions").next().is_some() {
+    //    WebSocket Connection_." We offer permessage-deflate at most, and
+    //    RFC 7692 §7 lists the responses the client must refuse.
+    let deflate = if offered_deflate {
+        deflate::client_check_response(values(headers, "sec-websocket-extensions"))
+            .map_err(|_| HandshakeError::UnexpectedExtension)?
+    } else if tokens(headers, "sec-websocket-extensions").next().is_some() {
         return Err(HandshakeError::UnexpectedExtension);
-    }
+    } else {
+        None
+    };
     // 6. The subprotocol: exactly one value, or none.
-    match single(headers, "sec-websocket-protocol") {
-        Err(()) => Err(HandshakeError::UnexpectedProtocol),
-        Ok(None) => Ok(None),
+    let protocol = match single(headers, "sec-websocket-protocol") {
+        Err(()) => return Err(HandshakeError::UnexpectedProtocol),
+        Ok(None) => None,
         Ok(Some(p)) => match std::str::from_utf8(p) {
-            Ok(p) if !p.is_empty() && !p.contains(',') => Ok(Some(p.to_owned())),
-            _ => Err(HandshakeError::UnexpectedProtocol),
+            Ok(p) if !p.is_empty() && !p.contains(',') => Some(p.to_owned()),
+            _ => return Err(HandshakeError::UnexpectedProtocol),
         },
-    }
+    };
+    Ok((protocol, deflate))
 }
 
 /// §4.1 item 6: "If the response includes a |Sec-WebSocket-Protocol| header
@@ -381,6 +426,9 @@ mod tests {
         // §4.2.2: no |Sec-WebSocket-Protocol| unless one was selected.
         if let Some(p) = &a.protocol {
             r.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        if let Some(d) = &a.deflate {
+            r.push_str(&format!("Sec-WebSocket-Extensions: {}\r\n", d.response()));
         }
         r.push_str("\r\n");
         r.into_bytes()
@@ -417,7 +465,11 @@ mod tests {
     }
 
     fn opts(subprotocols: &[&str]) -> HandshakeOptions {
-        HandshakeOptions { allowed_origins: vec![], subprotocols: subprotocols.iter().map(|s| s.to_string()).collect() }
+        HandshakeOptions {
+            allowed_origins: vec![],
+            subprotocols: subprotocols.iter().map(|s| s.to_string()).collect(),
+            deflate: ServerDeflateConfig::default(),
+        }
     }
 
     #[test]
@@ -642,6 +694,31 @@ mod tests {
         let mut h = good.clone();
         h.push(("Sec-WebSocket-Protocol", b"chat"));
         assert_eq!(client_verify(RFC_KEY, 101, &h), Ok(Some("chat".into())));
+    }
+
+    #[test]
+    fn deflate_is_accepted_when_enabled_and_both_ends_agree() {
+        let mut h = rfc_request();
+        h.push(("Sec-WebSocket-Extensions", b"x-webkit-deflate-frame, permessage-deflate; client_max_window_bits"));
+        let mut o = opts(&[]);
+        o.deflate.enabled = true;
+        let a = server_accept("GET", &h, &o).unwrap();
+        assert_eq!(a.deflate, Some(DeflateParams::default()));
+        let (_, headers) = parse_head(&response_101(&a));
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        assert_eq!(client_verify_offering(RFC_KEY, 101, &headers, true), Ok((None, Some(DeflateParams::default()))));
+        // A client that offered nothing fails on it (§4.1 item 5).
+        assert_eq!(client_verify(RFC_KEY, 101, &headers), Err(HandshakeError::UnexpectedExtension));
+        // A declined offer: no header, and the client goes on without it.
+        o.deflate.enabled = false;
+        let a = server_accept("GET", &h, &o).unwrap();
+        assert_eq!(a.deflate, None);
+        let req = client_request_offering("h", "/", RFC_KEY, &[], Some(&deflate::client_offer()));
+        assert!(
+            String::from_utf8(req)
+                .unwrap()
+                .contains("\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! | [`mask`] | §5.3 | XOR masking, byte-wise reference and word-at-a-time fast path |
 //! | [`utf8`] | §5.6, §8.1 | incremental fail-fast UTF-8 validation, and [`Utf8Bytes`] |
 //! | [`session`] | §5.4-§5.6, §7 | the connection state machine: reassembly, control frames, closing, protocol errors |
+//! | [`deflate`] | RFC 7692 | permessage-deflate: the offer and its answer, per-message compression and bounded inflation |
 //! | [`liveness`] | §5.5.2, §5.5.3, §7.1.1 | the server's timers as data: when to ping, when a silent peer is a zombie, how long closing may take |
 //! | [`annotate`] | §5 | a frame's parts in words, for the byte trace and `decode ws` |
 //!
@@ -33,6 +34,7 @@
 //! close the TCP connection once the session says it is closed.
 
 pub mod annotate;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod liveness;
@@ -41,6 +43,7 @@ pub mod session;
 pub mod utf8;
 
 pub use annotate::annotate_frame;
+pub use deflate::DeflateParams;
 pub use frame::{
     CloseBody, FrameError, FrameHeader, FrameParts, LenForm, OpCode, close_code_is_valid, close_code_name, encode_frame,
 };
@@ -48,5 +51,8 @@ pub use handshake::{
     Accepted, HandshakeError, HandshakeOptions, accept_key, client_request, client_verify, server_accept,
 };
 pub use mask::apply_mask;
-pub use session::{CloseState, Event, Role, SendError, Session, SessionLimits, Violation, encode_server_text};
+pub use session::{
+    CloseState, Event, Role, SendError, Session, SessionLimits, Violation, encode_server_text,
+    encode_server_text_deflated,
+};
 pub use utf8::{Utf8Bytes, Utf8Error, Utf8Validator};

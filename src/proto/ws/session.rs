@@ -33,6 +33,11 @@
 //! queued before anything the protocol queues for a later frame (such as the
 //! close frame of a protocol error).
 //!
+//! With permessage-deflate (RFC 7692, [`Session::with_deflate`]), a message whose
+//! first frame has RSV1 is inflated in stage 2 as its bytes arrive, into a buffer
+//! capped at `max_message` (so a compression bomb costs at most that), and its text is
+//! validated as it inflates; text and binary messages sent are compressed (`deflate.rs`).
+//!
 //! Violations end the connection with a close frame whose code says why
 //! (§7.4.1): 1002 "protocol error", 1007 "data inconsistent with the message
 //! type" (bad UTF-8), 1009 "message too big". See [`Violation`].
@@ -42,6 +47,7 @@ use std::fmt;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::deflate::{DeflateParams, Deflater, InflateError, Inflater};
 use super::frame::{
     CloseBodyError, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, close_code_is_valid,
     encode_frame, parse_close_body,
@@ -174,15 +180,22 @@ pub enum Violation {
     InvalidCloseReason,
     /// A frame whose payload exceeds `max_frame`.
     FrameTooBig,
-    /// A message whose fragments add up to more than `max_message`.
+    /// A message whose fragments add up to more than `max_message`, or
+    /// whose compressed payload inflates past it.
     MessageTooBig,
+    /// RSV1 on a control frame or a continuation frame while
+    /// permessage-deflate is on (RFC 7692 §6.1: only a message's first frame
+    /// says whether it is compressed).
+    MisplacedRsv1,
+    /// A compressed message that is not valid DEFLATE data (RFC 7692 §7.2.2).
+    BadDeflateData,
 }
 
 impl Violation {
     /// The close code sent for this violation.
     pub fn code(self) -> u16 {
         match self {
-            Violation::InvalidUtf8 | Violation::InvalidCloseReason => 1007,
+            Violation::InvalidUtf8 | Violation::InvalidCloseReason | Violation::BadDeflateData => 1007,
             Violation::FrameTooBig | Violation::MessageTooBig => 1009,
             _ => 1002,
         }
@@ -206,6 +219,8 @@ impl Violation {
             Violation::InvalidCloseReason => "invalid UTF-8 in close reason",
             Violation::FrameTooBig => "frame too big",
             Violation::MessageTooBig => "message too big",
+            Violation::MisplacedRsv1 => "RSV1 set on a control or continuation frame",
+            Violation::BadDeflateData => "compressed message is not valid DEFLATE data",
         }
     }
 }
@@ -256,6 +271,9 @@ struct IncomingFrame {
     done: usize,
     /// The payload belongs to a text message: validate it as it arrives.
     text: bool,
+    /// The payload belongs to a compressed message: inflate it as it
+    /// arrives (and validate what comes out, if text).
+    compressed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,12 +282,35 @@ enum MessageKind {
     Binary,
 }
 
-/// A fragmented message being reassembled (§5.4).
+/// A fragmented message being reassembled (§5.4), or a compressed one
+/// being inflated (RFC 7692 §7.2.2).
 #[derive(Debug)]
 struct PartialMessage {
     kind: MessageKind,
     /// The payloads of the fragments completed so far.
     data: BytesMut,
+    /// RSV1 was set on its first frame: `inflated` holds the message.
+    compressed: bool,
+    /// What the compressed payload has inflated to so far.
+    inflated: Vec<u8>,
+}
+
+impl PartialMessage {
+    fn new(kind: MessageKind, compressed: bool) -> PartialMessage {
+        PartialMessage { kind, data: BytesMut::new(), compressed, inflated: Vec::new() }
+    }
+}
+
+/// permessage-deflate on one connection (RFC 7692). Both halves are made the
+/// first time they are needed: a connection that never sends (or never
+/// receives) a compressed message holds no compressor (or inflater).
+#[derive(Debug)]
+struct DeflateState {
+    params: DeflateParams,
+    deflater: Option<Deflater>,
+    inflater: Option<Inflater>,
+    /// Bytes inflated by inflaters dropped so far (see `inflated_bytes`).
+    inflated_before: u64,
 }
 
 /// Supplies masking keys for a client. §5.3: "the masking key MUST be
@@ -296,6 +337,9 @@ pub struct Session {
 
     state: CloseState,
     failure: Option<Violation>,
+
+    /// permessage-deflate, if negotiated.
+    deflate: Option<DeflateState>,
 
     /// Outgoing bytes: `out_chunks` first, then `out_tail`, which collects
     /// small frames so that they go out together.
@@ -343,6 +387,7 @@ impl Session {
             utf8: Utf8Validator::new(),
             state: CloseState::Open,
             failure: None,
+            deflate: None,
             out_chunks: VecDeque::new(),
             out_tail: BytesMut::new(),
             out_len: 0,
@@ -351,6 +396,26 @@ impl Session {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Turn on permessage-deflate with the parameters the handshake agreed on
+    /// (`deflate::server_negotiate`, `deflate::client_check_response`): RSV1
+    /// frames are then inflated, and text and binary messages sent are
+    /// compressed.
+    pub fn with_deflate(mut self, params: DeflateParams) -> Session {
+        self.deflate = Some(DeflateState { params, deflater: None, inflater: None, inflated_before: 0 });
+        self
+    }
+
+    /// The permessage-deflate parameters in force, if any.
+    pub fn deflate(&self) -> Option<DeflateParams> {
+        self.deflate.as_ref().map(|d| d.params)
+    }
+
+    /// Bytes inflated from compressed messages over the session's life: the
+    /// work a compression bomb got out of it.
+    pub fn inflated_bytes(&self) -> u64 {
+        self.deflate.as_ref().map_or(0, |d| d.inflated_before + d.inflater.as_ref().map_or(0, |i| i.inflated()))
     }
 
     pub fn state(&self) -> CloseState {
@@ -439,9 +504,22 @@ impl Session {
                 if let Some(key) = frame.header.mask {
                     apply_mask(new, key, frame.done);
                 }
-                // §8.1: invalid UTF-8 MUST fail the connection; doing it as
-                // the bytes arrive is what makes it "fail fast".
-                if frame.text && self.utf8.feed(new).is_err() {
+                if frame.compressed {
+                    // RFC 7692 §7.2.2: inflate as the bytes arrive, against
+                    // the message limit, so a bomb stops at the limit.
+                    let message = self.message.as_mut().expect("a compressed frame has its message");
+                    let deflate = self.deflate.as_mut().expect("RSV1 accepted only with deflate");
+                    let inflater = deflate.inflater.as_mut().expect("made at the first frame");
+                    let before = message.inflated.len();
+                    if let Err(e) = inflater.inflate(new, &mut message.inflated, self.limits.max_message) {
+                        return Some(self.fail(inflate_violation(e)));
+                    }
+                    if frame.text && self.utf8.feed(&message.inflated[before..]).is_err() {
+                        return Some(self.fail(Violation::InvalidUtf8));
+                    }
+                } else if frame.text && self.utf8.feed(new).is_err() {
+                    // §8.1: invalid UTF-8 MUST fail the connection; doing it
+                    // as the bytes arrive is what makes it "fail fast".
                     return Some(self.fail(Violation::InvalidUtf8));
                 }
                 frame.done = arrived;
@@ -469,9 +547,16 @@ impl Session {
         // defines meanings for non-zero values. If a nonzero value is
         // received and none of the negotiated extensions defines the meaning
         // of such a nonzero value, the receiving endpoint MUST _Fail the
-        // WebSocket Connection_." We negotiate no extensions.
-        if h.rsv1 || h.rsv2 || h.rsv3 {
+        // WebSocket Connection_." Only permessage-deflate gives one a
+        // meaning: RSV1, "Per-Message Compressed" (RFC 7692 §6).
+        if h.rsv2 || h.rsv3 || (h.rsv1 && self.deflate.is_none()) {
             return Err(Violation::ReservedBits);
+        }
+        // RFC 7692 §6.1: "An endpoint MUST NOT set the RSV1 bit on control
+        // frames" and it is set "on the first frame of a message" only;
+        // §6.2 has the receiver fail the connection otherwise.
+        if h.rsv1 && (h.opcode.is_control() || h.opcode == OpCode::Continuation) {
+            return Err(Violation::MisplacedRsv1);
         }
         // §5.2 Opcode: "If an unknown opcode is received, the receiving
         // endpoint MUST _Fail the WebSocket Connection_."
@@ -500,7 +585,13 @@ impl Session {
             // message (§5.4: "An endpoint MUST be capable of handling control
             // frames in the middle of a fragmented message."), so they touch
             // neither `message` nor the UTF-8 validator.
-            return Ok(IncomingFrame { header: *h, len: h.payload_len as usize, done: 0, text: false });
+            return Ok(IncomingFrame {
+                header: *h,
+                len: h.payload_len as usize,
+                done: 0,
+                text: false,
+                compressed: false,
+            });
         }
 
         // Data frames. §5.4: "A fragmented message consists of a single
@@ -510,12 +601,12 @@ impl Session {
         // opcode of 0." and "The fragments of one message MUST NOT be
         // interleaved between the fragments of another message unless an
         // extension has been negotiated that can interpret the interleaving."
-        let kind = match (h.opcode, &self.message) {
-            (OpCode::Continuation, Some(m)) => m.kind,
+        let (kind, compressed) = match (h.opcode, &self.message) {
+            (OpCode::Continuation, Some(m)) => (m.kind, m.compressed),
             (OpCode::Continuation, None) => return Err(Violation::UnexpectedContinuation),
             (_, Some(_)) => return Err(Violation::ExpectedContinuation),
-            (OpCode::Text, None) => MessageKind::Text,
-            (_, None) => MessageKind::Binary,
+            (OpCode::Text, None) => (MessageKind::Text, h.rsv1),
+            (_, None) => (MessageKind::Binary, h.rsv1),
         };
 
         // Limits (§10.4), decided from the announced length alone, before a
@@ -523,8 +614,10 @@ impl Session {
         if h.payload_len > self.limits.max_frame as u64 {
             return Err(Violation::FrameTooBig);
         }
+        // A compressed message's size is what it inflates to, counted as it
+        // inflates (stage 2); its compressed frames are bounded by max_frame.
         let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
-        if so_far.saturating_add(h.payload_len) > self.limits.max_message as u64 {
+        if !compressed && so_far.saturating_add(h.payload_len) > self.limits.max_message as u64 {
             return Err(Violation::MessageTooBig);
         }
 
@@ -533,8 +626,14 @@ impl Session {
             if kind == MessageKind::Text {
                 self.utf8.reset();
             }
-            if !h.fin {
-                self.message = Some(PartialMessage { kind, data: BytesMut::new() });
+            if compressed {
+                // Inflation needs somewhere to go from the first byte on.
+                let role = self.role;
+                let deflate = self.deflate.as_mut().expect("checked above");
+                deflate.inflater.get_or_insert_with(|| Inflater::for_role(&deflate.params, role));
+                self.message = Some(PartialMessage::new(kind, true));
+            } else if !h.fin {
+                self.message = Some(PartialMessage::new(kind, false));
             }
         }
         Ok(IncomingFrame {
@@ -542,6 +641,7 @@ impl Session {
             len: h.payload_len as usize, // <= max_frame, so it fits
             done: 0,
             text: kind == MessageKind::Text,
+            compressed,
         })
     }
 
@@ -570,7 +670,22 @@ impl Session {
     }
 
     fn on_data(&mut self, h: FrameHeader, payload: Bytes) -> Result<Option<Event>, Violation> {
-        let (kind, data) = if h.opcode != OpCode::Continuation && h.fin {
+        let (kind, data) = if self.message.as_ref().is_some_and(|m| m.compressed) {
+            // Already inflated as it arrived; the compressed bytes are done with.
+            if !h.fin {
+                return Ok(None);
+            }
+            let mut message = self.message.take().expect("present");
+            let deflate = self.deflate.as_mut().expect("compressed only with deflate");
+            let inflater = deflate.inflater.as_mut().expect("made at the first frame");
+            let before = message.inflated.len();
+            // §7.2.2: append 00 00 ff ff and inflate what the inflater held back.
+            inflater.finish(&mut message.inflated, self.limits.max_message).map_err(inflate_violation)?;
+            if message.kind == MessageKind::Text && self.utf8.feed(&message.inflated[before..]).is_err() {
+                return Err(Violation::InvalidUtf8);
+            }
+            (message.kind, Bytes::from(message.inflated))
+        } else if h.opcode != OpCode::Continuation && h.fin {
             // An unfragmented message (§5.4: "a single frame with the FIN bit
             // set and an opcode other than 0"): hand the payload over as is.
             let kind = if h.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
@@ -648,6 +763,11 @@ impl Session {
         self.failure = Some(v);
         self.frame = None;
         self.message = None;
+        if let Some(d) = &mut self.deflate {
+            // Keep the count of work done, drop the memory.
+            d.inflated_before += d.inflater.take().map_or(0, |i| i.inflated());
+            d.deflater = None;
+        }
         self.read_buf.clear();
         Event::ProtocolError { code: v.code(), reason: v.reason() }
     }
@@ -688,7 +808,7 @@ impl Session {
     /// Queue a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
         self.check_open()?;
-        self.queue_frame(OpCode::Text, text.as_bytes());
+        self.queue_data(OpCode::Text, text.as_bytes());
         Ok(())
     }
 
@@ -703,7 +823,7 @@ impl Session {
     /// Queue a binary message.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
         self.check_open()?;
-        self.queue_frame(OpCode::Binary, data);
+        self.queue_data(OpCode::Binary, data);
         Ok(())
     }
 
@@ -800,20 +920,41 @@ impl Session {
     fn queue_frame(&mut self, opcode: OpCode, payload: &[u8]) {
         let mask = self.next_mask();
         let header = FrameHeader::new(true, opcode, mask, payload.len() as u64);
+        self.queue_header_and_payload(header, payload);
+    }
+
+    /// Encode `header` and its payload (masked with the header's key, if any).
+    fn queue_header_and_payload(&mut self, header: FrameHeader, payload: &[u8]) {
         header.encode(&mut self.out_tail);
         let start = self.out_tail.len();
         self.out_tail.extend_from_slice(payload);
-        if let Some(key) = mask {
+        if let Some(key) = header.mask {
             apply_mask(&mut self.out_tail[start..], key, 0);
         }
         self.out_len += header.encoded_len() + payload.len();
     }
 
-    /// Like `queue_frame`, but a large payload on the server side is queued
-    /// as its own chunk instead of being copied.
+    /// A text or binary message: compressed if permessage-deflate is on
+    /// (RFC 7692 §7.2.1), with RSV1 on its one frame (§6.1).
+    fn queue_data(&mut self, opcode: OpCode, payload: &[u8]) {
+        let role = self.role;
+        let Some(deflate) = &mut self.deflate else {
+            self.queue_frame(opcode, payload);
+            return;
+        };
+        let deflater = deflate.deflater.get_or_insert_with(|| Deflater::for_role(&deflate.params, role));
+        let compressed = deflater.compress(payload);
+        let mask = self.next_mask();
+        let mut header = FrameHeader::new(true, opcode, mask, compressed.len() as u64);
+        header.rsv1 = true;
+        self.queue_header_and_payload(header, &compressed);
+    }
+
+    /// Like `queue_data`, but a large uncompressed payload on the server side
+    /// is queued as its own chunk instead of being copied.
     fn queue_frame_bytes(&mut self, opcode: OpCode, payload: Bytes) {
-        if self.role == Role::Client || payload.len() <= COALESCE_MAX {
-            self.queue_frame(opcode, &payload);
+        if self.role == Role::Client || payload.len() <= COALESCE_MAX || self.deflate.is_some() {
+            self.queue_data(opcode, &payload);
             return;
         }
         let header = FrameHeader::new(true, opcode, None, payload.len() as u64);
@@ -838,6 +979,35 @@ impl Session {
 pub fn encode_server_text(payload: &[u8]) -> Bytes {
     debug_assert!(std::str::from_utf8(payload).is_ok());
     encode_frame(OpCode::Text, true, payload, None)
+}
+
+/// The same message compressed alone (RFC 7692 §7.2.1, no context, window
+/// 2^15), RSV1 set: one frame right for every connection whose parameters
+/// say [`DeflateParams::server_output_is_shareable`]. A fan-out compresses a
+/// message once with it, not once per subscriber.
+pub fn encode_server_text_deflated(payload: &[u8]) -> Bytes {
+    debug_assert!(std::str::from_utf8(payload).is_ok());
+    thread_local! {
+        // One compressor per thread, reset after each message: making one
+        // costs a few hundred KiB of zeroed state.
+        static DEFLATER: std::cell::RefCell<Deflater> =
+            std::cell::RefCell::new(Deflater::new(true, super::deflate::MAX_WINDOW_BITS));
+    }
+    let compressed = DEFLATER.with(|d| d.borrow_mut().compress(payload));
+    let mut header = FrameHeader::new(true, OpCode::Text, None, compressed.len() as u64);
+    header.rsv1 = true;
+    let mut out = BytesMut::with_capacity(header.encoded_len() + compressed.len());
+    header.encode(&mut out);
+    out.extend_from_slice(&compressed);
+    out.freeze()
+}
+
+/// The close violation for an inflation failure.
+fn inflate_violation(e: InflateError) -> Violation {
+    match e {
+        InflateError::TooBig => Violation::MessageTooBig,
+        InflateError::BadData => Violation::BadDeflateData,
+    }
 }
 
 #[cfg(test)]
@@ -1554,6 +1724,203 @@ mod tests {
         let mut s = Session::server(SessionLimits::default());
         assert_eq!(s.send_ping(&[0; 126]), Err(SendError::ControlTooLong));
         assert!(s.send_ping(&[0; 125]).is_ok());
+    }
+
+    // ---------------------------------------------------------------
+    // permessage-deflate (RFC 7692)
+    // ---------------------------------------------------------------
+
+    fn deflating(role: Role, lim: SessionLimits, params: DeflateParams) -> Session {
+        new_session(role, lim).with_deflate(params)
+    }
+
+    /// Feed `input` split in two at every offset, and one byte at a time, to
+    /// fresh deflate sessions; each way must yield `expected`.
+    fn every_split_deflate(role: Role, lim: SessionLimits, input: &[u8], expected: &[Event]) {
+        for cut in 0..=input.len() {
+            let mut s = deflating(role, lim, DeflateParams::default());
+            let mut got = Vec::new();
+            for piece in [&input[..cut], &input[cut..]] {
+                s.receive_data(piece);
+                while let Some(e) = s.next_event() {
+                    got.push(e);
+                }
+            }
+            assert_eq!(got, expected, "split at {cut}");
+        }
+        let mut s = deflating(role, lim, DeflateParams::default());
+        assert_eq!(feed(&mut s, input, 1), expected, "bytewise");
+    }
+
+    #[test]
+    fn rfc_7692_7_2_3_frames() {
+        let lim = SessionLimits::default();
+        // §7.2.3.1: "Hello" in one compressed frame, and in two fragments
+        // (RSV1 on the first only).
+        every_split_deflate(
+            Role::Client,
+            lim,
+            &[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+            &[text("Hello")],
+        );
+        every_split_deflate(
+            Role::Client,
+            lim,
+            &[0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00],
+            &[text("Hello")],
+        );
+        // §7.2.3.2: the second message refers to the first (context takeover).
+        let two = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00];
+        every_split_deflate(Role::Client, lim, &two, &[text("Hello"), text("Hello")]);
+        // §7.2.3.3-5: no compression, BFINAL, two blocks; a ping in between.
+        let mut wire = vec![0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+        wire.extend([0x89, 0x00]);
+        wire.extend([0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]);
+        wire.extend([0xc2, 0x0d, 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00]);
+        every_split_deflate(
+            Role::Client,
+            lim,
+            &wire,
+            &[text("Hello"), Event::Ping(Bytes::new()), text("Hello"), Event::Binary(Bytes::from_static(b"Hello"))],
+        );
+        // And the sender: the RFC's bytes, RSV1 set, masked towards a server.
+        let mut server = deflating(Role::Server, lim, DeflateParams::default());
+        server.send_text("Hello").unwrap();
+        server.send_text("Hello").unwrap();
+        assert_eq!(drain(&mut server), two);
+        let mut client = deflating(Role::Client, lim, DeflateParams::default());
+        client.send_binary(b"Hello").unwrap();
+        let frames = sent_frames(&drain(&mut client));
+        assert!(frames[0].0.rsv1 && frames[0].0.mask == Some(KEY));
+        assert_eq!(frames[0].1, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    }
+
+    #[test]
+    fn deflate_sessions_talk_and_control_frames_stay_plain() {
+        for params in [
+            DeflateParams::default(),
+            DeflateParams {
+                server_no_context_takeover: true,
+                client_no_context_takeover: true,
+                server_max_window_bits: 8,
+                client_max_window_bits: 9,
+            },
+        ] {
+            let lim = SessionLimits::default();
+            let mut server = deflating(Role::Server, lim, params);
+            let mut client = deflating(Role::Client, lim, params);
+            let long = "the same words again and again ".repeat(200);
+            client.send_text(&long).unwrap();
+            client.send_text(&long).unwrap();
+            client.send_ping(b"p").unwrap();
+            client.send_binary(&[]).unwrap();
+            let bytes = drain(&mut client);
+            assert!(bytes.len() < long.len() / 4, "compressed: {}", bytes.len());
+            let frames = sent_frames(&bytes);
+            assert_eq!(frames.iter().map(|f| f.0.rsv1).collect::<Vec<_>>(), [true, true, false, true]);
+            let events = feed(&mut server, &bytes, 7);
+            assert_eq!(
+                events,
+                [text(&long), text(&long), Event::Ping(Bytes::from_static(b"p")), Event::Binary(Bytes::new())]
+            );
+            server.send_text(&long).unwrap();
+            server.close(1000, "").unwrap();
+            let frames = sent_frames(&drain(&mut server));
+            assert_eq!(
+                frames.iter().map(|f| (f.0.opcode, f.0.rsv1)).collect::<Vec<_>>(),
+                [(OpCode::Pong, false), (OpCode::Text, true), (OpCode::Close, false)]
+            );
+        }
+    }
+
+    #[test]
+    fn rsv1_rules_with_deflate() {
+        let lim = SessionLimits::default();
+        let params = DeflateParams::default();
+        let expect = |wire: Vec<u8>, v: Violation| {
+            let mut s = deflating(Role::Server, lim, params);
+            let events = feed(&mut s, &wire, 1);
+            assert_eq!(events.last(), Some(&error(v)), "{wire:02x?}");
+        };
+        // RSV1 on a control frame, on a continuation; RSV2 and RSV3 still 1002.
+        let mut ping = peer(Role::Server, OpCode::Ping, true, b"");
+        ping[0] |= 0x40;
+        expect(ping, Violation::MisplacedRsv1);
+        let mut wire = peer(Role::Server, OpCode::Text, false, b"a");
+        let mut cont = peer(Role::Server, OpCode::Continuation, true, b"b");
+        cont[0] |= 0x40;
+        wire.extend(cont);
+        expect(wire, Violation::MisplacedRsv1);
+        for bit in [0x20, 0x10] {
+            let mut w = peer(Role::Server, OpCode::Text, true, b"a");
+            w[0] |= bit;
+            expect(w, Violation::ReservedBits);
+        }
+        // Not DEFLATE data: 1007.
+        let mut bad = peer(Role::Server, OpCode::Binary, true, &[0xff, 0xff, 0xff]);
+        bad[0] |= 0x40;
+        expect(bad, Violation::BadDeflateData);
+        // Compressed text that inflates to invalid UTF-8: 1007 as well.
+        let mut d = Deflater::new(false, 15);
+        let mut w = peer(Role::Server, OpCode::Text, true, &d.compress(b"ok\xff"));
+        w[0] |= 0x40;
+        expect(w, Violation::InvalidUtf8);
+        // Uncompressed messages still pass on a deflate connection.
+        let mut s = deflating(Role::Server, lim, params);
+        assert_eq!(feed(&mut s, &peer(Role::Server, OpCode::Text, true, b"plain"), 3), [text("plain")]);
+    }
+
+    /// A message of `n` MiB of zeros, about 1 KiB per MiB compressed: the first
+    /// MiB, then the same sync-flushed MiB again and again (each copy only refers
+    /// back to zeros, so the stream stays valid however often it repeats).
+    fn zero_bomb(n: usize) -> Vec<u8> {
+        let mib = vec![0u8; 1 << 20];
+        let mut d = Deflater::new(false, 15);
+        let mut out = d.compress(&mib);
+        let again = d.compress(&mib);
+        for _ in 1..n {
+            out.extend_from_slice(&super::super::deflate::TRAILER);
+            out.extend_from_slice(&again);
+        }
+        out
+    }
+
+    #[test]
+    fn a_compression_bomb_is_1009_after_at_most_max_message_bytes_of_work() {
+        // 1 GiB of zeros in about 1 MiB of compressed bytes, sent as 1 KiB frames
+        // (RSV1 on the first), against the server's default 1 MiB limit.
+        let bomb = zero_bomb(1024);
+        assert!(bomb.len() < 1100 * 1024, "{}", bomb.len());
+        let lim = SessionLimits::default();
+        let mut s = deflating(Role::Server, lim, DeflateParams::default());
+        let chunks: Vec<&[u8]> = bomb.chunks(1024).collect();
+        let mut sent = 0;
+        let mut events = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let op = if i == 0 { OpCode::Binary } else { OpCode::Continuation };
+            let mut frame = peer(Role::Server, op, i == chunks.len() - 1, chunk);
+            if i == 0 {
+                frame[0] |= 0x40;
+            }
+            s.receive_data(&frame);
+            sent += 1;
+            events.extend(std::iter::from_fn(|| s.next_event()));
+            if s.is_closed() {
+                break;
+            }
+        }
+        assert_eq!(events, [error(Violation::MessageTooBig)]);
+        assert_eq!(Violation::MessageTooBig.code(), 1009);
+        // The work: one byte past the limit, after about 1 KiB of input.
+        assert_eq!(s.inflated_bytes(), lim.max_message as u64 + 1);
+        assert!(sent <= 2, "stopped after {sent} frames of 1 KiB");
+        let frames = sent_frames(&drain(&mut s));
+        assert_eq!(parse_close_body(&frames[0].1).unwrap().unwrap().0, 1009);
+        // A message just at the limit passes.
+        let mut s = deflating(Role::Server, lim, DeflateParams::default());
+        let mut frame = peer(Role::Server, OpCode::Binary, true, &zero_bomb(1));
+        frame[0] |= 0x40;
+        assert_eq!(feed(&mut s, &frame, 4096), [Event::Binary(Bytes::from(vec![0u8; 1 << 20]))]);
     }
 
     #[test]

@@ -244,7 +244,9 @@ try {
   await page.waitForFunction(() => {
     const t = document.getElementById('trace').textContent;
     return t.includes('http request line: POST /publish/lobby HTTP/1.1') && t.includes('watched in the trace')
-      && t.includes('ws frame FIN=1 RSV=000 opcode=0x1 text MASK=0');
+      // Chromium offered permessage-deflate and the server took it: RSV1 set, and
+      // the trace shows what each frame inflates to.
+      && t.includes('ws frame FIN=1 RSV=100 opcode=0x1 text MASK=0') && t.includes('ws inflated payload');
   }, null, { timeout: 10_000 });
   await page.click('#trace-box summary');
   await page.waitForFunction(() => document.getElementById('trace-status').textContent === 'closed');
