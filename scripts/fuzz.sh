@@ -2,7 +2,7 @@
 # Runs the fuzz targets (fuzz/, cargo-fuzz and libFuzzer) for a set number of executions
 # each, and reports executions, time, crashes and leaks per target (docs/fuzzing.md).
 #
-#   bash scripts/fuzz.sh TARGET|all [RUNS]        # RUNS defaults to 10000000
+#   bash scripts/fuzz.sh TARGET[,TARGET...]|all [RUNS]   # RUNS defaults to 10000000
 #
 # Needs a nightly toolchain and cargo-fuzz (cargo install cargo-fuzz --locked). Builds
 # with LeakSanitizer (leaks are reported) and debug assertions (overflow checks). New inputs the fuzzer finds go to fuzz/scratch/TARGET (not in git); the kept
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-target=${1:?usage: scripts/fuzz.sh TARGET|all [RUNS]}
+target=${1:?usage: scripts/fuzz.sh TARGET[,TARGET...]|all [RUNS]}
 runs=${2:-10000000}
 # Inputs up to 1 KiB: every limit of the checks is reachable within that (their limits
 # scale with a parameter byte of the input, wire_academy::fuzzing).
@@ -31,7 +31,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 all=$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^wire-academy-fuzz$')
-if [ "$target" = all ]; then targets=$all; else targets=$target; fi
+if [ "$target" = all ]; then targets=$all; else targets=${target//,/ }; fi
 for t in $targets; do
   grep -qx "$t" <<<"$all" || { echo "scripts/fuzz.sh: no target $t (one of: $(echo $all))" >&2; exit 1; }
 done
