@@ -928,7 +928,7 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("http_requests", "chunked-post", input(3, 70, 0, 255, &chunked_post)),
         ("http_requests", "upgrade-then-frame", input(50, 120, 1, 255, &cat(&upgrade, b"\x81\x85frame"))),
         ("http_requests", "smuggling", input(20, 40, 0, 255, &smuggle)),
-        ("http_requests", "h2-preface", input(5, 9, 0, 255, crate::proto::http::request::H2_PREFACE)),
+        ("http_requests", "h2-preface", input(5, 9, 0, 255, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")),
         ("http_requests", "pipelined", input(at(&post), at(&post) + 3, 2, 40, &cat(&post, &get))),
         ("http_responses", "continue-length-chunked-close", input(20, 90, 0, 255, &responses)),
         ("http_responses", "head-and-no-body", input(10, 40, 1, 255, &no_body)),

@@ -246,7 +246,9 @@ struct ServeArgs {
     /// Messages a subscriber may fall behind before it is cut off.
     #[arg(long, env = "WIRE_ACADEMY_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
-    /// Where channels live: `memory` (one process, the default; nothing to install).
+    /// Where channels live: `memory` (one process, the default; nothing to install), or a
+    /// Redis every instance shares: redis://[:PASSWORD@]HOST[:PORT][/DB] or
+    /// unix://[:PASSWORD@]/PATH[?db=DB]. Redis unreachable at start: exit 1.
     #[arg(long, env = "WIRE_ACADEMY_BROKER", default_value = config::DEFAULT_BROKER)]
     broker: String,
     /// Channels that may exist at once; idle ones make room for new ones (past it: 503).

@@ -104,7 +104,7 @@ impl Filter {
         self.from_client.extend_from_slice(data);
         let mut out = Vec::new();
         self.requests(&mut out);
-        out
+        coalesce(out)
     }
 
     /// Bytes the server sent. A final answer may let requests held behind an upgrade
@@ -114,7 +114,7 @@ impl Filter {
         let mut out = Vec::new();
         self.responses(&mut out);
         self.requests(&mut out);
-        out
+        coalesce(out)
     }
 
     fn requests(&mut self, out: &mut Vec<Out>) {
@@ -171,6 +171,22 @@ impl Filter {
         self.held.unsplit(self.from_server.split());
         (!self.held.is_empty()).then(|| self.held.split().freeze())
     }
+}
+
+/// Joins the units read in one go that go the same way, so that what arrived in one
+/// read leaves in one write: the proxy reads messages unit by unit, but must not change
+/// how the bytes are cut into segments (a client's trace would show it).
+fn coalesce(outs: Vec<Out>) -> Vec<Out> {
+    let mut joined: Vec<Out> = Vec::with_capacity(outs.len());
+    for o in outs {
+        match (joined.last_mut(), o) {
+            (Some(Out::ToServer(a)), Out::ToServer(b)) | (Some(Out::ToClient(a)), Out::ToClient(b)) => {
+                *a = [&a[..], &b[..]].concat().into();
+            }
+            (_, o) => joined.push(o),
+        }
+    }
+    joined
 }
 
 /// What a proxy that refuses WebSocket answers.
@@ -446,6 +462,7 @@ mod tests {
         assert!(filter.client_bytes(b"\x81\x80abcd").is_empty(), "held until the answer");
         let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi";
         let outs = filter.server_bytes(answer);
+        assert_eq!(outs.len(), 2, "one write each way: {outs:?}");
         assert_eq!(passed(&outs, false), answer, "the 101 and the frame after it, unheld");
         assert_eq!(passed(&outs, true), b"\x81\x80abcd", "the frame held behind the request goes on");
         assert_eq!(passed(&filter.server_bytes(b"\x88\x00"), false), b"\x88\x00");

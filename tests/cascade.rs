@@ -63,6 +63,7 @@ async fn cascade(
                 .await;
             }
             publish(addr, &ch, &format!("seq {i}")).await;
+            // Shapes the traffic: bursts of 5, 20 ms apart, with `gap` between bursts.
             tokio::time::sleep(if i % 5 == 0 { gap } else { Duration::from_millis(20) }).await;
         }
     });

@@ -44,11 +44,17 @@ fn help_names_every_command_and_variables_set_flags() {
 }
 
 #[test]
-fn a_broker_that_is_not_built_is_refused_clearly() {
-    let out = wire(&["serve", "--addr", "127.0.0.1:0", "--broker", "redis://127.0.0.1:6379"], &[]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not built yet"), "{err}");
+fn a_broker_url_it_cannot_read_is_refused_clearly() {
+    for (url, says) in [
+        ("mysql://127.0.0.1", "expected `memory`, redis://"),
+        ("redis://127.0.0.1:6379/x", "\"x\" is not a database number"),
+        ("unix://redis.sock", "a Unix socket path must be absolute"),
+    ] {
+        let out = wire(&["serve", "--addr", "127.0.0.1:0", "--broker", url], &[]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{url}: {err}");
+    }
 }
 
 /// docs/reference.md cannot fall behind the program: every flag each command's `--help`

@@ -23,7 +23,9 @@
 //! The command block:
 //!
 //! - Its first lines are the programs that keep running, each in a terminal of its own:
-//!   `wire-academy serve FLAGS` (on port 8080) and `wire-academy proxy FLAGS`.
+//!   `redis-server FLAGS` (on port 6379, with `--port 6379` among its flags), then
+//!   `wire-academy serve FLAGS` (on port 8080), then `wire-academy proxy FLAGS` or a
+//!   second instance, `wire-academy serve --addr 127.0.0.1:8081 FLAGS` (on port 8081).
 //! - The rest is a shell script, run by `bash` as written: in order, a command ending in
 //!   `&` in the background (another terminal, for a person).
 //! - A pause is written `sleep N  # until KIND: WHAT`. `sleep N` is long enough for a
@@ -50,11 +52,13 @@
 //!   command had a terminal of its own; a last line without its newline gets one.
 //!
 //! The commands run as a learner types them. `wire-academy` is the binary this test
-//! was built with. Ports 8080 and 8081 are free 4-digit ports of the test's, so that two
-//! runs at once do not collide and every byte count stays what it is on 8080; bash
-//! functions around `curl` (`--connect-to`, so that its `Host` still says what the
-//! learner's does), `nc` and `wire-academy` point them there, and the test's ports in the
-//! output are written back as 8080 and 8081. The bytes a `printf` writes are never touched.
+//! was built with. Ports 8080, 8081 and 6379 are free 4-digit ports of the test's, so
+//! that two runs at once do not collide and every byte count stays what it is on 8080;
+//! bash functions around `curl` (`--connect-to`, so that its `Host` still says what the
+//! learner's does), `nc`, `redis-cli` and `wire-academy` point them there, and the test's
+//! ports in the output are written back as 8080, 8081 and 6379. The bytes a `printf`
+//! writes are never touched. A server's connections to Redis last as long as the server:
+//! the trace is taken without waiting for them to close.
 //!
 //! Only what differs from run to run is masked before comparing: the `Date` value (in the
 //! text and in the hex rows), peer ports, timings, random keys (a handshake's, and the
@@ -82,6 +86,8 @@ use wire_academy::trace::{hexdump, hexread};
 /// The ports a learner's commands name: the server's and the proxy's.
 const SERVER_PORT: u16 = 8080;
 const PROXY_PORT: u16 = 8081;
+/// And Redis's, when a block starts `redis-server`.
+const REDIS_PORT: u16 = 6379;
 
 /// Longest one `# until` condition may take to hold.
 const WAIT_LIMIT_SECS: u64 = 20;
@@ -230,6 +236,10 @@ struct Plan {
     serve: Option<Vec<String>>,
     /// The flags of `wire-academy proxy`, if the block starts one.
     proxy: Option<Vec<String>>,
+    /// The flags of a second `wire-academy serve`, on 8081, if the block starts one.
+    serve2: Option<Vec<String>>,
+    /// The rest of a `redis-server …` line, as bash reads it, if the block starts one.
+    redis: Option<String>,
     steps: Vec<Step>,
     capture: Capture,
 }
@@ -370,12 +380,27 @@ fn logical_lines(lines: &[String]) -> Vec<(String, usize)> {
 
 /// Reads a command block (see the module's documentation).
 fn plan(name: &str, lines: &[String]) -> Plan {
-    let (mut serve, mut proxy) = (None, None);
+    let (mut serve, mut proxy, mut serve2, mut redis) = (None, None, None, None);
     let logical = logical_lines(lines);
     let mut skip = 0;
+    let second = ["--addr".to_string(), format!("127.0.0.1:{PROXY_PORT}")];
     for (line, n) in &logical {
-        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        let mut words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        if words.first().is_some_and(|w| w == "redis-server") {
+            assert!(skip == 0, "{name}: redis-server comes first");
+            assert!(
+                words.windows(2).any(|w| w[0] == "--port" && w[1] == REDIS_PORT.to_string()),
+                "{name}: redis-server --port {REDIS_PORT}: {line:?}"
+            );
+            redis = Some(line.trim()["redis-server".len()..].to_string());
+            skip += n;
+            continue;
+        }
         let slot = match words.get(..2) {
+            Some([a, b]) if a == "wire-academy" && b == "serve" && words[2..].starts_with(&second) => {
+                words.drain(2..4);
+                &mut serve2
+            }
             Some([a, b]) if a == "wire-academy" && b == "serve" => &mut serve,
             Some([a, b]) if a == "wire-academy" && b == "proxy" => &mut proxy,
             _ => break,
@@ -387,11 +412,15 @@ fn plan(name: &str, lines: &[String]) -> Plan {
         *slot = Some(words[2..].to_vec());
         skip += n;
     }
+    assert!(proxy.is_none() || serve2.is_none(), "{name}: the proxy and a second server both want 8081");
+    assert!(serve.is_some() || serve2.is_none(), "{name}: the second server needs a first");
     let rest = &lines[skip..];
     let rest_logical = logical_lines(rest);
     for (line, _) in &rest_logical {
         assert!(
-            !(line.contains("wire-academy serve") || line.contains("wire-academy proxy")),
+            !(line.contains("wire-academy serve")
+                || line.contains("wire-academy proxy")
+                || line.contains("redis-server")),
             "{name}: servers and proxies come first in a command block: {line:?}"
         );
     }
@@ -437,7 +466,7 @@ fn plan(name: &str, lines: &[String]) -> Plan {
     }
     assert!(shown.is_empty(), "{name}: the command block ends in the middle of a command: {shown:?}");
     assert!(steps.iter().any(|s| !s.wait), "{name}: the command block runs nothing");
-    Plan { serve, proxy, steps, capture }
+    Plan { serve, proxy, serve2, redis, steps, capture }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -449,7 +478,8 @@ fn free_port() -> u16 {
         let mut b = [0u8; 2];
         wire_academy::random::fill(&mut b);
         let port = 2000 + u16::from_le_bytes(b) % 8000;
-        if port != SERVER_PORT && port != PROXY_PORT && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let ours = [SERVER_PORT, PROXY_PORT, REDIS_PORT];
+        if !ours.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
@@ -494,6 +524,40 @@ impl Daemon {
         panic!("{what}: no free port in 20 tries (see {})", dir.display());
     }
 
+    /// `redis-server FLAGS` (read by bash, `--port 6379` made a free port of ours), once
+    /// it answers PING; tries another port if that one was taken in between.
+    fn start_redis(dir: &Path, flags: &str) -> Daemon {
+        assert!(common::require_tool("redis-server", "apt-get install -y redis-server"), "redis-server is needed");
+        for _ in 0..20 {
+            let port = free_port();
+            let line = flags.replace(&format!("--port {REDIS_PORT}"), &format!("--port {port}"));
+            let out = std::fs::File::create(dir.join("redis.stdout")).unwrap();
+            let mut child = Command::new("bash")
+                .args(["-c", &format!("exec redis-server {line} --dir {}", sq(&dir.display().to_string()))])
+                .stdout(out)
+                .spawn()
+                .expect("redis-server starts");
+            let deadline = Instant::now() + common::LIMIT;
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                let pong = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
+                    use std::io::{Read, Write};
+                    let mut b = [0u8; 7];
+                    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut b).is_ok() && &b == b"+PONG\r\n"
+                });
+                if pong {
+                    return Daemon { child, port };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server: no free port in 20 tries (see {})", dir.display());
+    }
+
     /// SIGTERM (a graceful shutdown, which writes out the whole trace), then waits.
     fn stop(mut self) {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
@@ -509,13 +573,15 @@ impl Drop for Daemon {
     }
 }
 
-/// Flags of a command block's `serve` or `proxy` line, with 8080 and 8081 mapped to the
-/// test's ports.
+/// Flags of a command block's `serve` or `proxy` line, with 8080, 8081 and 6379 mapped to
+/// the test's ports.
 fn mapped(flags: &[String], ports: &Ports) -> Vec<String> {
-    let from = [format!(":{SERVER_PORT}"), format!(":{PROXY_PORT}")];
+    let pairs = [(SERVER_PORT, ports.server), (PROXY_PORT, ports.proxy), (REDIS_PORT, ports.redis)];
     flags
         .iter()
-        .map(|f| f.replace(&from[0], &format!(":{}", ports.server)).replace(&from[1], &format!(":{}", ports.proxy)))
+        .map(|f| {
+            pairs.iter().fold(f.clone(), |f, (theirs, ours)| f.replace(&format!(":{theirs}"), &format!(":{ours}")))
+        })
         .collect()
 }
 
@@ -526,6 +592,7 @@ const NO_PORT: u16 = 1;
 struct Ports {
     server: u16,
     proxy: u16,
+    redis: u16,
 }
 
 /// What the script runs before a doc's commands: the waits, and the functions that point
@@ -574,10 +641,19 @@ nc() {
   done
   command nc "${args[@]}"
 }
+redis-cli() {
+  local a args=()
+  for a in "$@"; do
+    case $a in 6379) a=$__P3 ;; esac
+    args+=("$a")
+  done
+  command redis-cli "${args[@]}"
+}
 wire-academy() {
   local a args=()
   for a in "$@"; do
     if [ "$a" = --trace-bytes ]; then args+=(--trace-out "$__CLIENT_TRACE"); continue; fi
+    a=${a//127.0.0.1:6379/127.0.0.1:$__P3}
     a=${a//localhost:8080/localhost:$__P1}
     a=${a//127.0.0.1:8080/127.0.0.1:$__P1}
     a=${a//localhost:8081/localhost:$__P2}
@@ -603,13 +679,14 @@ fn out_file(k: usize) -> String {
 fn script(plan: &Plan, dir: &Path, server_trace: &Path, client_trace: &Path, ports: &Ports) -> String {
     let path = |p: &Path| sq(&p.display().to_string());
     let mut s = format!(
-        "__DIR={}\n__TRACE={}\n__CLIENT_TRACE={}\n__BIN={}\n__P1={}\n__P2={}\n__LIMIT={WAIT_LIMIT_SECS}\n",
+        "__DIR={}\n__TRACE={}\n__CLIENT_TRACE={}\n__BIN={}\n__P1={}\n__P2={}\n__P3={}\n__LIMIT={WAIT_LIMIT_SECS}\n",
         path(dir),
         path(server_trace),
         path(client_trace),
         sq(env!("CARGO_BIN_EXE_wire-academy")),
         ports.server,
         ports.proxy,
+        ports.redis,
     );
     s.push_str(PREAMBLE);
     s.push_str("# The doc's commands.\n");
@@ -644,11 +721,15 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Whether every connection the trace shows opening has closed.
+/// Whether every connection the trace shows opening has closed (but those to Redis,
+/// which last as long as the server).
 fn all_closed(trace: &str) -> bool {
     let mut open = BTreeSet::new();
     for line in trace.lines() {
         let Some((id, what)) = line.strip_prefix('#').and_then(|l| l.split_once(' ')) else { continue };
+        if what.starts_with("connection with Redis at ") {
+            continue;
+        }
         if what.starts_with("connection with ") && what.contains(" opened") {
             open.insert(id.to_string());
         } else if what.starts_with("connection closed") {
@@ -719,26 +800,39 @@ fn run(name: &str, plan: &Plan) -> Fresh {
     let server_trace = dir.join("server.trace");
     let client_trace = dir.join("client.trace");
 
+    let redis = plan.redis.as_ref().map(|flags| Daemon::start_redis(&dir, flags));
+    let redis_port = redis.as_ref().map_or(NO_PORT, |r| r.port);
     let mut server = plan.serve.as_ref().map(|flags| {
         Daemon::start("serve", &dir, |port| {
+            let ports = Ports { server: port, proxy: NO_PORT, redis: redis_port };
             let mut args: Vec<String> = ["serve", "--addr"].map(String::from).to_vec();
             args.push(format!("127.0.0.1:{port}"));
             args.push("--trace-out".into());
             args.push(server_trace.display().to_string());
-            args.extend(flags.iter().filter(|f| *f != "--trace-bytes").cloned());
+            args.extend(mapped(flags, &ports).into_iter().filter(|f| *f != "--trace-bytes"));
             args
         })
     });
     let server_port = server.as_ref().map_or(NO_PORT, |s| s.port);
     let mut proxy = plan.proxy.as_ref().map(|flags| {
         Daemon::start("proxy", &dir, |port| {
-            let ports = Ports { server: server_port, proxy: port };
+            let ports = Ports { server: server_port, proxy: port, redis: redis_port };
             let mut args = vec!["proxy".to_string()];
             args.extend(mapped(flags, &ports));
             args
         })
     });
-    let ports = Ports { server: server_port, proxy: proxy.as_ref().map_or(NO_PORT, |p| p.port) };
+    let second = plan.serve2.as_ref().map(|flags| {
+        Daemon::start("serve2", &dir, |port| {
+            let ports = Ports { server: server_port, proxy: port, redis: redis_port };
+            let mut args: Vec<String> = ["serve", "--addr"].map(String::from).to_vec();
+            args.push(format!("127.0.0.1:{port}"));
+            args.extend(mapped(flags, &ports));
+            args
+        })
+    });
+    let second_port = proxy.as_ref().or(second.as_ref()).map_or(NO_PORT, |p| p.port);
+    let ports = Ports { server: server_port, proxy: second_port, redis: redis_port };
 
     let script_path = dir.join("script.sh");
     std::fs::write(&script_path, script(plan, &dir, &server_trace, &client_trace, &ports)).unwrap();
@@ -770,9 +864,11 @@ fn run(name: &str, plan: &Plan) -> Fresh {
         Capture::Output => transcript(plan, &dir),
     };
     drop(proxy);
+    drop(second);
     if let Some(s) = server {
         s.stop();
     }
+    drop(redis);
     let chart = (name == "compare-table").then(|| {
         let drawn = std::fs::read_to_string(dir.join("compare.svg")).expect("compare drew its chart");
         for t in ["short-poll (p50", "long-poll (p50", "sse (p50", "websocket (p50"] {
@@ -818,6 +914,16 @@ fn excerpt(name: &str, trace: &str) -> String {
         "ws-channel-frame" => frame_blocks(&keep_connections(trace, &[1])),
         "ws-fragmented" | "ws-ping-pong" => frame_blocks(trace),
         "ws-close" | "ws-protocol-error" => after_upgrade(trace),
+        // What carries a message between instances: the publish, its reply (an id) and
+        // the pub/sub messages, on the server's own connections to Redis (what it says
+        // at start holds a random epoch; the connections close in its exit, or not).
+        "scaling-resp" => blocks_where(trace, |b| {
+            let id_reply = b
+                .lines()
+                .any(|l| l.split_once("resp reply ").is_some_and(|(_, v)| v.bytes().all(|c| c.is_ascii_digit())));
+            b.contains(" Redis at ")
+                && (b.contains("(the publish script)") || b.contains("resp pub/sub message") || id_reply)
+        }),
         _ => trace.to_string(),
     }
 }
@@ -825,7 +931,7 @@ fn excerpt(name: &str, trace: &str) -> String {
 /// `text` with the test's ports written back as the ones the learner's commands name, in
 /// the text and in the bytes of hex rows (the same length: 4 digits each).
 fn unmap_ports(text: &str, ports: &Ports) -> String {
-    let pairs = [(ports.server, SERVER_PORT), (ports.proxy, PROXY_PORT)];
+    let pairs = [(ports.server, SERVER_PORT), (ports.proxy, PROXY_PORT), (ports.redis, REDIS_PORT)];
     let swap = |_: Option<u64>, bytes: &mut Vec<u8>| {
         for (ours, theirs) in pairs.into_iter().filter(|(ours, _)| *ours != NO_PORT) {
             let (from, to) = (format!(":{ours}").into_bytes(), format!(":{theirs}").into_bytes());
@@ -1346,7 +1452,7 @@ fn command_blocks_are_read_as_bash_reads_them() {
 
 #[test]
 fn the_test_ports_are_written_back() {
-    let ports = Ports { server: 5123, proxy: 4242 };
+    let ports = Ports { server: 5123, proxy: 4242, redis: NO_PORT };
     let dump = |text: &str| {
         let mut rows = String::new();
         hexdump::rows(0x10, text.as_bytes(), &mut rows);

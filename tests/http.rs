@@ -129,16 +129,10 @@ async fn past_max_connections_503_and_the_others_carry_on() {
     assert_eq!(a.request(get("/poll/a")).await.status, 200);
     assert_eq!(b.request(get("/poll/a")).await.status, 200);
     drop(a);
-    // Once one closes, a new client gets in.
-    let mut served = false;
-    for _ in 0..50 {
-        if once(s.addr, get("/poll/a")).await.status == 200 {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(served, "a slot freed by a closed connection is reused");
+    // Once the server has counted it closed, a new client gets in.
+    let connections = || s.shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
+    wait_until("the server counts the dropped connection closed", || std::future::ready(connections() == 1)).await;
+    assert_eq!(once(s.addr, get("/poll/a")).await.status, 200, "a slot freed by a closed connection is reused");
     s.stop().await;
 }
 
@@ -201,6 +195,7 @@ async fn chunked_request_body_is_published() {
     // Sent in awkward pieces: a size line split, an extension, a trailer.
     for piece in ["4\r", "\nWiki\r\n5;ext=1\r\npe", "dia\r\n0\r\nX-Trailer: 1\r\n", "\r\n"] {
         c.send(piece).await;
+        // Shapes the traffic: a gap, so that each piece tends to be a read of its own.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(c.response().await.json()["id"], 1);
@@ -310,15 +305,10 @@ async fn a_thousand_long_polls_released_by_one_publish() {
         ready_rx.recv().await.unwrap();
     }
     // Wait until the server holds them all, then one publish releases every one.
-    let shared = s.shared.clone();
-    let held = || {
-        shared.stats.of(wire_academy::app::stats::Transport::LongPoll).open.load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while held() < 1000 {
-        assert!(Instant::now() < deadline, "only {} held", held());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_within("the server holds all 1000", Duration::from_secs(30), || {
+        std::future::ready(open_now(&s, LongPoll) == 1000)
+    })
+    .await;
     let published = Instant::now();
     publish(s.addr, "crowd", "everyone").await;
     go.send_replace(true);
@@ -336,18 +326,10 @@ async fn a_client_that_gives_up_frees_its_long_poll() {
     let s = start(config()).await;
     let mut c = Client::connect(s.addr).await;
     c.send(get("/long-poll/gone?timeout=30")).await;
-    let open = || {
-        s.shared.stats.of(wire_academy::app::stats::Transport::LongPoll).open.load(std::sync::atomic::Ordering::Relaxed)
-    };
-    while open() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_held(&s, LongPoll, 1).await;
     drop(c);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while open() != 0 {
-        assert!(Instant::now() < deadline, "the held request was not released");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Released long before its 30 s.
+    wait_held(&s, LongPoll, 0).await;
     s.stop().await;
 }
 
@@ -462,25 +444,19 @@ async fn channels_are_bounded_by_max_channels() {
         c.send(get(&format!("/long-poll/{ch}?timeout=30"))).await;
         held.push(c);
     }
-    while s.shared.broker.channel_count() < 2 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("both channels are made", || std::future::ready(s.shared.broker.channel_count() == 2)).await;
     let r = once(s.addr, post("/publish/c", "no room")).await;
     assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
     // The channels in use go on working.
     publish(s.addr, "a", "still here").await;
     assert_eq!(held[0].response().await.json()["messages"][0]["data"], "still here");
     drop(held);
-    // Once idle, a channel makes room for a new one.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let r = once(s.addr, post("/publish/c", "room now")).await;
-        if r.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "an idle channel never made room");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Once idle (its long-poll gone), a channel makes room for a new one.
+    wait_held(&s, LongPoll, 0).await;
+    wait_until("an idle channel makes room", || async {
+        once(s.addr, post("/publish/c", "room now")).await.status == 200
+    })
+    .await;
     s.stop().await;
 }
 
@@ -507,11 +483,10 @@ async fn a_silent_new_connection_does_not_hold_up_shutdown() {
     let s = start(config()).await; // --shutdown-timeout 5 s by default
     let _preconnect = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     // Accepted by the server (not only queued by the kernel) before it is told to stop.
-    let deadline = Instant::now() + LIMIT;
-    while s.shared.stats.accepted.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-        assert!(Instant::now() < deadline, "the connection was never accepted");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until("the server accepts the connection", || {
+        std::future::ready(s.shared.stats.accepted.load(std::sync::atomic::Ordering::Relaxed) > 0)
+    })
+    .await;
     let started = Instant::now();
     s.stop().await;
     assert!(started.elapsed() < Duration::from_secs(2), "shutdown took {:?}", started.elapsed());

@@ -79,16 +79,10 @@ async fn ten_thousand_held_long_polls_released_by_one_publish() {
         ready_rx.recv().await.unwrap();
     }
     // Every request must be held by the server before the publish.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stats = common::once(addr, get("/stats")).await.json();
-        let held = stats["transports"]["long_poll"]["open"].as_i64().unwrap();
-        if held == HELD as i64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server holds only {held} of {HELD}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_until_within(&format!("the server to hold all {HELD}"), Duration::from_secs(30), || async {
+        common::stats(addr).await["transports"]["long_poll"]["open"].as_i64() == Some(HELD as i64)
+    })
+    .await;
     let published = Instant::now();
     common::publish(addr, "ten-k", "all of you").await;
     go.send_replace(true);

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
 use tokio_tungstenite::tungstenite::protocol::{Message, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
+use wire_academy::app::stats::Transport;
 use wire_academy::config::Config;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -82,19 +83,6 @@ async fn close_code(ws: &mut Ws) -> u16 {
 
 fn stats_ws(stats: &serde_json::Value) -> &serde_json::Value {
     &stats["transports"]["websocket"]
-}
-
-/// Waits until the server holds `n` WebSocket connections.
-async fn wait_open(addr: SocketAddr, n: i64, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let open = stats_ws(&once(addr, get("/stats")).await.json())["open"].as_i64().unwrap();
-        if open == n {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < within, "the server still holds {open} WebSockets, expected {n}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 // ------------------------------------------------------------------------------------
@@ -302,7 +290,7 @@ async fn close_codes_are_echoed() {
         // Then the server closes TCP: the stream ends.
         assert!(timeout(LIMIT, ws.next()).await.unwrap().is_none_or(|r| r.is_err()));
     }
-    wait_open(s.addr, 0, LIMIT).await;
+    wait_held(&s, Transport::WebSocket, 0).await;
     s.stop().await;
 }
 
@@ -347,7 +335,7 @@ async fn protocol_violations_get_the_close_code_api_md_names() {
         assert_eq!(code, want, "{what}: closed with {code} ({reason})");
         assert_eq!(echoed, 1, "{what}: the message before it was echoed");
     }
-    wait_open(s.addr, 0, LIMIT).await;
+    wait_held(&s, Transport::WebSocket, 0).await;
     s.stop().await;
 }
 
@@ -555,8 +543,8 @@ async fn a_peer_that_never_answers_pings_is_culled() {
     // A zombie: completes the handshake, then never reads and never sends.
     let mut zombie = Raw::open(s.addr, "/ws/zombie", b"").await;
     let opened = Instant::now();
-    wait_open(s.addr, 2, LIMIT).await;
-    wait_open(s.addr, 1, Duration::from_secs(5)).await;
+    wait_held(&s, Transport::WebSocket, 2).await;
+    wait_held(&s, Transport::WebSocket, 1).await;
     let culled = opened.elapsed();
     assert!(culled >= interval + ping_timeout - Duration::from_millis(50), "culled too early: {culled:?}");
     // What the zombie would have read: a ping, then the Close, then EOF.
@@ -592,7 +580,7 @@ async fn a_slow_consumer_gets_1008_and_nobody_else_waits() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut slow = Raw::open_on(socket.connect(s.addr).await.unwrap(), "/ws/firehose", b"").await;
     let mut fast = connect(s.addr, "/ws/firehose").await;
-    wait_open(s.addr, 2, LIMIT).await;
+    wait_held(&s, Transport::WebSocket, 2).await;
     // The fast client reads each message before the next one is published: paced by
     // what it confirms, not by a clock, so no scheduler can make it look slow.
     let body = "m".repeat(SIZE);
@@ -629,7 +617,7 @@ async fn a_reader_that_keeps_up_is_never_cut_however_late_its_task_runs() {
     const BURST: u64 = 100;
     let s = start(Config { max_queue: 4, history: 1000, ..config() }).await;
     let mut reader = connect(s.addr, "/ws/starved").await;
-    wait_open(s.addr, 1, LIMIT).await;
+    wait_held(&s, Transport::WebSocket, 1).await;
     for b in 0..BURSTS {
         for i in 1..=BURST {
             s.shared.broker.publish("starved", bytes::Bytes::from(format!("m{}", b * BURST + i))).await.unwrap();
@@ -647,7 +635,7 @@ async fn graceful_shutdown_sends_1001() {
     let s = start(config()).await;
     let mut chat = connect(s.addr, "/ws/bye").await;
     let mut echo = connect(s.addr, "/echo").await;
-    wait_open(s.addr, 2, LIMIT).await;
+    wait_held(&s, Transport::WebSocket, 2).await;
     let started = Instant::now();
     let stopping = tokio::spawn(s.stop());
     assert_eq!(close_code(&mut chat).await, 1001);
@@ -708,7 +696,7 @@ async fn websocat_echoes_and_chats() {
         let url = url("/ws/chat");
         move || websocat_first_line(url)
     });
-    wait_open(s.addr, 1, LIMIT).await;
+    wait_held(&s, Transport::WebSocket, 1).await;
     let say = [String::from("-1"), url("/ws/chat")];
     tokio::task::spawn_blocking(move || websocat(&say, "hi from websocat\n")).await.unwrap();
     let heard = timeout(LIMIT, listener).await.expect("the listener heard it in time").unwrap();

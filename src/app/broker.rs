@@ -7,8 +7,8 @@
 //! every instance shares, and the history lives there too.
 //!
 //! `--broker memory` (the default, nothing to install) is [`Hub`]: one process, channels
-//! in memory. A Redis broker becomes a second variant here, filling the same methods;
-//! the drivers in `net/` do not change. (The enum rather than a trait object: the set of
+//! in memory. `--broker redis://…` is [`RedisBroker`]: ids, history and fan-out shared
+//! by every instance through one Redis. The drivers in `net/` see only these methods. (The enum rather than a trait object: the set of
 //! brokers is closed and small, and `async fn` in a trait object is not yet plain Rust.)
 
 use std::sync::Arc;
@@ -16,11 +16,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::hub::{Hub, Message, Snapshot, Subscription, TooManyChannels};
+use super::redis::{self, RedisBroker, RedisUrl};
 
 /// Where channels live.
 pub enum Broker {
     /// One process, in memory (`--broker memory`).
     Memory(Hub),
+    /// Every instance that names the same Redis (`--broker redis://…`).
+    Redis(RedisBroker),
 }
 
 /// Why a broker could not do what was asked. Each is answered `503`: the request was
@@ -29,6 +32,8 @@ pub enum Broker {
 pub enum BrokerError {
     /// Every channel slot is in use (`--max-channels`).
     TooManyChannels,
+    /// The shared broker cannot be reached or did not answer; says why.
+    Unavailable(String),
 }
 
 impl From<TooManyChannels> for BrokerError {
@@ -43,19 +48,28 @@ impl std::fmt::Display for BrokerError {
             BrokerError::TooManyChannels => {
                 write!(f, "the server has as many channels in use as --max-channels allows; try again shortly")
             }
+            BrokerError::Unavailable(why) => write!(f, "the message broker is unavailable: {why}; try again shortly"),
         }
     }
 }
 
-/// What `--broker` names: `memory`, the only kind built so far.
-pub fn parse_broker_url(url: &str) -> Result<(), String> {
+/// What `--broker` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokerKind {
+    Memory,
+    Redis(RedisUrl),
+}
+
+/// Reads `--broker`: `memory`, or a Redis URL ([`redis::parse_url`]).
+pub fn parse_broker_url(url: &str) -> Result<BrokerKind, String> {
     match url {
-        "memory" => Ok(()),
-        other if other.starts_with("redis://") => Err(format!(
-            "--broker {other}: a Redis broker is not built yet; `memory` is the only broker so far \
-             (API.md \"Scale past one machine\" describes what it will do)"
+        "memory" => Ok(BrokerKind::Memory),
+        other if other.starts_with("redis://") || other.starts_with("unix://") => {
+            redis::parse_url(other).map(BrokerKind::Redis)
+        }
+        other => Err(format!(
+            "--broker {other:?}: expected `memory`, redis://[:PASSWORD@]HOST[:PORT][/DB] or unix://[:PASSWORD@]/PATH[?db=DB]"
         )),
-        other => Err(format!("--broker {other:?}: expected `memory` (or, once built, redis://HOST:PORT)")),
     }
 }
 
@@ -69,6 +83,7 @@ impl Broker {
     pub fn name(&self) -> &'static str {
         match self {
             Broker::Memory(_) => "memory",
+            Broker::Redis(_) => "redis",
         }
     }
 
@@ -76,6 +91,7 @@ impl Broker {
     pub async fn publish(&self, channel: &str, data: Bytes) -> Result<Arc<Message>, BrokerError> {
         match self {
             Broker::Memory(hub) => Ok(hub.publish(channel, data)?),
+            Broker::Redis(r) => r.publish(channel, data).await,
         }
     }
 
@@ -83,6 +99,7 @@ impl Broker {
     pub async fn since(&self, channel: &str, after: Option<u64>) -> Result<Snapshot, BrokerError> {
         match self {
             Broker::Memory(hub) => Ok(hub.since(channel, after)),
+            Broker::Redis(r) => r.since(channel, after).await,
         }
     }
 
@@ -91,6 +108,7 @@ impl Broker {
     pub async fn subscribe(&self, channel: &str, after: Option<u64>) -> Result<(Snapshot, Subscription), BrokerError> {
         match self {
             Broker::Memory(hub) => Ok(hub.subscribe(channel, after)?),
+            Broker::Redis(r) => r.subscribe(channel, after).await,
         }
     }
 
@@ -98,6 +116,7 @@ impl Broker {
     pub fn channel_count(&self) -> usize {
         match self {
             Broker::Memory(hub) => hub.channel_count(),
+            Broker::Redis(r) => r.channel_count(),
         }
     }
 }
@@ -123,8 +142,10 @@ mod tests {
 
     #[test]
     fn broker_urls() {
-        assert!(parse_broker_url("memory").is_ok());
-        assert!(parse_broker_url("redis://127.0.0.1:6379").unwrap_err().contains("not built yet"));
-        assert!(parse_broker_url("mysql://x").is_err());
+        assert_eq!(parse_broker_url("memory").unwrap(), BrokerKind::Memory);
+        assert!(matches!(parse_broker_url("redis://127.0.0.1:6379").unwrap(), BrokerKind::Redis(_)));
+        assert!(matches!(parse_broker_url("unix:///tmp/redis.sock").unwrap(), BrokerKind::Redis(_)));
+        assert!(parse_broker_url("redis://h:x").unwrap_err().contains("not a port"));
+        assert!(parse_broker_url("mysql://x").unwrap_err().contains("expected `memory`"));
     }
 }

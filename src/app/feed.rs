@@ -85,7 +85,12 @@ impl Feed {
         let mut taken = 1;
         while taken < max {
             match self.rx.try_recv() {
-                Ok(m) => taken += usize::from(self.take(m, out)),
+                Ok(m) => {
+                    taken += usize::from(self.take(m, out));
+                    if self.lagging {
+                        break; // a hole: the next call reads it from the history
+                    }
+                }
                 Err(TryRecvError::Empty) => break,
                 // Overtaken while draining: what was taken stays taken; the next call
                 // reads the rest from the history.
@@ -100,9 +105,16 @@ impl Feed {
     }
 
     /// Hands `m` out unless the history already did (after a lag, the ring may still
-    /// hold messages that the history read included).
+    /// hold messages that the history read included). A message past a hole in the ids
+    /// is not handed out: the feed reads the hole (and it) from the history first, as
+    /// after a lag. In one process the ring has no holes; with a shared broker one can
+    /// open while this instance's link to Redis was down.
     fn take(&mut self, m: Arc<Message>, out: &mut Vec<Arc<Message>>) -> bool {
         if m.id <= self.last {
+            return false;
+        }
+        if m.id > self.last + 1 {
+            self.lagging = true;
             return false;
         }
         self.last = m.id;
@@ -167,6 +179,29 @@ mod tests {
             broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
         }
         assert_eq!(f.recv(&broker, 8, &mut Vec::new()).await, Err(FeedEnd::Gap));
+    }
+
+    #[tokio::test]
+    async fn a_hole_in_the_ids_is_read_from_the_history() {
+        // As after a Redis outage: the ring hands this instance 3 after 1 (2 went by
+        // while its link was down); the feed reads 2 and 3 from the history instead.
+        let broker = Broker::memory(100, 16, 10);
+        let (snap, rx) = broker.subscribe("a", None).await.unwrap();
+        let mut f = Feed::new("a", &snap, rx);
+        for i in 1..=3 {
+            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        let mut got = Vec::new();
+        f.recv(&broker, 8, &mut got).await.unwrap();
+        assert_eq!(ids(&got), vec![1, 2, 3]);
+        // A feed whose cursor is 1 but whose ring starts at 3 (its 2 was never delivered).
+        let (_, rx) = broker.subscribe("a", None).await.unwrap();
+        let snap = broker.since("a", Some(0)).await.unwrap();
+        let mut f = Feed { last: 1, ..Feed::new("a", &snap, rx) };
+        broker.publish("a", Bytes::from("m4")).await.unwrap();
+        let mut got = Vec::new();
+        f.recv(&broker, 8, &mut got).await.unwrap();
+        assert_eq!(ids(&got), vec![2, 3, 4], "the hole from the history, then what followed, once each");
     }
 
     #[tokio::test]

@@ -3,21 +3,23 @@
 //! Every transport reads the same channels, which is what lets a message published over
 //! one transport reach clients of every other. A message is stored once as an
 //! `Arc<Message>`; each wire encoding of it (the JSON object, the SSE event as an HTTP/1.1
-//! chunk and unframed, later the WebSocket frame) is made the first time a connection
-//! needs it and then shared by every subscriber, so a fan-out to N clients encodes once,
-//! not N times, and every socket is written from the same bytes.
+//! chunk and unframed, the WebSocket frame) is made the first time a connection needs it
+//! and then shared by every subscriber, so a fan-out to N clients encodes once, not N
+//! times. SSE and WebSocket connections write those very bytes (a `Bytes` clone is a
+//! reference count); a poll response copies each message's shared JSON into its body.
 //!
 //! Resuming works by cursor: `after = ID` asks for the messages with an id greater than
 //! ID. A subscription is taken under the same lock as the history snapshot, so no
 //! message can fall between "what was already there" and "what arrives next".
 //!
-//! The hub is the broker's in-memory form (`--broker memory`, the default). A broker that
-//! spans processes (Redis) keeps the ids and the history itself and feeds each
-//! instance's hub with what the others publish; the transports only ever see this API.
+//! The hub is the broker's in-memory form (`--broker memory`, the default and, so far,
+//! the only one: see `broker.rs`). A broker that spans processes (Redis, not built yet)
+//! would keep the ids and the history itself and feed each instance's hub with what the
+//! others publish; the transports only ever see this API.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -109,6 +111,15 @@ pub type Subscription = broadcast::Receiver<Arc<Message>>;
 struct Log {
     last_id: u64,
     history: VecDeque<Arc<Message>>,
+    /// With ids from elsewhere ([`Hub::deliver`]), before any was handed out here: the
+    /// lowest cursor a subscriber here goes on from ([`Hub::note_cursor`]).
+    start: Option<u64>,
+}
+
+impl Log {
+    fn head(&self) -> Option<u64> {
+        if self.last_id > 0 { Some(self.last_id) } else { self.start }
+    }
 }
 
 pub struct Channel {
@@ -123,7 +134,7 @@ impl Channel {
     /// A channel whose sequence continues after `last_id` (0 for a new name).
     fn new(history: usize, queue: usize, last_id: u64) -> Self {
         Channel {
-            log: Mutex::new(Log { last_id, history: VecDeque::with_capacity(history.min(1024)) }),
+            log: Mutex::new(Log { last_id, history: VecDeque::with_capacity(history.min(1024)), start: None }),
             tx: broadcast::channel(queue.max(1)).0,
             history,
             last_used: AtomicU64::new(0),
@@ -147,24 +158,52 @@ impl Channel {
     }
 
     fn snapshot(log: &Log, after: Option<u64>) -> Snapshot {
-        let Some(after) = after else {
-            // No cursor: start at the live head, new messages only.
-            return Snapshot { messages: Vec::new(), truncated: false, next: log.last_id };
-        };
-        if after > log.last_id {
-            // A cursor from the future: this server's sequence restarted (an in-memory
-            // broker after a restart). Say so, and give everything there is.
-            return Snapshot { messages: log.history.iter().cloned().collect(), truncated: true, next: log.last_id };
+        snapshot_of(log.last_id, &log.history, after)
+    }
+
+    /// Hands out a message whose id was assigned elsewhere (by Redis), unless one with
+    /// that id or a later one was handed out already: what arrives twice (a pub/sub
+    /// message and the history read after a reconnection) goes out once.
+    fn deliver(&self, id: u64, data: Bytes) -> bool {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if id <= log.last_id {
+            return false;
         }
-        let start = log.history.partition_point(|m| m.id <= after);
-        let oldest_kept = log.history.front().map_or(log.last_id + 1, |m| m.id);
-        let messages: Vec<_> = log.history.range(start..).cloned().collect();
-        Snapshot {
-            // The client needs after+1 onwards; if the oldest kept is later, some are gone.
-            truncated: oldest_kept > after + 1,
-            next: messages.last().map_or(after.max(oldest_kept.saturating_sub(1)).min(log.last_id), |m| m.id),
-            messages,
+        log.last_id = id;
+        let msg = Arc::new(Message::new(id, data));
+        if self.history > 0 {
+            if log.history.len() == self.history {
+                log.history.pop_front();
+            }
+            log.history.push_back(msg.clone());
         }
+        let _ = self.tx.send(msg);
+        true
+    }
+}
+
+/// What a client resuming after `after` gets from a channel whose last id is `last_id`
+/// and whose retained messages (oldest first, ids consecutive up to `last_id`) are
+/// `history`: the one rule for `truncated` and `next`, for the memory broker and for the
+/// history the Redis broker reads back (which may hold only the part after the cursor).
+pub(crate) fn snapshot_of(last_id: u64, history: &VecDeque<Arc<Message>>, after: Option<u64>) -> Snapshot {
+    let Some(after) = after else {
+        // No cursor: start at the live head, new messages only.
+        return Snapshot { messages: Vec::new(), truncated: false, next: last_id };
+    };
+    if after > last_id {
+        // A cursor from the future: this server's sequence restarted (an in-memory
+        // broker after a restart). Say so, and give everything there is.
+        return Snapshot { messages: history.iter().cloned().collect(), truncated: true, next: last_id };
+    }
+    let start = history.partition_point(|m| m.id <= after);
+    let oldest_kept = history.front().map_or(last_id + 1, |m| m.id);
+    let messages: Vec<_> = history.range(start..).cloned().collect();
+    Snapshot {
+        // The client needs after+1 onwards; if the oldest kept is later, some are gone.
+        truncated: oldest_kept > after + 1,
+        next: messages.last().map_or(after.max(oldest_kept.saturating_sub(1)).min(last_id), |m| m.id),
+        messages,
     }
 }
 
@@ -183,6 +222,8 @@ pub struct Hub {
     max_channels: usize,
     /// A logical clock for `Channel::last_used`.
     clock: AtomicU64,
+    /// Ids come from elsewhere (see [`Hub::fanout_only`]).
+    fanout_only: bool,
 }
 
 /// The channels, and what is remembered of the dropped ones.
@@ -220,6 +261,16 @@ impl Channels {
     }
 }
 
+/// A live channel's name and last id, at the time it was read ([`Hub::heads`]).
+pub struct Head {
+    pub name: String,
+    /// The last id handed out; before any, the lowest cursor noted; or neither.
+    pub last: Option<u64>,
+    /// Which channel of that name (a weak reference: a head does not keep a channel,
+    /// and its subscriptions, alive; and its address cannot be reused while it exists).
+    channel: Weak<Channel>,
+}
+
 /// Every channel slot is in use by live subscribers; no new channel can be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooManyChannels;
@@ -239,7 +290,17 @@ impl Hub {
             queue,
             max_channels: max_channels.max(1),
             clock: AtomicU64::new(0),
+            fanout_only: false,
         }
+    }
+
+    /// A hub that only hands out messages whose ids come from elsewhere ([`deliver`]):
+    /// no history, and a channel made again knows nothing of its past here (its ids are
+    /// the shared sequence's, not this hub's to continue).
+    ///
+    /// [`deliver`]: Hub::deliver
+    pub fn fanout_only(queue: usize, max_channels: usize) -> Self {
+        Hub { fanout_only: true, ..Hub::with_max_channels(0, queue, max_channels) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Channels> {
@@ -268,7 +329,8 @@ impl Hub {
                 channels.remember_dropped(idlest, last_id, self.max_channels);
             }
         }
-        let c = Arc::new(Channel::new(self.history, self.queue, channels.last_id_of_dropped(name)));
+        let last_id = if self.fanout_only { 0 } else { channels.last_id_of_dropped(name) };
+        let c = Arc::new(Channel::new(self.history, self.queue, last_id));
         c.last_used.store(now, Relaxed);
         channels.live.insert(name.to_string(), c.clone());
         Ok(c)
@@ -290,7 +352,7 @@ impl Hub {
             Ok(c) => c,
             // No such channel (never made, or dropped): an empty log whose sequence is
             // where a channel made now would continue it.
-            Err(last_id) => return Channel::snapshot(&Log { last_id, history: VecDeque::new() }, after),
+            Err(last_id) => return snapshot_of(last_id, &VecDeque::new(), after),
         };
         let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
         Channel::snapshot(&log, after)
@@ -307,6 +369,60 @@ impl Hub {
     /// How many channels exist now.
     pub fn channel_count(&self) -> usize {
         self.lock().live.len()
+    }
+
+    // For a broker that assigns ids elsewhere (Redis) and uses this hub for the fan-out
+    // to this instance's subscribers only.
+
+    /// Hands message `id` to the subscribers of `channel` here, if the channel exists
+    /// here and has not had that id (or a later one) yet. Never makes a channel: nobody
+    /// here is waiting on one that does not exist.
+    pub fn deliver(&self, channel: &str, id: u64, data: Bytes) -> bool {
+        let found = self.lock().live.get(channel).cloned();
+        found.is_some_and(|c| c.deliver(id, data))
+    }
+
+    /// `channel`'s head, if it exists here.
+    pub fn head(&self, channel: &str) -> Option<Head> {
+        let c = self.lock().live.get(channel).cloned()?;
+        let last = c.log.lock().unwrap_or_else(|e| e.into_inner()).head();
+        Some(Head { name: channel.to_string(), last, channel: Arc::downgrade(&c) })
+    }
+
+    /// Every live channel and the last id handed out on it.
+    pub fn heads(&self) -> Vec<Head> {
+        let live: Vec<_> = self.lock().live.iter().map(|(n, c)| (n.clone(), c.clone())).collect();
+        live.into_iter()
+            .map(|(name, c)| {
+                let last = c.log.lock().unwrap_or_else(|e| e.into_inner()).head();
+                Head { last, name, channel: Arc::downgrade(&c) }
+            })
+            .collect()
+    }
+
+    /// Forgets the channel `head` was taken from, if it is still the live one of that
+    /// name: one made again since (a new subscriber after a reset) is left alone.
+    pub fn reset_if_same(&self, head: &Head) {
+        let mut channels = self.lock();
+        if channels.live.get(&head.name).is_some_and(|c| std::ptr::eq(Arc::as_ptr(c), head.channel.as_ptr())) {
+            channels.live.remove(&head.name);
+        }
+    }
+
+    /// A subscriber of `channel` here goes on after `cursor`: until a message has been
+    /// handed out here, the lowest such cursor is the channel's head ([`Head::last`]),
+    /// from which a broker whose link was down reads what it missed.
+    pub fn note_cursor(&self, channel: &str, cursor: u64) {
+        if let Some(c) = self.lock().live.get(channel).cloned() {
+            let mut log = c.log.lock().unwrap_or_else(|e| e.into_inner());
+            log.start = Some(log.start.map_or(cursor, |s| s.min(cursor)));
+        }
+    }
+
+    /// Forgets `channel` here: its subscriptions end (`Closed`), and each client resumes
+    /// with its cursor, to be told what the shared history can still say about it.
+    pub fn reset(&self, channel: &str) {
+        self.lock().live.remove(channel);
     }
 }
 
@@ -399,6 +515,34 @@ mod tests {
             hub.publish(&format!("n{i}"), Bytes::from("x")).unwrap();
         }
         assert!(hub.publish("a", Bytes::from("again")).unwrap().id > 4, "never back to an old id");
+    }
+
+    #[test]
+    fn a_fanout_hub_hands_out_ids_from_elsewhere_once_each() {
+        let hub = Hub::fanout_only(8, 1);
+        assert!(!hub.deliver("a", 1, Bytes::from("x")), "no channel here: nobody to hand it to");
+        let (_, mut rx) = hub.subscribe("a", None).unwrap();
+        assert_eq!(hub.head("a").unwrap().last, None, "nothing handed out, no cursor noted");
+        hub.note_cursor("a", 7);
+        hub.note_cursor("a", 5);
+        assert_eq!(hub.head("a").unwrap().last, Some(5), "the lowest cursor, until a message");
+        assert!(hub.deliver("a", 6, Bytes::from("six")));
+        assert!(!hub.deliver("a", 6, Bytes::from("six")), "the same id twice goes out once");
+        assert!(!hub.deliver("a", 4, Bytes::from("old")), "nor an older one");
+        assert_eq!(rx.try_recv().unwrap().id, 6);
+        assert!(rx.try_recv().is_err());
+        let heads = hub.heads();
+        assert_eq!((heads.len(), heads[0].name.as_str(), heads[0].last), (1, "a", Some(6)));
+        // Made again after a reset, the channel is a new one: a reset through the old
+        // head leaves it alone, and it does not carry the old one's ids.
+        hub.reset("a");
+        assert!(rx.try_recv().is_err_and(|e| e == tokio::sync::broadcast::error::TryRecvError::Closed));
+        let (_, _rx2) = hub.subscribe("a", None).unwrap();
+        hub.reset_if_same(&heads[0]);
+        assert_eq!(hub.channel_count(), 1, "not the channel that head was taken from");
+        assert_eq!(hub.head("a").unwrap().last, None);
+        hub.reset_if_same(&hub.head("a").unwrap());
+        assert_eq!(hub.channel_count(), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod broker;
 pub mod dashboard;
 pub mod feed;
 pub mod hub;
+pub mod redis;
 pub mod routes;
 pub mod stats;
 

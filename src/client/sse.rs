@@ -1,10 +1,15 @@
 //! The SSE client: what a browser's `EventSource` does, by hand.
 //!
 //! `GET /sse/{channel}` with `Accept: text/event-stream`; the body (chunked, or until
-//! close on HTTP/1.0) goes through the project's WHATWG parser (`proto::sse`). When the
-//! stream ends or fails, it waits the server's `retry:` delay, or the backoff's (jittered,
-//! growing on repeated failure) when that is longer, and reconnects with `Last-Event-ID`, so the server resumes exactly
-//! after the last event received (WHATWG HTML §9.2.3, "reestablish the connection").
+//! close on HTTP/1.0) goes through the project's WHATWG parser (`proto::sse`). When an
+//! open stream ends or breaks, the client waits the reconnection time (the last `retry:`
+//! any stream sent, none until one does) or the backoff's delay when that is longer, and
+//! reconnects with `Last-Event-ID`, so the server resumes exactly after the last event
+//! received (WHATWG HTML §9.2.3, "reestablish the connection"). The backoff is jittered,
+//! doubles on each attempt and starts again once a stream delivers bytes. When an attempt
+//! itself fails (no connection, no head in time, a status or type that is not an event
+//! stream), the client waits the backoff's delay alone, as every client loop does
+//! (`poll::retry`), and tries again where an `EventSource` would give up on a bad status.
 
 use std::io;
 use std::time::Duration;

@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::app::stats::Transport;
 use crate::client::http::{HttpClient, Taps};
 use crate::client::meter::Meter;
 use crate::client::sink::{Delivery, Sink};
@@ -195,19 +196,20 @@ async fn server_stats(http: &mut HttpClient, url: &BaseUrl) -> Option<serde_json
     (r.status() == 200).then(|| serde_json::from_slice(&r.body).ok()).flatten()
 }
 
-/// The name `/stats` gives a transport; `auto` has none (it is one of the others).
-fn stats_key(transport: &str) -> Option<&'static str> {
-    match transport {
-        "short-poll" => Some("short_poll"),
-        "long-poll" => Some("long_poll"),
-        "sse" => Some("sse"),
-        "websocket" => Some("websocket"),
-        _ => None,
+/// The server's counters for a transport (`auto` has none of its own: it is one of the
+/// others), whose `/stats` name is [`Transport::name`].
+fn stats_transport(transport: &str) -> Option<Transport> {
+    match Protocol::parse(transport).ok()? {
+        Protocol::ShortPoll => Some(Transport::ShortPoll),
+        Protocol::LongPoll => Some(Transport::LongPoll),
+        Protocol::Sse => Some(Transport::Sse),
+        Protocol::WebSocket => Some(Transport::WebSocket),
+        Protocol::Auto => None,
     }
 }
 
 fn server_side(before: &serde_json::Value, after: &serde_json::Value, transport: &str) -> Option<ServerSide> {
-    let key = stats_key(transport)?;
+    let key = stats_transport(transport)?.name();
     let (b, a) = (&before["transports"][key], &after["transports"][key]);
     let delta = |field: &str| Some(a[field].as_u64()?.saturating_sub(b[field].as_u64()?));
     Some(ServerSide {

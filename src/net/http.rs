@@ -475,8 +475,8 @@ fn dashboard() -> Response {
         .header("X-Content-Type-Options", "nosniff")
 }
 
-/// The broker cannot serve this now (every channel slot in use, `--max-channels`):
-/// `503`, try again later.
+/// The broker cannot serve this now (every channel slot in use, `--max-channels`; or
+/// the Redis of `--broker redis://…` unreachable): `503` with the reason, try again later.
 pub fn unavailable(e: &BrokerError) -> Response {
     Response::text(503, format!("{e}\n")).header("Retry-After", "1")
 }

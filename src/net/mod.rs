@@ -1,10 +1,13 @@
 //! The tokio drivers: the accept loop and one driver per protocol. They move bytes
 //! between sockets and the pure codecs in `proto/`, and decide about closing. The
 //! WebSocket and event-stream timers are pure tables too (`proto::ws::liveness`,
-//! `proto::sse_timers`): those drivers hold one `Alarm` each, sleep until the table's
-//! next deadline and do what it says is due. The HTTP driver's own limits in time (the
-//! header and keep-alive timeouts, a long poll's hold) are still measured in [`http`].
+//! `proto::sse_timers`): the drivers of [`ws`], [`sse`] and [`trace`] (an event stream
+//! too) hold one `Alarm` each, sleep until the table's next deadline and do what it says
+//! is due. The HTTP driver's own limits in time (the header and keep-alive timeouts, a
+//! long poll's hold) are still measured in [`http`].
 //!
+//! - this file: [`Shared`], what every connection shares (the config, the broker, the
+//!   counters, the shutdown signal, the tracer), and `Alarm`, a driver's one timer.
 //! - [`server`]: accept loop, connection limit, graceful shutdown.
 //! - [`http`]: one HTTP/1.1 connection (requests, short and long polls); it hands a
 //!   request for `/sse/{channel}` to [`sse`], which streams until the end, one for
@@ -50,13 +53,13 @@ impl Shared {
     /// What the connections of a server with `config` share: an empty embedded broker
     /// sized by it, zeroed stats, not shutting down.
     pub fn new(config: Config, tracer: Option<Arc<Tracer>>) -> Shared {
-        Shared {
-            broker: Broker::memory(config.history, config.max_queue, config.max_channels),
-            stats: Stats::default(),
-            shutdown: watch::channel(false).0,
-            tracer,
-            config,
-        }
+        let broker = Broker::memory(config.history, config.max_queue, config.max_channels);
+        Shared::with_broker(config, broker, tracer)
+    }
+
+    /// What every connection shares, around the broker `--broker` chose.
+    pub fn with_broker(config: Config, broker: Broker, tracer: Option<Arc<Tracer>>) -> Shared {
+        Shared { broker, stats: Stats::default(), shutdown: watch::channel(false).0, tracer, config }
     }
 }
 

@@ -18,6 +18,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Shared, http, rlimit};
+use crate::app::broker::{Broker, BrokerKind};
+use crate::app::redis::RedisBroker;
 use crate::config::Config;
 use crate::proto::http::response::Context;
 use crate::proto::http::{Response, Version};
@@ -34,7 +36,7 @@ pub struct Server {
 impl Server {
     /// Binds the listener and prepares everything; nothing is served until `run`.
     pub async fn bind(mut config: Config) -> io::Result<Server> {
-        crate::app::broker::parse_broker_url(&config.broker)
+        let broker_kind = crate::app::broker::parse_broker_url(&config.broker)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let want = config.max_connections as u64 + rlimit::RESERVED_FDS;
         let (limit, problem) = rlimit::raise_nofile(want);
@@ -49,7 +51,16 @@ impl Server {
             let path = config.pcap.as_ref().map_or(String::new(), |p| p.path.display().to_string());
             io::Error::new(e.kind(), format!("cannot create the capture {path}: {e}"))
         })?;
-        let shared = Arc::new(Shared::new(config, tracer.clone()));
+        let broker = match broker_kind {
+            BrokerKind::Memory => Broker::memory(config.history, config.max_queue, config.max_channels),
+            // Redis unreachable at start: no server (exit 1), with the address in the error.
+            BrokerKind::Redis(url) => Broker::Redis(
+                RedisBroker::connect(url, config.history, config.max_queue, config.max_channels, tracer.clone())
+                    .await
+                    .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e))?,
+            ),
+        };
+        let shared = Arc::new(Shared::with_broker(config, broker, tracer.clone()));
         let limiter = Arc::new(Semaphore::new(shared.config.max_connections));
         Ok(Server { listener, shared, recorders: Recorders { trace: tracer, pcap }, limiter })
     }

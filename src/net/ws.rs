@@ -112,6 +112,9 @@ mod code {
     /// returned when there is no other more suitable status code". Used for a client
     /// that stopped reading and for one that stopped answering.
     pub const POLICY: u16 = 1008;
+    /// "Try Again Later" (IANA WebSocket close code registry, RFC 6455 §11.7): a message
+    /// the client sent could not be published (the shared broker is unreachable).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Bytes waiting to be written past which the driver stops reading from the peer. One
@@ -306,8 +309,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 // Validated as UTF-8 by the session, so it is a message as it stands;
                 // it comes back to this client too, with its id, through the hub.
                 // This connection subscribes to the channel, so it exists and has its
-                // slot: publishing to it cannot be refused for want of channels.
-                let _ = self.shared.broker.publish(name, text.into_bytes()).await;
+                // slot: publishing to it cannot be refused for want of channels. A
+                // shared broker can refuse it (Redis unreachable): a text frame has no
+                // answer of its own, so the client is told by the close, and resumes
+                // by cursor, knowing its message was not taken.
+                if self.shared.broker.publish(name, text.into_bytes()).await.is_err() {
+                    self.close(code::TRY_AGAIN_LATER, "not published: the message broker is unavailable");
+                }
             }
             (Event::Binary(_), Endpoint::Channel { .. }) => {
                 self.close(code::UNSUPPORTED_DATA, "a channel carries text messages only");

@@ -1,18 +1,27 @@
 //! The pure codecs: no tokio, no clock, no sockets. Bytes in, events or "need more"
 //! out; events in, bytes out. Partial input is normal, never an error.
 //!
-//! - [`http`]: HTTP/1.1 request heads, bodies and responses (RFC 9112).
-//! - [`sse`]: the `text/event-stream` encoder and parser (WHATWG HTML §9.2).
+//! - [`http`]: HTTP/1.1 (RFC 9112): request heads, the chunked decoder, responses, and
+//!   [`http::stream`], a connection as two streams of messages (where each ends, which
+//!   request a response answers, the switch after a `101`), which the server, the
+//!   client, the proxy and the trace all step.
+//! - [`resp`]: RESP, the Redis protocol (the Redis broker's client side).
+//! - [`sse`]: the `text/event-stream` encoder and parser (WHATWG HTML §9.2), and what
+//!   each field does ([`sse::field_effect`]), which the parser carries out and the trace
+//!   shows.
 //! - [`sse_timers`]: an open event stream's timers as data: heartbeats, and how long a
 //!   shutdown's last bytes may take (WHATWG HTML §9.2.7).
-//! - [`ws`]: WebSocket framing, masking, handshake, message session and liveness
-//!   timers (RFC 6455).
+//! - [`ws`]: WebSocket (RFC 6455): handshake, frames and their parts (what the trace and
+//!   `decode ws` print), masking, the message session, and [`ws::liveness`], the
+//!   server's ping, zombie and closing timers as data.
+//! - [`Role`] (this file): which end of a connection, for all of them.
 //!
 //! Time is data here too: a timer table is given instants and says when its next
 //! deadline is (`poll_timeout`) and what is due when it comes (`handle_timeout`); the
 //! drivers in `net/` only sleep until then.
 
 pub mod http;
+pub mod resp;
 pub mod sse;
 pub mod sse_timers;
 pub mod ws;

@@ -19,11 +19,13 @@
 //! ([`Parser`]); events in → bytes out (`encode_*`). The caller owns the I/O.
 //!
 //! Map of the file:
-//! 1. Lines — splitting and classifying, shared by the encoder, the parser and
-//!    the tracer view so the rules exist exactly once.
+//! 1. Lines — where a line ends (`find_line_end`: the encoder splits data and
+//!    comments with it, the parser reads with it) and what a line is
+//!    (`classify_line`: the parser's, which `StreamLine::kind` hands to the
+//!    trace), each written once.
 //! 2. Encoder (server side).
 //! 3. Parser (client side).
-//! 4. Line-level view for the byte-trace annotator ([`lines`], [`Parser::next_line`]).
+//! 4. Line-level view for the byte-trace annotator ([`Parser::next_line`]).
 //! 5. Tests.
 
 use std::borrow::Cow;
@@ -775,62 +777,6 @@ impl StreamLine {
     }
 }
 
-/// One line of a chunk, as yielded by [`lines`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line<'a> {
-    /// Byte range of the line's content within the chunk.
-    pub content: Range<usize>,
-    /// Byte range of its line end (CRLF, LF or CR); empty if the chunk ended
-    /// before one (an incomplete line, which a parser would not process yet).
-    pub terminator: Range<usize>,
-    /// The decoded line (borrowed when it is valid UTF-8).
-    pub text: Cow<'a, str>,
-}
-
-impl Line<'_> {
-    /// What the line means; `Field { name, value }`, `Comment(text)` or
-    /// `Blank` (a dispatch).
-    pub fn kind(&self) -> LineKind<'_> {
-        classify_line(&self.text)
-    }
-
-    /// Whether the line has its line end (only the last one of a chunk may not).
-    pub fn is_terminated(&self) -> bool {
-        !self.terminator.is_empty()
-    }
-}
-
-/// Splits a chunk of event-stream text into lines with byte ranges, for
-/// printing each field under a hexdump. Stateless: the chunk is assumed to
-/// start at a line boundary, a leading BOM is NOT stripped, and a CR at the
-/// very end counts as a full line end. To annotate a stream arriving in
-/// arbitrary pieces, use [`Parser::next_line`], which carries that state.
-pub fn lines(chunk: &[u8]) -> Lines<'_> {
-    Lines { chunk, pos: 0 }
-}
-
-/// Iterator returned by [`lines`].
-#[derive(Debug, Clone)]
-pub struct Lines<'a> {
-    chunk: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = Line<'a>;
-
-    fn next(&mut self) -> Option<Line<'a>> {
-        let start = self.pos;
-        let rest = &self.chunk[start..];
-        if rest.is_empty() {
-            return None;
-        }
-        let (end, next) = find_line_end(rest).unwrap_or((rest.len(), rest.len()));
-        self.pos += next;
-        Some(Line { content: start..start + end, terminator: start + end..start + next, text: decode(&rest[..end]) })
-    }
-}
-
 // ---------------------------------------------------------------------------
 // 5. Tests
 // ---------------------------------------------------------------------------
@@ -875,7 +821,8 @@ mod tests {
 
     /// Runs a parser test three ways — whole input, one byte at a time, and
     /// split in two at every offset — plus once through `next_line`, and
-    /// checks they all agree.
+    /// checks they all agree; then checks that the byte trace reads the same
+    /// input to the same events, fields, id and retry.
     fn check(input: &[u8], expected: &[Event]) -> Outcome {
         let whole = run([input]);
         assert_eq!(whole.events, expected, "whole input {:?}", String::from_utf8_lossy(input));
@@ -891,6 +838,7 @@ mod tests {
             via_lines.extend(line.event);
         }
         assert_eq!(via_lines, expected, "next_line");
+        crate::trace::annotate::agreement::sse(input);
         whole
     }
 
@@ -1476,7 +1424,11 @@ mod tests {
         assert_eq!(&encode_comment("")[..], b": \n\n");
         assert_eq!(&encode_comment("a\r\nb\rc")[..], b": a\n: b\n: c\n\n");
         let bytes = encode_comment("x\ndata: not data");
-        assert!(lines(&bytes).all(|l| matches!(l.kind(), LineKind::Comment(_) | LineKind::Blank)));
+        let mut p = Parser::new();
+        p.feed(&bytes);
+        while let Some(l) = p.next_line().unwrap() {
+            assert!(matches!(l.kind(), LineKind::Comment(_) | LineKind::Blank), "{l:?}");
+        }
         let out = check(&bytes, &[]);
         assert!(!out.discarded);
         // A comment between events leaves them intact.
@@ -1489,48 +1441,15 @@ mod tests {
     // --- Line-level view ---
 
     #[test]
-    fn lines_view_ranges_and_kinds() {
-        let chunk: &[u8] = b"event: up\r\ndata: x\n: hb\r\n\ndata";
-        let got: Vec<_> = lines(chunk)
-            .map(|l| (l.content.clone(), l.terminator.clone(), l.is_terminated(), l.kind().to_owned_kind()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (0..9, 9..11, true, Kind::Field("event".into(), "up".into())),
-                (11..18, 18..19, true, Kind::Field("data".into(), "x".into())),
-                (19..23, 23..25, true, Kind::Comment(" hb".into())),
-                (25..25, 25..26, true, Kind::Blank),
-                (26..30, 30..30, false, Kind::Field("data".into(), "".into())),
-            ]
-        );
-        for l in lines(chunk) {
-            assert_eq!(l.text.as_bytes(), &chunk[l.content.clone()]);
-        }
-        assert_eq!(lines(b"").count(), 0);
-        assert_eq!(lines(b"\r").count(), 1);
-        assert_eq!(lines(b"a\n").count(), 1);
-    }
-
-    #[test]
-    fn lines_view_decodes_invalid_utf8() {
-        let l = lines(b"data: \xFF\n").next().unwrap();
-        assert_eq!(l.kind(), LineKind::Field { name: "data", value: "\u{FFFD}" });
-        assert!(matches!(l.text, Cow::Owned(_)));
-        let l = lines(b"data: ok\n").next().unwrap();
-        assert!(matches!(l.text, Cow::Borrowed(_)), "valid UTF-8 is not copied");
-    }
-
-    #[test]
-    fn stream_lines_agree_with_chunk_lines() {
+    fn stream_lines_and_their_byte_ranges() {
         let input: &[u8] = b"event: up\r\ndata: x\n: hb\r\n\ndata";
-        let want: Vec<_> = lines(input)
-            .filter(Line::is_terminated)
-            .map(|l| {
-                let to64 = |r: Range<usize>| r.start as u64..r.end as u64;
-                (to64(l.content.clone()), to64(l.terminator.clone()), l.text.into_owned())
-            })
-            .collect();
+        // Content, line end, text; the unterminated "data" is not a line yet.
+        let want: Vec<(Range<u64>, Range<u64>, String)> = vec![
+            (0..9, 9..11, "event: up".into()),
+            (11..18, 18..19, "data: x".into()),
+            (19..23, 23..25, ": hb".into()),
+            (25..25, 25..26, "".into()),
+        ];
         // Same lines whether fed whole or byte by byte (the CRLFs get split).
         for piece_len in [input.len(), 1] {
             let mut p = Parser::new();
@@ -1551,6 +1470,14 @@ mod tests {
             assert_eq!(got, want);
             assert_eq!(dispatched, [ev("up", "x", "")]);
         }
+    }
+
+    #[test]
+    fn stream_lines_decode_invalid_utf8() {
+        let mut p = Parser::new();
+        p.feed(b"data: \xFF\n");
+        let line = p.next_line().unwrap().unwrap();
+        assert_eq!(line.kind(), LineKind::Field { name: "data", value: "\u{FFFD}" });
     }
 
     #[test]
@@ -1577,23 +1504,5 @@ mod tests {
         assert_eq!(classify_line("data:  x"), LineKind::Field { name: "data", value: " x" });
         assert_eq!(classify_line("a:b:c"), LineKind::Field { name: "a", value: "b:c" });
         assert_eq!(classify_line(" data: x"), LineKind::Field { name: " data", value: "x" });
-    }
-
-    /// Owned mirror of `LineKind` so test tables can hold literals.
-    #[derive(Debug, PartialEq, Eq)]
-    enum Kind {
-        Blank,
-        Comment(String),
-        Field(String, String),
-    }
-
-    impl LineKind<'_> {
-        fn to_owned_kind(self) -> Kind {
-            match self {
-                LineKind::Blank => Kind::Blank,
-                LineKind::Comment(c) => Kind::Comment(c.to_owned()),
-                LineKind::Field { name, value } => Kind::Field(name.to_owned(), value.to_owned()),
-            }
-        }
     }
 }

@@ -14,6 +14,7 @@
 use std::fmt::Write as _;
 
 use crate::proto::Role;
+use crate::proto::ws::frame::FrameParts;
 use crate::proto::ws::{Event as WsEvent, FrameHeader, LenForm, Session, SessionLimits, annotate_frame};
 use crate::trace::annotate::{Conversation, Start};
 use crate::trace::{hexdump, tap::render_notes};
@@ -79,9 +80,9 @@ pub fn decode(kind: Kind, from: Option<Role>, bytes: &[u8], offset: u64) -> (Str
         };
         // A frame whose header has arrived: what the header already says.
         if kind == Kind::Ws
-            && let Ok(Some((header, header_len))) = FrameHeader::parse(left)
+            && let Ok(Some(frame)) = FrameParts::read(left)
         {
-            for line in annotate_frame(&header, &left[header_len..]) {
+            for line in annotate_frame(&frame) {
                 let _ = writeln!(out, "  {line}");
             }
         }

@@ -18,7 +18,8 @@
 //! dispatch event id=3`), at the stream offset of the line's own bytes, which sit
 //! inside the chunk data that carried them.
 //! After a `101`, both readers read WebSocket frames (RFC 6455 §5.2) with the codec's
-//! own `FrameHeader::parse` and `annotate_frame`: each frame's header (FIN, RSV1-3, the
+//! own `FrameParts::read`, and put each part it returns into words with
+//! `proto::ws::annotate`: each frame's header (FIN, RSV1-3, the
 //! opcode by name, MASK, the payload length and which of the 7/16/64-bit forms carried
 //! it), its masking key, and its payload unmasked (a Close frame's code and reason). A
 //! frame split across reads waits in `pending` until it is whole, like any other unit;
@@ -31,7 +32,8 @@ use bytes::{Buf, BytesMut};
 use crate::proto::Role;
 use crate::proto::http::{Event, Exchange, HeadLimits, In, Piece, ResponseBody, Unit};
 use crate::proto::sse::{self, LineKind, StreamLine};
-use crate::proto::ws::{FrameHeader, annotate_frame, apply_mask};
+use crate::proto::ws::annotate as ws_text;
+use crate::proto::ws::{FrameHeader, FrameParts};
 
 /// "These bytes of the stream mean this."
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct Conversation {
     http: Exchange,
     client: Reader,
     server: Reader,
+    /// A connection to Redis: both directions are RESP (commands out, replies in).
+    resp: Option<Box<[RespReader; 2]>>,
 }
 
 impl Default for Conversation {
@@ -121,7 +125,12 @@ impl Conversation {
             Start::WebSocket => (Exchange::new(LIMITS), Mode::Upgraded(WsFrames::default())),
         };
         let client = if start == Start::WebSocket { Mode::Upgraded(WsFrames::default()) } else { http() };
-        Conversation { http: exchange, client: reader(client), server: reader(server) }
+        Conversation { http: exchange, client: reader(client), server: reader(server), resp: None }
+    }
+
+    /// A connection to Redis: commands one way, replies and pub/sub messages the other.
+    pub fn resp() -> Self {
+        Conversation { resp: Some(Box::new([RespReader::new(true), RespReader::new(false)])), ..Self::new() }
     }
 
     /// Bytes `writer` sent that no unit has taken yet: a unit still arriving (or held
@@ -154,6 +163,9 @@ impl Conversation {
 
     /// Bytes `writer`'s end sent, named unit by unit.
     pub fn bytes(&mut self, writer: Role, bytes: &[u8]) -> Vec<Note> {
+        if let Some(resp) = &mut self.resp {
+            return resp[usize::from(writer == Role::Server)].feed(bytes);
+        }
         let r = match writer {
             Role::Client => &mut self.client,
             Role::Server => &mut self.server,
@@ -415,15 +427,14 @@ pub struct WsFrames {
 /// this per direction.
 const MAX_PENDING_FRAME: u64 = 64 * 1024;
 
-/// Names the next frame (or the next piece of a large frame's payload). `Ok(0)`: the
-/// frame is still arriving; its bytes stay pending.
+/// Names the next frame (or the next piece of a large frame's payload), one note per
+/// part the codec read ([`FrameParts`]). `Ok(0)`: the frame is still arriving; its
+/// bytes stay pending.
 fn read_ws_frame(rest: &[u8], at: u64, ws: &mut WsFrames, notes: &mut Vec<Note>) -> Result<usize, String> {
     if let Some((header, seen)) = &mut ws.large {
         let n = (header.payload_len - *seen).min(rest.len() as u64) as usize;
         let mut piece = rest[..n].to_vec();
-        if let Some(key) = header.mask {
-            apply_mask(&mut piece, key, (*seen % 4) as usize);
-        }
+        header.unmask(&mut piece, *seen);
         let unmasked = if header.mask.is_some() { ", unmasked" } else { "" };
         let text = format!(
             "ws payload bytes {}..{} of {}{unmasked}: {}",
@@ -439,40 +450,38 @@ fn read_ws_frame(rest: &[u8], at: u64, ws: &mut WsFrames, notes: &mut Vec<Note>)
         }
         return Ok(n);
     }
-    let Some((header, header_len)) = FrameHeader::parse(rest).map_err(|e| e.to_string())? else {
+    let Some(frame) = FrameParts::read(rest).map_err(|e| e.to_string())? else {
         return Ok(0);
     };
-    let total = header_len as u64 + header.payload_len;
-    let whole = total <= rest.len() as u64;
-    if !whole && total <= MAX_PENDING_FRAME {
+    let whole = frame.is_complete();
+    if !whole && frame.payload.end <= MAX_PENDING_FRAME {
         return Ok(0);
     }
-    let payload = if whole { &rest[header_len..total as usize] } else { &[][..] };
-    // annotate_frame's lines: the header, the masking key (if any), then the payload
-    // or the close code and reason. Each is pinned to the bytes it describes.
-    let mut lines = annotate_frame(&header, payload).into_iter();
-    let first = lines.next().unwrap_or_default();
-    let key_len = if header.mask.is_some() { 4 } else { 0 };
-    notes.push(Note { offset: at, len: (header_len - key_len) as u64, text: format!("ws frame {first}") });
-    if header.mask.is_some() {
-        let key = lines.next().unwrap_or_default();
-        notes.push(Note { offset: at + (header_len - key_len) as u64, len: 4, text: format!("ws {key}") });
+    // The header's two parts (the fixed bytes and any extended length) are one note.
+    let (start, end) = (frame.base.start as u64, frame.ext_len.end as u64);
+    notes.push(Note {
+        offset: at + start,
+        len: end - start,
+        text: format!("ws frame {}", ws_text::header_line(&frame)),
+    });
+    if let Some(key) = ws_text::key_line(&frame) {
+        notes.push(Note {
+            offset: at + frame.key.start as u64,
+            len: frame.key.len() as u64,
+            text: format!("ws {key}"),
+        });
     }
-    let payload_at = at + header_len as u64;
+    let payload_at = at + frame.payload.start;
     if !whole {
-        let text = format!("ws payload of {} bytes follows, named as it arrives", header.payload_len);
+        let text = format!("ws payload of {} bytes follows, named as it arrives", frame.header.payload_len);
         notes.push(Note { offset: payload_at, len: 0, text });
-        ws.large = Some((header, 0));
-        return Ok(header_len);
+        ws.large = Some((frame.header, 0));
+        return Ok(frame.payload.start as usize);
     }
-    for line in lines {
-        let line = match line.strip_prefix("payload") {
-            Some(rest) if header.mask.is_some() => format!("ws unmasked payload{rest}"),
-            _ => format!("ws {line}"),
-        };
-        notes.push(Note { offset: payload_at, len: header.payload_len, text: line });
-    }
-    Ok(total as usize)
+    let unmasked = if frame.header.mask.is_some() && frame.close.is_none() { "unmasked " } else { "" };
+    let text = format!("ws {unmasked}{}", ws_text::payload_line(&frame));
+    notes.push(Note { offset: payload_at, len: frame.header.payload_len, text });
+    Ok(frame.payload.end as usize)
 }
 
 /// Quotes bytes for a note: text as an escaped string, anything else as a byte count.
@@ -494,9 +503,127 @@ pub fn preview(bytes: &[u8]) -> String {
     }
 }
 
+/// One direction of a connection to Redis, read as RESP values (the Redis protocol
+/// spec, see [`crate::proto::resp`]): each complete value is named once all its bytes
+/// have arrived; a command as the words it is made of, a pub/sub message as such.
+pub struct RespReader {
+    commands: bool,
+    pending: Vec<u8>,
+    /// Stream offset of `pending[0]`.
+    base: u64,
+    /// Bytes that are not RESP: nothing after them can be read.
+    broken: bool,
+}
+
+impl RespReader {
+    pub fn new(commands: bool) -> Self {
+        RespReader { commands, pending: Vec::new(), base: 0, broken: false }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Note> {
+        use crate::proto::resp::{self, Limits, Value};
+        let mut notes = Vec::new();
+        if self.broken {
+            return notes;
+        }
+        self.pending.extend_from_slice(bytes);
+        let mut used = 0;
+        loop {
+            match resp::parse(&self.pending[used..], &Limits::default()) {
+                Ok(Some((v, n))) => {
+                    let text = match (&v, self.commands) {
+                        (Value::Array(args), true) => describe_command(args),
+                        (Value::Array(parts) | Value::Push(parts), false)
+                            if parts.first().and_then(Value::as_bytes) == Some(b"message") =>
+                        {
+                            let on = parts.get(1).map_or(String::new(), resp::describe);
+                            let payload = parts.get(2).map_or(String::new(), resp::describe);
+                            format!("resp pub/sub message on {on}: {payload}")
+                        }
+                        (v, true) => format!("resp {}", resp::describe(v)),
+                        (v, false) => format!("resp reply {}", resp::describe(v)),
+                    };
+                    notes.push(Note { offset: self.base + used as u64, len: n as u64, text });
+                    used += n;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let len = (self.pending.len() - used) as u64;
+                    notes.push(Note { offset: self.base + used as u64, len, text: format!("not RESP: {e}") });
+                    self.broken = true;
+                    used = self.pending.len();
+                    break;
+                }
+            }
+        }
+        self.pending.drain(..used);
+        self.base += used as u64;
+        notes
+    }
+}
+
+/// `resp command EVALSHA (the publish script) 2 "wa:ch:lobby:seq" …`.
+fn describe_command(args: &[crate::proto::resp::Value]) -> String {
+    use crate::proto::resp;
+    let mut words = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        let word = match (i, a.as_bytes()) {
+            (0, Some(name)) => String::from_utf8_lossy(name).to_uppercase(),
+            (1, Some(sha)) if words.first().is_some_and(|w: &String| w == "EVALSHA") => {
+                match crate::app::redis::script_name(sha) {
+                    Some(name) => format!("({name})"),
+                    None => resp::describe(a),
+                }
+            }
+            _ => resp::describe(a),
+        };
+        words.push(word);
+    }
+    format!("resp command {}", words.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resp_traffic_is_named_once_whole_however_it_is_split() {
+        use crate::app::redis::PUBLISH_SCRIPT;
+        use sha1::{Digest, Sha1};
+        let sha: String = Sha1::digest(PUBLISH_SCRIPT.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let mut cmd = bytes::BytesMut::new();
+        crate::proto::resp::encode_command(
+            &["evalsha", &sha, "2", "wa:ch:lobby:seq", "wa:ch:lobby:hist", "hi"],
+            &mut cmd,
+        );
+        let replies = b":7\r\n*3\r\n$7\r\nmessage\r\n$13\r\nwa:messages:0\r\n$10\r\nlobby 7 hi\r\n";
+        for cut in 0..cmd.len() {
+            let mut c = Conversation::resp();
+            let mut notes = c.request_bytes(&cmd[..cut]);
+            notes.extend(c.request_bytes(&cmd[cut..]));
+            assert_eq!(notes.len(), 1, "cut at {cut}");
+            assert_eq!((notes[0].offset, notes[0].len), (0, cmd.len() as u64));
+            assert_eq!(
+                notes[0].text,
+                r#"resp command EVALSHA (the publish script) "2" "wa:ch:lobby:seq" "wa:ch:lobby:hist" "hi""#
+            );
+        }
+        for cut in 0..replies.len() {
+            let mut c = Conversation::resp();
+            let mut notes = c.response_bytes(&replies[..cut]);
+            notes.extend(c.response_bytes(&replies[cut..]));
+            let texts: Vec<&str> = notes.iter().map(|n| n.text.as_str()).collect();
+            assert_eq!(
+                texts,
+                vec!["resp reply 7", r#"resp pub/sub message on "wa:messages:0": "lobby 7 hi""#],
+                "cut at {cut}"
+            );
+            assert_eq!((notes[1].offset, notes[1].len), (4, replies.len() as u64 - 4));
+        }
+        let mut c = Conversation::resp();
+        assert!(c.response_bytes(b"!oops\r\n")[0].text.starts_with("not RESP"));
+        assert!(c.response_bytes(b":1\r\n").is_empty(), "nothing is read after bytes that are not RESP");
+    }
 
     fn texts(notes: &[Note]) -> Vec<String> {
         notes.iter().map(|n| format!("{}+{} {}", n.offset, n.len, n.text)).collect()
@@ -666,8 +793,9 @@ mod tests {
         assert!(texts(&notes).iter().any(|t| t.contains("event-stream body (until close), 4 bytes")));
     }
 
-    /// The trace and the parser read the same fields the same way: every field line
-    /// here, fed to both, is shown as ignored exactly when the parser ignores it.
+    /// The trace and the parser read the same fields the same way: each field line
+    /// here, as its own event, fed to both (`agreement::sse`, which the parser's
+    /// whole suite also calls on every vector it checks).
     #[test]
     fn the_trace_and_the_parser_agree_on_every_field() {
         let fields = [
@@ -675,6 +803,7 @@ mod tests {
             "event: e",
             "id: 7",
             "id: a\0b",
+            "id",
             "retry: 1500",
             "retry: +5",
             "retry: 99999999999999999999999",
@@ -683,21 +812,7 @@ mod tests {
             "foo: bar",
         ];
         for field in fields {
-            let mut c = Conversation::new();
-            c.request_bytes(b"GET /sse/a HTTP/1.0\r\n\r\n");
-            c.response_bytes(b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
-            let notes = c.response_bytes(format!("{field}\n").as_bytes());
-            let shown = sse_notes(&notes).join("");
-            // The parser: does the field change anything it keeps?
-            let mut p = sse::Parser::new();
-            let before = (p.retry(), p.last_event_id_buffer().to_string());
-            p.feed(format!("{field}\n").as_bytes());
-            p.next_event().unwrap();
-            let (name, value) = field.split_once(':').unwrap();
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            let used = (p.retry(), p.last_event_id_buffer().to_string()) != before || matches!(name, "data" | "event");
-            let used_by_id_clear = name == "id" && value.is_empty();
-            assert_eq!(shown.contains("(ignored"), !(used || used_by_id_clear), "{field:?}: {shown}");
+            agreement::sse(format!("{field}\ndata: y\n\n").as_bytes());
         }
     }
 
@@ -839,5 +954,215 @@ mod tests {
         c.response_bytes(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         let t = texts(&c.request_bytes(b""));
         assert_eq!(t[0], format!("{}+21 http request line: GET /stats HTTP/1.1", UPGRADE_REQUEST.len()));
+    }
+}
+
+/// The trace and the codecs conclude the same from the same bytes: the SSE parser's and
+/// the WebSocket session's test suites hand every vector they check to these, which
+/// read it again through a [`Conversation`] and compare.
+#[cfg(test)]
+pub(crate) mod agreement {
+    use std::collections::VecDeque;
+
+    use super::{Conversation, Note, plain};
+    use crate::proto::Role;
+    use crate::proto::sse;
+    use crate::proto::ws::{Event, OpCode, Violation, encode_frame};
+
+    /// `input`, an event-stream body, read by the trace and by a parser: the same
+    /// events dispatched (type, id, data line by line), the same reconnection time and
+    /// the same last event ID buffer, whether the trace gets the bytes whole or one at a
+    /// time.
+    pub(crate) fn sse(input: &[u8]) {
+        let trace = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+            let mut c = Conversation::new();
+            c.request_bytes(b"GET /sse/a HTTP/1.0\r\n\r\n");
+            c.response_bytes(b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+            let mut notes = Vec::new();
+            for piece in pieces {
+                notes.extend(c.response_bytes(piece).into_iter().map(|n| n.text).filter(|t| t.starts_with("sse ")));
+            }
+            notes
+        };
+        let notes = trace(&mut std::iter::once(input));
+        assert_eq!(trace(&mut input.chunks(1)), notes, "the trace, one byte at a time");
+
+        let mut p = sse::Parser::new();
+        p.feed(input);
+        let mut events = VecDeque::new();
+        while let Some(e) = p.next_event().expect("the suites' vectors are within the limits") {
+            events.push_back(e);
+        }
+        let why = || format!("{:?}: the trace said {notes:#?}", String::from_utf8_lossy(input));
+        // What the trace concluded, field by field.
+        let (mut data, mut retry, mut id) = (Vec::new(), None, String::new());
+        for note in &notes {
+            if let Some(value) = note.strip_prefix("sse field data: ") {
+                data.push(value.to_string());
+            } else if let Some(value) = note.strip_prefix("sse field retry: ").filter(|v| !v.contains("(ignored")) {
+                retry = Some(value.parse::<u64>().unwrap_or_else(|_| panic!("retry {value}: {}", why())));
+            } else if let Some(value) = note.strip_prefix("sse field id: ").filter(|v| !v.contains("(ignored")) {
+                id = value.to_string();
+            } else if note.starts_with("sse blank line: dispatch event") {
+                let e = events.pop_front().unwrap_or_else(|| panic!("the parser dispatched no event: {}", why()));
+                let kind =
+                    if e.event_type == "message" { String::new() } else { format!(" type={}", plain(&e.event_type)) };
+                let eid =
+                    if e.last_event_id.is_empty() { String::new() } else { format!(" id={}", plain(&e.last_event_id)) };
+                assert_eq!(note, &format!("sse blank line: dispatch event{kind}{eid}"), "{}", why());
+                let lines: Vec<String> = e.data.split('\n').map(plain).collect();
+                assert_eq!(data, lines, "the data of {e:?}: {}", why());
+                data.clear();
+            } else if note.starts_with("sse blank line: nothing to dispatch") {
+                data.clear();
+            }
+        }
+        assert!(events.is_empty(), "the trace dispatched none of {events:?}: {}", why());
+        assert_eq!(retry, p.retry(), "retry: {}", why());
+        assert_eq!(id, plain(p.last_event_id_buffer()), "the last event ID buffer: {}", why());
+    }
+
+    /// One frame as the trace named it: its header's fields and the notes on its
+    /// payload (or its Close body).
+    struct Named {
+        fin: bool,
+        opcode: OpCode,
+        len: usize,
+        masked: bool,
+        payload: Vec<String>,
+    }
+
+    /// The frames the trace names in `wire`, sent by `writer` after a `101`.
+    fn frames(writer: Role, wire: &[u8]) -> (Vec<Named>, Option<String>) {
+        let mut c = Conversation::new();
+        c.request_bytes(
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        );
+        c.response_bytes(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        );
+        let notes: Vec<Note> = c.bytes(writer, wire);
+        let mut named: Vec<Named> = Vec::new();
+        for note in notes {
+            if let Some(header) = note.text.strip_prefix("ws frame ") {
+                let field = |name: &str| header.split(' ').find_map(|f| f.strip_prefix(name)).unwrap().to_string();
+                named.push(Named {
+                    fin: field("FIN=") == "1",
+                    opcode: OpCode::from_u8(u8::from_str_radix(field("opcode=0x").as_str(), 16).unwrap()),
+                    len: field("len=").parse().unwrap(),
+                    masked: field("MASK=") == "1",
+                    payload: Vec::new(),
+                });
+            } else if note.text.starts_with("ws unreadable frame header") {
+                return (named, Some(note.text));
+            } else if !note.text.starts_with("ws masking key") {
+                named.last_mut().expect("a payload note follows a header note").payload.push(note.text);
+            }
+        }
+        (named, None)
+    }
+
+    /// `wire`, the frames a peer sent to a session of `role`, read by the trace: the
+    /// frames the session took as `events` (data messages cut at the frames' lengths,
+    /// controls, a Close's code and reason) read the same when re-encoded, and a frame
+    /// the session refused for its Close body or its header is one the trace calls
+    /// invalid or unreadable.
+    pub(crate) fn ws(role: Role, wire: &[u8], events: &[Event]) {
+        let writer = match role {
+            Role::Server => Role::Client,
+            Role::Client => Role::Server,
+        };
+        let (named, unreadable) = frames(writer, wire);
+        let mut events: VecDeque<Event> = events.iter().cloned().collect();
+        // The payload notes the trace gives the same frame carrying `payload` unmasked
+        // (the session's conclusion, with no key for the trace to apply).
+        let renamed = |f: &Named, payload: &[u8]| {
+            let (mut again, _) = frames(writer, &encode_frame(f.opcode, f.fin, payload, None));
+            let notes = again.pop().expect("one frame").payload;
+            match f.masked {
+                true => notes.into_iter().map(|n| n.replacen("ws payload", "ws unmasked payload", 1)).collect(),
+                false => notes,
+            }
+        };
+        let why = |f: &Named| format!("{:?} frame of {} bytes in {wire:02x?}", f.opcode, f.len);
+        let close_body = [Violation::CloseBodyOneByte, Violation::InvalidCloseCode, Violation::InvalidCloseReason];
+        let mut message: Option<(Vec<u8>, usize)> = None;
+        for f in &named {
+            if let Some(Event::ProtocolError { reason, .. }) = events.front() {
+                // Refused for its Close body: the trace says why. (Refused for
+                // anything else, the session may not have read the body at all.)
+                if close_body.iter().any(|v| v.reason() == *reason) {
+                    let says = f.payload.iter().any(|p| p.contains("invalid") || p.contains("not UTF-8"));
+                    assert!(says, "{reason}, but the trace said {:?}: {}", f.payload, why(f));
+                }
+                return;
+            }
+            match f.opcode {
+                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                    if message.is_none() {
+                        // The message this frame starts is the first one the session
+                        // delivered after what it delivered so far, unless it failed first.
+                        let at = events.iter().position(|e| {
+                            matches!(
+                                e,
+                                Event::Text(_) | Event::Binary(_) | Event::ProtocolError { .. } | Event::Close { .. }
+                            )
+                        });
+                        match at.map(|i| (i, &events[i])) {
+                            Some((i, Event::Text(_) | Event::Binary(_))) => {
+                                let bytes = match events.remove(i) {
+                                    Some(Event::Text(t)) => t.as_bytes().to_vec(),
+                                    Some(Event::Binary(b)) => b.to_vec(),
+                                    _ => unreachable!(),
+                                };
+                                message = Some((bytes, 0));
+                            }
+                            _ => return, // the session never completed this message
+                        }
+                    }
+                    let (bytes, at) = message.as_mut().unwrap();
+                    let part = bytes.get(*at..*at + f.len).unwrap_or_else(|| panic!("too short: {}", why(f)));
+                    assert_eq!(f.payload, renamed(f, part), "{}", why(f));
+                    *at += f.len;
+                    if f.fin {
+                        assert_eq!(*at, bytes.len(), "the message ends with its last frame: {}", why(f));
+                        message = None;
+                    }
+                }
+                OpCode::Ping | OpCode::Pong | OpCode::Close => {
+                    let body = match events.pop_front() {
+                        Some(Event::Ping(p) | Event::Pong(p)) => p.to_vec(),
+                        Some(Event::Close { code, reason }) => {
+                            let mut body = code.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default();
+                            body.extend_from_slice(reason.as_bytes());
+                            body
+                        }
+                        other => panic!("the session saw {other:?}: {}", why(f)),
+                    };
+                    assert_eq!(f.payload, renamed(f, &body), "{}", why(f));
+                    if f.opcode == OpCode::Close {
+                        return;
+                    }
+                }
+                OpCode::Reserved(_) => panic!("the session took a reserved opcode: {}", why(f)),
+            }
+        }
+        if let Some(text) = unreadable {
+            assert_eq!(
+                events.front(),
+                Some(&Event::ProtocolError { code: 1002, reason: Violation::LengthMsbSet.reason() }),
+                "{text}"
+            );
+            return;
+        }
+        // Nothing delivered beyond the frames the trace named; a refusal may come from a
+        // header alone, before the frame it opens has arrived.
+        assert!(message.is_none(), "the trace saw the message end in {wire:02x?}");
+        assert!(
+            events.is_empty() || matches!(events.make_contiguous(), [Event::ProtocolError { .. }]),
+            "the session saw {events:?} beyond what the trace named in {wire:02x?}"
+        );
     }
 }

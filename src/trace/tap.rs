@@ -158,13 +158,22 @@ pub struct Traced {
 
 impl<S> Observed<S, Traced> {
     pub fn new(inner: S, peer: String, role: Role, tracer: Arc<Tracer>) -> Self {
+        Self::reading(inner, peer, role, tracer, Conversation::new())
+    }
+
+    /// A client connection to Redis (the Redis broker's), read as RESP both ways.
+    pub fn resp(inner: S, peer: String, tracer: Arc<Tracer>) -> Self {
+        Self::reading(inner, peer, Role::Client, tracer, Conversation::resp())
+    }
+
+    fn reading(inner: S, peer: String, role: Role, tracer: Arc<Tracer>, conversation: Conversation) -> Self {
         let id = tracer.next_id();
         let traced = Traced {
             id,
             peer,
             role,
             opened: Instant::now(),
-            conversation: Conversation::new(),
+            conversation,
             read_offset: 0,
             write_offset: 0,
             eof_traced: false,

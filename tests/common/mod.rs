@@ -372,10 +372,15 @@ pub fn loopback_buffer_bound(recv_buffer: usize) -> usize {
 /// Waits until `cond` holds, checking every 10 ms, and fails after [`LIMIT`] naming
 /// `what`: a test waits on a condition it can observe (a counter, a line in a trace),
 /// never on a fixed delay that a busy machine may outlast.
-pub async fn wait_until<F: Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    let deadline = std::time::Instant::now() + LIMIT;
+pub async fn wait_until<F: Future<Output = bool>>(what: &str, cond: impl FnMut() -> F) {
+    wait_until_within(what, LIMIT, cond).await
+}
+
+/// [`wait_until`], failing after `limit` rather than [`LIMIT`].
+pub async fn wait_until_within<F: Future<Output = bool>>(what: &str, limit: Duration, mut cond: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + limit;
     while !cond().await {
-        assert!(std::time::Instant::now() < deadline, "waited {LIMIT:?} in vain for {what}");
+        assert!(std::time::Instant::now() < deadline, "waited {limit:?} in vain for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -398,5 +403,144 @@ pub async fn wait_held(s: &Running, transport: wire_academy::app::stats::Transpo
     while open_now(s, transport) != n {
         assert!(std::time::Instant::now() < deadline, "{transport:?}: {} open, waited for {n}", open_now(s, transport));
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A real `redis-server` of our own on a free loopback port, stopped when dropped.
+///
+/// Redis has no `--port 0`, so a free port is found by binding one and letting it go;
+/// if another process takes it first, the server fails to start and another is tried.
+/// No persistence unless the test asks for it (`persistent`): then an append-only file
+/// in the server's own directory, written on every command, so a restart keeps it all.
+pub struct RedisServer {
+    child: Option<std::process::Child>,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    persistent: bool,
+    /// More `redis-server` flags (`--requirepass`, `--unixsocket`…).
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// `None` (after saying what to install) when redis-server is missing outside CI.
+    pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(false)
+    }
+
+    pub fn start_with(persistent: bool) -> Option<RedisServer> {
+        RedisServer::start_with_flags(persistent, &[])
+    }
+
+    /// With more `redis-server` flags; `{dir}` in one stands for the server's directory.
+    pub fn start_with_flags(persistent: bool, flags: &[&str]) -> Option<RedisServer> {
+        if !require_tool("redis-server", "sudo apt-get install redis-server (or: bash scripts/test.sh)") {
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "wire-academy-redis-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for redis");
+        for _ in 0..20 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let extra = flags.iter().map(|f| f.replace("{dir}", dir.to_str().unwrap())).collect();
+            let mut r = RedisServer { child: None, port, dir: dir.clone(), persistent, extra };
+            if r.launch() {
+                return Some(r);
+            }
+        }
+        panic!("redis-server did not start on any of 20 free ports");
+    }
+
+    /// Starts the process on `self.port` and waits until it answers PING; `false` if it
+    /// exited instead (the port was taken meanwhile).
+    fn launch(&mut self) -> bool {
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--dir", self.dir.to_str().unwrap()])
+            .args(&self.extra)
+            .stdout(std::process::Stdio::null());
+        if self.persistent {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        let mut child = cmd.spawn().expect("redis-server starts");
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            if child.try_wait().expect("wait").is_some() {
+                return false;
+            }
+            if self.ping() {
+                self.child = Some(child);
+                return true;
+            }
+            assert!(std::time::Instant::now() < deadline, "redis-server on port {} never answered PING", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// An inline PING (the spec's "inline command" form), answered `+PONG`: written and
+    /// read by hand, so that waiting for Redis does not depend on the codec under test.
+    pub fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut buf = [0u8; 64];
+        // With --requirepass, Redis refuses PING with -NOAUTH: it is up all the same.
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGTERM, then waits: Redis finishes writing its append-only file and exits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill() only sends a signal to our own child process.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port and directory (with its data, when persistent).
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(self.launch(), "redis-server did not restart on port {}", self.port);
+    }
+
+    /// Stops it and starts a fresh one, without data, on the same port.
+    pub fn replace_with_fresh(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir_all(&self.dir).expect("a directory for redis");
+        assert!(self.launch(), "redis-server did not start again on port {}", self.port);
+    }
+
+    /// `redis-cli -p PORT ARGS…`: its standard output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        assert!(require_tool("redis-cli", "sudo apt-get install redis-tools"), "redis-cli is needed");
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,4 +1,6 @@
-//! Request bodies: Content-Length and chunked (RFC 9112 §6 and §7.1).
+//! The chunked transfer coding (RFC 9112 §7.1), for requests and responses alike. A
+//! Content-Length body needs no decoder: the message stream (`stream.rs`) counts its
+//! bytes, with the length read by `content_length` (`mod.rs`).
 //!
 //! ```text
 //! chunked-body   = *chunk last-chunk trailer-section CRLF          ; RFC 9112 §7.1
@@ -11,8 +13,9 @@
 //!
 //! [`ChunkedDecoder`] is an enum with one state per position in that grammar, as in
 //! hyper's decoder. [`ChunkedDecoder::step`] consumes one syntactic unit (or as much of it
-//! as has arrived) and says what it was, so the same code serves the server, which keeps
-//! the data, and the byte tracer, which names each piece.
+//! as has arrived) and says what it was. The message stream steps it for everyone who
+//! reads HTTP: the server and the client keep the data, the proxy passes it on, and the
+//! byte tracer names each piece.
 
 use super::HttpError;
 
@@ -84,10 +87,6 @@ impl Default for ChunkedDecoder {
 impl ChunkedDecoder {
     pub fn new() -> Self {
         ChunkedDecoder { state: State::Size { digits: 0 }, size: 0, line_len: 0, trailer_len: 0 }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
     }
 
     /// Consumes the next unit of `input`, or all of it if the unit is not complete.
@@ -205,13 +204,18 @@ pub(crate) mod tests {
     /// Decodes `input` fed in pieces of `split` bytes (0 = all at once). Returns the body
     /// and the bytes after it (those left in the buffer plus those not yet fed).
     pub(crate) fn decode(input: &[u8], split: usize) -> Result<(Vec<u8>, Vec<u8>), HttpError> {
+        let step = if split == 0 { input.len().max(1) } else { split };
+        decode_pieces(input, (step..input.len()).step_by(step))
+    }
+
+    /// Decodes `input` fed in pieces that end at each of `cuts` (increasing offsets) and
+    /// at its end.
+    fn decode_pieces(input: &[u8], cuts: impl Iterator<Item = usize>) -> Result<(Vec<u8>, Vec<u8>), HttpError> {
         let mut dec = ChunkedDecoder::new();
         let mut buf: Vec<u8> = Vec::new();
         let mut out = Vec::new();
-        let step = if split == 0 { input.len().max(1) } else { split };
         let mut fed = 0;
-        while fed < input.len() {
-            let end = (fed + step).min(input.len());
+        for end in cuts.chain(std::iter::once(input.len())) {
             buf.extend_from_slice(&input[fed..end]);
             fed = end;
             while !buf.is_empty() {
@@ -229,12 +233,15 @@ pub(crate) mod tests {
         Err(HttpError::BadRequest("incomplete"))
     }
 
-    /// Every test input three ways: whole, a byte at a time, and split at every offset.
+    /// Every test input whole, in pieces of 1, 2, 3 and 7 bytes, and split in two at
+    /// every offset.
     fn check(input: &[u8], body: &[u8], rest: &[u8]) {
-        for split in [0, 1, 2, 3, 7] {
-            let (got, got_rest) = decode(input, split).unwrap_or_else(|e| panic!("split {split}: {e:?}"));
-            assert_eq!(got, body, "split {split}");
-            assert_eq!(got_rest, rest, "split {split}");
+        let ways = [0, 1, 2, 3, 7].map(|split| (format!("pieces of {split}"), decode(input, split)));
+        let cuts = (1..input.len()).map(|at| (format!("split at {at}"), decode_pieces(input, std::iter::once(at))));
+        for (how, got) in ways.into_iter().chain(cuts) {
+            let (got, got_rest) = got.unwrap_or_else(|e| panic!("{how}: {e:?}"));
+            assert_eq!(got, body, "{how}");
+            assert_eq!(got_rest, rest, "{how}");
         }
     }
 

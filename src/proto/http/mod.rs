@@ -2,7 +2,7 @@
 //!
 //! - [`request`]: the request head parser, with every check that refuses an ambiguous
 //!   or oversized request.
-//! - [`body`]: Content-Length and chunked request bodies.
+//! - [`body`]: the chunked transfer coding's decoder, for requests and responses.
 //! - [`response`]: the response writer, for Content-Length, chunked and close-delimited
 //!   bodies, and the response head parser.
 //! - [`stream`]: a connection as two streams of messages: where each message ends, which

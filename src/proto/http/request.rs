@@ -130,10 +130,6 @@ pub fn write_request(
     out.put_slice(body);
 }
 
-/// The HTTP/2 connection preface (RFC 9113 §3.4). It parses as a request line with
-/// version `HTTP/2.0`, so it gets `505` like any other version we do not speak.
-pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// Longest method plus the spaces and version around a target: a request line (with its
 /// CR) longer than `max_target` plus this is refused as too long (414) whether or not its
 /// LF has arrived, so the verdict is the same however the line's bytes were cut into
@@ -393,6 +389,10 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The HTTP/2 connection preface (RFC 9113 §3.4). It parses as a request line with
+    /// version `HTTP/2.0`, so it gets `505` like any other version we do not speak.
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
     const LIMITS: HeadLimits = HeadLimits { max_header: 8192, max_target: 8192, max_body: 1 << 20 };
 

@@ -26,8 +26,14 @@
 //!
 //! Parsing is "httparse-style": `Ok(None)` means "not enough bytes yet" and is
 //! a normal outcome; the caller reads more and asks again.
+//!
+//! [`FrameParts::read`] reads a whole frame part by part (which bytes are the
+//! fixed header, the extended length, the key and the payload; the payload
+//! unmasked; a Close body's code and reason, or why they are invalid): the
+//! byte trace and `decode ws` only put that into words (`annotate.rs`).
 
 use std::fmt;
+use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -393,8 +399,8 @@ pub enum CloseBodyError {
     OneByte,
     /// A code outside [`close_code_is_valid`].
     InvalidCode(u16),
-    /// The reason is not UTF-8.
-    InvalidUtf8,
+    /// The reason after this (valid) code is not UTF-8.
+    InvalidUtf8(u16),
 }
 
 /// Read a Close frame's (unmasked) body, §5.5.1:
@@ -415,8 +421,80 @@ pub fn parse_close_body(body: &[u8]) -> Result<Option<(u16, &str)>, CloseBodyErr
                 return Err(CloseBodyError::InvalidCode(code));
             }
             // A 123-byte reason at most, so std's validator is fine here.
-            let reason = std::str::from_utf8(reason).map_err(|_| CloseBodyError::InvalidUtf8)?;
+            let reason = std::str::from_utf8(reason).map_err(|_| CloseBodyError::InvalidUtf8(code))?;
             Ok(Some((code, reason)))
+        }
+    }
+}
+
+/// One frame as the codec reads it, part by part: what each run of bytes is and what it
+/// says. The byte trace and `decode ws` put this into words; they restate no rule of
+/// the layout.
+///
+/// Every range counts from the frame's first byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameParts {
+    /// FIN, RSV1-3, the opcode, MASK, and which length form carried the length.
+    pub header: FrameHeader,
+    /// The two fixed bytes: FIN, RSV1-3, opcode, MASK and the 7-bit length field.
+    pub base: Range<usize>,
+    /// The 16- or 64-bit extended length; empty in the 7-bit form.
+    pub ext_len: Range<usize>,
+    /// The masking key; empty (at `ext_len.end`) when MASK is 0.
+    pub key: Range<usize>,
+    /// The payload the header announces, whether or not it has all arrived.
+    pub payload: Range<u64>,
+    /// The payload bytes present so far, unmasked (§5.3).
+    pub data: Vec<u8>,
+    /// For a Close frame whose payload has all arrived: what its body says (§5.5.1).
+    pub close: Option<CloseBody>,
+}
+
+/// What a Close frame's body says, §5.5.1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseBody {
+    /// An empty body: no status code, which is allowed.
+    NoCode,
+    /// A valid code and a UTF-8 reason.
+    Code(u16, String),
+    /// A body the session refuses, and why.
+    Invalid(CloseBodyError),
+}
+
+impl FrameParts {
+    /// Read the frame at the start of `buf`, whose payload may have arrived in part
+    /// (or not at all). `Ok(None)`: the header itself is incomplete; `Err`: the bytes
+    /// can never form a header ([`FrameHeader::parse`]).
+    pub fn read(buf: &[u8]) -> Result<Option<FrameParts>, FrameError> {
+        let Some((header, header_len)) = FrameHeader::parse(buf)? else {
+            return Ok(None);
+        };
+        let ext_end = 2 + header.len_form.extra_bytes();
+        let payload = header_len as u64..header_len as u64 + header.payload_len;
+        let present = (buf.len() as u64).min(payload.end) as usize;
+        let mut data = buf[header_len..present].to_vec();
+        header.unmask(&mut data, 0);
+        let whole = data.len() as u64 == header.payload_len;
+        let close = (header.opcode == OpCode::Close && whole).then(|| match parse_close_body(&data) {
+            Ok(None) => CloseBody::NoCode,
+            Ok(Some((code, reason))) => CloseBody::Code(code, reason.to_owned()),
+            Err(e) => CloseBody::Invalid(e),
+        });
+        Ok(Some(FrameParts { header, base: 0..2, ext_len: 2..ext_end, key: ext_end..header_len, payload, data, close }))
+    }
+
+    /// Has the whole payload arrived?
+    pub fn is_complete(&self) -> bool {
+        self.data.len() as u64 == self.header.payload_len
+    }
+}
+
+impl FrameHeader {
+    /// Unmask (§5.3) `bytes`, the payload from its byte `offset` on, if this header
+    /// carries a key; leave them as they are if not.
+    pub fn unmask(&self, bytes: &mut [u8], offset: u64) {
+        if let Some(key) = self.mask {
+            apply_mask(bytes, key, (offset % 4) as usize);
         }
     }
 }
@@ -601,6 +679,34 @@ mod tests {
         assert_eq!(parse_close_body(b"\x03\xe8"), Ok(Some((1000, ""))));
         assert_eq!(parse_close_body(b"\x03\xe8bye"), Ok(Some((1000, "bye"))));
         assert_eq!(parse_close_body(b"\x03\xed"), Err(CloseBodyError::InvalidCode(1005)));
-        assert_eq!(parse_close_body(b"\x03\xe8\xff"), Err(CloseBodyError::InvalidUtf8));
+        assert_eq!(parse_close_body(b"\x03\xe8\xff"), Err(CloseBodyError::InvalidUtf8(1000)));
+    }
+
+    #[test]
+    fn parts_and_their_byte_ranges() {
+        // RFC 6455 §5.7: the masked "Hello", whole and with its payload in part.
+        let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let f = FrameParts::read(&wire).unwrap().unwrap();
+        assert_eq!((f.base.clone(), f.ext_len.clone(), f.key.clone(), f.payload.clone()), (0..2, 2..2, 2..6, 6..11));
+        assert_eq!((f.data.as_slice(), &f.close, f.is_complete()), (&b"Hello"[..], &None, true));
+        let f = FrameParts::read(&wire[..8]).unwrap().unwrap();
+        assert_eq!((f.data.as_slice(), f.is_complete()), (&b"He"[..], false));
+        assert_eq!(FrameParts::read(&wire[..5]), Ok(None));
+        // The 16- and 64-bit forms, unmasked.
+        let f = FrameParts::read(&encode_frame(OpCode::Binary, true, &[1; 256], None)).unwrap().unwrap();
+        assert_eq!((f.ext_len, f.key, f.payload, f.header.len_form), (2..4, 4..4, 4..260, LenForm::Bits16));
+        let big = encode_frame(OpCode::Binary, true, &vec![2; 65536], Some([9, 8, 7, 6]));
+        let f = FrameParts::read(&big[..20]).unwrap().unwrap();
+        assert_eq!((f.ext_len, f.key, f.payload), (2..10, 10..14, 14..65550));
+        assert_eq!(f.data, [2; 6]);
+        // Close bodies: read only once whole.
+        let close =
+            |body: &[u8]| FrameParts::read(&encode_frame(OpCode::Close, true, body, Some([1, 2, 3, 4]))).unwrap();
+        assert_eq!(close(b"\x03\xe8bye").unwrap().close, Some(CloseBody::Code(1000, "bye".into())));
+        assert_eq!(close(b"").unwrap().close, Some(CloseBody::NoCode));
+        assert_eq!(close(b"\x03").unwrap().close, Some(CloseBody::Invalid(CloseBodyError::OneByte)));
+        assert_eq!(close(b"\x03\xe8\xff").unwrap().close, Some(CloseBody::Invalid(CloseBodyError::InvalidUtf8(1000))));
+        let wire = encode_frame(OpCode::Close, true, b"\x03\xe8bye", None);
+        assert_eq!(FrameParts::read(&wire[..4]).unwrap().unwrap().close, None);
     }
 }

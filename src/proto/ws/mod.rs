@@ -12,12 +12,12 @@
 //! | file | RFC 6455 | what it does |
 //! | --- | --- | --- |
 //! | [`handshake`] | §1.3, §4 | the HTTP Upgrade: check the client's request, build the `101` (or the 400/403/426), and the client's side of it |
-//! | [`frame`] | §5.2, §7.4 | the frame header: parse, encode, describe; opcodes; close codes |
+//! | [`frame`] | §5.2, §5.5.1, §7.4 | the frame header: parse, encode, describe; a frame's parts and their byte ranges ([`FrameParts`]); opcodes; close codes |
 //! | [`mask`] | §5.3 | XOR masking, byte-wise reference and word-at-a-time fast path |
 //! | [`utf8`] | §5.6, §8.1 | incremental fail-fast UTF-8 validation, and [`Utf8Bytes`] |
 //! | [`session`] | §5.4-§5.6, §7 | the connection state machine: reassembly, control frames, closing, protocol errors |
 //! | [`liveness`] | §5.5.2, §5.5.3, §7.1.1 | the server's timers as data: when to ping, when a silent peer is a zombie, how long closing may take |
-//! | [`annotate`] | §5 | human-readable lines for the byte trace and `decode ws` |
+//! | [`annotate`] | §5 | a frame's parts in words, for the byte trace and `decode ws` |
 //!
 //! # Data path
 //!
@@ -40,8 +40,10 @@ pub mod mask;
 pub mod session;
 pub mod utf8;
 
-pub use annotate::{annotate_frame, annotate_frames};
-pub use frame::{FrameError, FrameHeader, LenForm, OpCode, close_code_is_valid, close_code_name, encode_frame};
+pub use annotate::annotate_frame;
+pub use frame::{
+    CloseBody, FrameError, FrameHeader, FrameParts, LenForm, OpCode, close_code_is_valid, close_code_name, encode_frame,
+};
 pub use handshake::{
     Accepted, HandshakeError, HandshakeOptions, accept_key, client_request, client_verify, server_accept,
 };

@@ -396,11 +396,6 @@ impl Session {
         &mut self.read_buf
     }
 
-    /// Bytes received but not yet turned into events.
-    pub fn buffered_input(&self) -> usize {
-        self.read_buf.len()
-    }
-
     fn is_reading(&self) -> bool {
         matches!(self.state, CloseState::Open | CloseState::CloseSent)
     }
@@ -619,7 +614,7 @@ impl Session {
             Ok(Some((code, reason))) => (Some(code), reason.to_owned()),
             Err(CloseBodyError::OneByte) => return Err(Violation::CloseBodyOneByte),
             Err(CloseBodyError::InvalidCode(_)) => return Err(Violation::InvalidCloseCode),
-            Err(CloseBodyError::InvalidUtf8) => return Err(Violation::InvalidCloseReason),
+            Err(CloseBodyError::InvalidUtf8(_)) => return Err(Violation::InvalidCloseReason),
         };
         match self.state {
             CloseState::Open => {
@@ -690,10 +685,6 @@ impl Session {
         self.out_len
     }
 
-    pub fn has_outgoing(&self) -> bool {
-        self.out_len > 0
-    }
-
     /// Queue a text message.
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
         self.check_open()?;
@@ -728,14 +719,6 @@ impl Session {
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         self.check_control(payload)?;
         self.queue_frame(OpCode::Ping, payload);
-        Ok(())
-    }
-
-    /// Queue an unsolicited Pong (§5.5.3: "A Pong frame MAY be sent
-    /// unsolicited. This serves as a unidirectional heartbeat.").
-    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        self.check_control(payload)?;
-        self.queue_frame(OpCode::Pong, payload);
         Ok(())
     }
 
@@ -923,8 +906,9 @@ mod tests {
 
     /// Run `input` through a fresh session three ways (all at once, one
     /// byte at a time, and followed by the bytes of another frame) and check
-    /// that each way yields `expected` and the same outgoing bytes. Returns
-    /// the all-at-once session (its outgoing bytes already drained) and
+    /// that each way yields `expected` and the same outgoing bytes, and that
+    /// the byte trace reads the same frames, payloads and close codes from
+    /// `input` (`trace::annotate::agreement`). Returns the all-at-once session (its outgoing bytes already drained) and
     /// those outgoing bytes.
     fn check3(role: Role, lim: SessionLimits, input: &[u8], expected: &[Event]) -> (Session, Vec<u8>) {
         let mut whole = new_session(role, lim);
@@ -950,6 +934,8 @@ mod tests {
             let mut s = new_session(role, lim);
             assert_eq!(feed(&mut s, &with_tail, chunk), expected_tail, "with trailing bytes, chunk {chunk}");
         }
+        crate::trace::annotate::agreement::ws(role, input, expected);
+        crate::trace::annotate::agreement::ws(role, &with_tail, &expected_tail);
         (whole, out)
     }
 
@@ -1092,7 +1078,7 @@ mod tests {
         assert_eq!(s.next_event(), None);
         s.read_buf().extend_from_slice(&wire[4..]);
         assert_eq!(s.next_event(), Some(text("direct")));
-        assert_eq!(s.buffered_input(), 0);
+        assert!(s.read_buf().is_empty());
     }
 
     #[test]
@@ -1464,7 +1450,7 @@ mod tests {
         assert!(s.is_closed());
         assert_eq!(s.failure(), None);
         // No pong and no second close: nothing is sent after our Close.
-        assert!(!s.has_outgoing());
+        assert_eq!(s.outgoing_len(), 0);
     }
 
     #[test]
@@ -1475,7 +1461,7 @@ mod tests {
         s.receive_data(&peer(Role::Server, OpCode::Close, true, &[0x03]));
         assert_eq!(s.next_event(), Some(error(Violation::CloseBodyOneByte)));
         assert!(s.is_closed());
-        assert!(!s.has_outgoing());
+        assert_eq!(s.outgoing_len(), 0);
     }
 
     #[test]
@@ -1545,7 +1531,7 @@ mod tests {
         });
         c.send_text("one").unwrap();
         c.send_binary_bytes(Bytes::from(vec![1u8; 5000])).unwrap();
-        c.send_pong(b"hb").unwrap();
+        c.send_ping(b"hb").unwrap();
         c.close(1000, "done").unwrap();
         let frames = sent_frames(&drain(&mut c));
         let keys: Vec<_> = frames.iter().map(|f| f.0.mask).collect();
@@ -1567,7 +1553,6 @@ mod tests {
     fn control_payload_limit_on_send() {
         let mut s = Session::server(SessionLimits::default());
         assert_eq!(s.send_ping(&[0; 126]), Err(SendError::ControlTooLong));
-        assert_eq!(s.send_pong(&[0; 126]), Err(SendError::ControlTooLong));
         assert!(s.send_ping(&[0; 125]).is_ok());
     }
 
