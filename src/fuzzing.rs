@@ -18,7 +18,6 @@
 //! bytes the parser reads. The corpus files in `fuzz/corpus/TARGET/` have that layout;
 //! [`seeds`] builds the hand-written ones (RFC vectors, the codecs' own test inputs).
 //!
-//! The RESP codec (`proto::resp`, issue #14) gets its target when it lands on main.
 
 use bytes::{BufMut, BytesMut};
 
@@ -29,12 +28,12 @@ use crate::proto::http::{
     Asked, BodyKind, Event as HttpEvent, Exchange, HeadLimits, HttpError, MessageStream, Piece, Response, ResponseBody,
     Version, parse_head, parse_response_head, write_request,
 };
-use crate::proto::sse;
 use crate::proto::ws::frame::MAX_CONTROL_PAYLOAD;
 use crate::proto::ws::{
     Event as WsEvent, HandshakeError, HandshakeOptions, OpCode, Session, SessionLimits, accept_key, client_request,
     client_verify, encode_frame, server_accept,
 };
+use crate::proto::{resp, sse};
 use crate::trace::annotate::{Conversation, Note, Start};
 use crate::trace::{hexdump, hexread};
 
@@ -52,6 +51,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("sse_parser", sse_parser),
     ("hexread", hexread),
     ("trace_conversation", trace_conversation),
+    ("resp", resp),
 ];
 
 /// Bytes of parameters before the input proper: two cut offsets (u16 each), flags, a limit.
@@ -897,6 +897,87 @@ pub fn trace_conversation(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------
+// RESP (proto::resp), what the broker reads from Redis
+// ---------------------------------------------------------------------------
+
+/// Values read off the front of the bytes fed so far, as the broker's reader takes them;
+/// the error that stopped it; the bytes left.
+fn read_resp(limits: &resp::Limits, pieces: &[&[u8]]) -> (Vec<resp::Value>, Option<resp::RespError>, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut values = Vec::new();
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        loop {
+            match resp::parse(&buf, limits) {
+                Ok(Some((v, n))) => {
+                    assert!(n > 0 && n <= buf.len());
+                    // A value is complete exactly at its last byte, and stands alone.
+                    assert_eq!(resp::parse(&buf[..n - 1], limits), Ok(None), "complete before its end");
+                    assert_eq!(resp::parse(&buf[..n], limits), Ok(Some((v.clone(), n))));
+                    check_resp_limits(&v, limits, 0);
+                    values.push(v);
+                    buf.drain(..n);
+                }
+                Ok(None) => break,
+                Err(e) => return (values, Some(e), Vec::new()),
+            }
+        }
+    }
+    (values, None, buf)
+}
+
+fn check_resp_limits(v: &resp::Value, limits: &resp::Limits, depth: usize) {
+    match v {
+        resp::Value::Bulk(b) => assert!(b.len() <= limits.max_bulk, "bulk over its limit"),
+        resp::Value::Array(items) | resp::Value::Push(items) => {
+            assert!(items.len() <= limits.max_array, "array over its limit");
+            assert!(depth < limits.max_depth, "nested past the limit");
+            items.iter().for_each(|i| check_resp_limits(i, limits, depth + 1));
+        }
+        _ => {}
+    }
+}
+
+/// A value as `resp::encode` writes it (RESP2): what it reads back as.
+fn resp2(v: &resp::Value) -> resp::Value {
+    match v {
+        resp::Value::Boolean(b) => resp::Value::Integer(*b as i64),
+        resp::Value::Array(items) | resp::Value::Push(items) => resp::Value::Array(items.iter().map(resp2).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The RESP reader with small limits: split invariance (values, error, leftover), every
+/// value complete exactly at its end and within the limits, every value read written
+/// back by `encode` and read again the same (in its RESP2 form), and a command our
+/// `encode_command` writes read as the array of its arguments.
+pub fn resp(data: &[u8]) {
+    let (p, body) = split_params(data);
+    let l = p.limit as usize;
+    let limits = resp::Limits {
+        max_bulk: 8 + 4 * l,
+        max_array: 1 + l / 4,
+        max_depth: 1 + (p.flags as usize & 7),
+        max_line: 8 + 2 * l,
+    };
+    let whole = read_resp(&limits, &[body]);
+    let split = read_resp(&limits, &p.pieces(body));
+    assert_eq!(split, whole, "split at {:?} reads differently", p.cuts(body.len()));
+    for v in &whole.0 {
+        let mut out = BytesMut::new();
+        resp::encode(v, &mut out);
+        let big = resp::Limits::default();
+        assert_eq!(resp::parse(&out, &big), Ok(Some((resp2(v), out.len()))), "encode then parse");
+    }
+    let (a, b) = p.cuts(body.len());
+    let args = [&body[..a], &body[a..b], &body[b..]];
+    let mut out = BytesMut::new();
+    resp::encode_command(&args, &mut out);
+    let want = resp::Value::Array(args.iter().map(|a| resp::Value::Bulk(bytes::Bytes::copy_from_slice(a))).collect());
+    assert_eq!(resp::parse(&out, &resp::Limits::default()), Ok(Some((want, out.len()))), "a command reads back");
+}
+
+// ---------------------------------------------------------------------------
 // Seeds
 // ---------------------------------------------------------------------------
 
@@ -967,6 +1048,11 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("trace_conversation", "chunked-body", input(0, 9, 1, 0, b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n")),
         ("trace_conversation", "event-stream", input(0, 20, 2, 0, &sse_spec)),
         ("trace_conversation", "ws-frames", input(11, 20, 3, 0, &cat(&masked_hello, &frags))),
+        // The spec's examples (redis.io "RESP protocol description") and a pub/sub message.
+        ("resp", "spec-types", input(5, 20, 3, 40, b"+OK\r\n-ERR unknown command 'x'\r\n:1000\r\n$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*-1\r\n_\r\n#t\r\n")),
+        ("resp", "nested", input(9, 30, 3, 40, b"*2\r\n*3\r\n:1\r\n:2\r\n:3\r\n*2\r\n+Hello\r\n-World\r\n")),
+        ("resp", "pubsub-message", input(12, 40, 2, 40, b"*3\r\n$7\r\nmessage\r\n$5\r\nlobby\r\n$11\r\n{\"id\":1,\"x\"}\r\n>3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n")),
+        ("resp", "too-deep", input(2, 4, 1, 40, b"*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n")),
     ]
 }
 
