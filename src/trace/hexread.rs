@@ -120,7 +120,9 @@ fn wireshark_row(line: &str) -> Option<(&str, usize)> {
     if off.len() != 4 || !off.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let start = rest.len() - rest.trim_start().len();
+    // Counted in characters, as columns are: the spaces may be wider than a byte
+    // (U+2002, found by the fuzzer).
+    let start = rest[..rest.len() - rest.trim_start().len()].chars().count();
     let hex = rest.trim_start().split("  ").next().unwrap_or("");
     Some((hex, off.len() + 2 + start + 1))
 }
@@ -247,6 +249,8 @@ mod tests {
         assert_eq!(read("\\x8"), Err(HexError::BadEscape { line: 1, column: 1 }));
         assert_eq!(read("  \n"), Err(HexError::Empty));
         assert_eq!(read("00005:            G"), Err(HexError::Empty), "a row with an empty hex column");
+        let wide = "0000  \u{2002}\u{2002}\u{2001}1\u{2001}\0  0lo";
+        assert_eq!(read(wide), Err(HexError::BadChar { line: 1, column: 12, ch: '\0' }), "columns count characters");
         assert_eq!(read("00000000: 81zz  ..").unwrap_err(), HexError::BadChar { line: 1, column: 13, ch: 'z' });
     }
 }
