@@ -58,7 +58,7 @@ for t in $targets; do
     -timeout=10 -rss_limit_mb=2048 -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1
   status=$?
   set -e
-  secs=$(echo "$(date +%s.%N) - $start" | bc)
+  secs=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
@@ -66,7 +66,7 @@ for t in $targets; do
   # oom- or leak- followed by its hash.
   crashes=$(grep -cE 'Test unit written to .*/(crash|timeout|oom)-' "$log" || true)
   leaks=$(grep -cE 'Test unit written to .*/leak-' "$log" || true)
-  line="$t: ${execs:-?} execs in ${secs%.*} s, ${cov:-cov ?}, peak RSS ${rss:-?} MB, crashes $crashes, leaks $leaks, exit $status ($(date -u +%FT%TZ), runs=$runs max_len=$max_len sanitizer=$sanitizer)"
+  line="$t: ${execs:-?} execs in $secs s, ${cov:-cov ?}, peak RSS ${rss:-?} MB, crashes $crashes, leaks $leaks, exit $status ($(date -u +%FT%TZ), runs=$runs max_len=$max_len sanitizer=$sanitizer)"
   echo "$line" | tee -a fuzz/scratch/report.txt
   if [ "$status" != 0 ] || [ "$crashes" != 0 ] || [ "$leaks" != 0 ]; then
     failed=1
