@@ -93,6 +93,26 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # scripts/soak.sh runs it for as long as asked).
 WIRE_ACADEMY_SOAK_SECONDS="${WIRE_ACADEMY_SOAK_SECONDS:-120}" cargo test
 
+# Fuzzing (docs/fuzzing.md): `cargo test` above replays the kept corpus on stable
+# (tests/fuzz_corpus.rs); here each target also runs briefly under libFuzzer, which
+# needs a nightly toolchain and cargo-fuzz. Both are installed when missing (cargo-fuzz
+# compiles for a minute or two, once); the long runs are not part of this.
+FUZZ_BRIEF_RUNS=${FUZZ_BRIEF_RUNS:-10000}
+if command -v rustup >/dev/null 2>&1 && ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing the nightly toolchain (for cargo-fuzz)"
+  rustup toolchain install nightly --profile minimal || true
+fi
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked || true
+fi
+if cargo +nightly --version >/dev/null 2>&1 && cargo fuzz --version >/dev/null 2>&1; then
+  bash scripts/fuzz.sh all "$FUZZ_BRIEF_RUNS"
+else
+  echo "scripts/test.sh: MISSING: a nightly toolchain and cargo-fuzz for the brief fuzz runs (rustup toolchain install nightly --profile minimal; cargo install cargo-fuzz --locked)" >&2
+  [ "${CI:-}" = true ] && exit 1
+fi
+
 # The Autobahn TestSuite (the WebSocket conformance suite) against /echo: categories
 # 1-13 (12 and 13 with permessage-deflate) must have no FAILED and no NON-STRICT case.
 # About 18 minutes on a 2-core machine, most of it categories 12 and 13. Its runner lives in scripts/autobahn/

@@ -70,6 +70,9 @@ pub mod app;
 pub mod client;
 pub mod compare;
 pub mod config;
+/// The invariants the fuzz targets check (`fuzz/`), shared with `tests/fuzz_corpus.rs`.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod net;
 pub mod proto;
 pub mod proxy;

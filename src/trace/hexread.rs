@@ -69,9 +69,6 @@ impl std::error::Error for HexError {}
 
 /// Reads `text` as hex in any of the forms above.
 pub fn read(text: &str) -> Result<Hex, HexError> {
-    if ["\\x", "\\r", "\\n"].iter().any(|e| text.contains(e)) {
-        return escapes(text);
-    }
     let rows: Vec<(usize, &str)> = text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect();
     // Rows with offsets: every other line of a pasted trace is skipped.
     let xxd: Vec<_> = rows.iter().filter_map(|&(n, l)| xxd_row(l).map(|r| (n, r))).collect();
@@ -81,10 +78,19 @@ pub fn read(text: &str) -> Result<Hex, HexError> {
         for (n, (_, hex, col)) in xxd {
             digits(hex, n, col, &mut bytes)?;
         }
+        // Rows with nothing in their hex column (found by the fuzzer) hold no bytes.
+        if bytes.is_empty() {
+            return Err(HexError::Empty);
+        }
         return Ok(Hex { bytes, offset });
     }
-    let mut bytes = Vec::new();
     let dump = rows.iter().find(|(_, l)| !l.trim().is_empty()).is_some_and(|(_, l)| wireshark_row(l).is_some());
+    // Escapes only where there are no rows: a row's ASCII column shows the bytes `\x`,
+    // `\r` or `\n` as those very characters (found by the fuzzer, docs/fuzzing.md).
+    if !dump && ["\\x", "\\r", "\\n"].iter().any(|e| text.contains(e)) {
+        return escapes(text);
+    }
+    let mut bytes = Vec::new();
     for (n, line) in rows {
         match wireshark_row(line) {
             Some((hex, col)) if dump => digits(hex, n, col, &mut bytes)?,
@@ -114,7 +120,9 @@ fn wireshark_row(line: &str) -> Option<(&str, usize)> {
     if off.len() != 4 || !off.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let start = rest.len() - rest.trim_start().len();
+    // Counted in characters, as columns are: the spaces may be wider than a byte
+    // (U+2002, found by the fuzzer).
+    let start = rest[..rest.len() - rest.trim_start().len()].chars().count();
     let hex = rest.trim_start().split("  ").next().unwrap_or("");
     Some((hex, off.len() + 2 + start + 1))
 }
@@ -216,11 +224,33 @@ mod tests {
     }
 
     #[test]
+    fn rows_whose_ascii_column_shows_escapes_are_rows() {
+        // Bytes that spell `\r\n` and `\x81` are shown as themselves in the ASCII column.
+        let data = b"GET / HTTP/1.1\\r\\n\\x81\\x05Hello";
+        for dump in [dump_xxd(data), format!("0000   {}  ..", hex_pairs(data))] {
+            assert_eq!(read(&dump).unwrap().bytes, data, "{dump}");
+        }
+    }
+
+    fn dump_xxd(data: &[u8]) -> String {
+        let mut s = String::new();
+        crate::trace::hexdump::rows(0, data, &mut s);
+        s
+    }
+
+    fn hex_pairs(data: &[u8]) -> String {
+        data.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
     fn bad_input_is_named_where_it_is() {
         assert_eq!(read("81 05 4g"), Err(HexError::BadChar { line: 1, column: 8, ch: 'g' }));
         assert_eq!(read("81\n0"), Err(HexError::OddDigits { line: 2 }));
         assert_eq!(read("\\x8"), Err(HexError::BadEscape { line: 1, column: 1 }));
         assert_eq!(read("  \n"), Err(HexError::Empty));
+        assert_eq!(read("00005:            G"), Err(HexError::Empty), "a row with an empty hex column");
+        let wide = "0000  \u{2002}\u{2002}\u{2001}1\u{2001}\0  0lo";
+        assert_eq!(read(wide), Err(HexError::BadChar { line: 1, column: 12, ch: '\0' }), "columns count characters");
         assert_eq!(read("00000000: 81zz  ..").unwrap_err(), HexError::BadChar { line: 1, column: 13, ch: 'z' });
     }
 }

@@ -130,9 +130,11 @@ pub fn write_request(
     out.put_slice(body);
 }
 
-/// Longest method plus the spaces and version around a target, so that a request line
-/// still arriving can be judged "target too long" before it ends.
-const REQUEST_LINE_OVERHEAD: usize = 32;
+/// Longest method plus the spaces and version around a target: a request line (with its
+/// CR) longer than `max_target` plus this is refused as too long (414) whether or not its
+/// LF has arrived, so the verdict is the same however the line's bytes were cut into
+/// reads (found by the fuzzer, docs/fuzzing.md).
+pub const REQUEST_LINE_OVERHEAD: usize = 32;
 
 /// Parses the request head at the front of `buf`. On success the head's bytes are split
 /// off `buf`; on `Ok(None)` only empty lines before the request line may have been
@@ -149,33 +151,29 @@ pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Requ
     buf.advance(skip);
     let data = &buf[..];
 
-    // The request line, judged alone first so a huge target gets 414, not 431.
+    // The request line, judged alone first so a huge target gets 414, not 431. Its
+    // length is judged first, on the bytes before the LF, which are the same whether the
+    // LF has arrived or not: every check after it sees a line within the limit.
+    let max_line = limits.max_target + REQUEST_LINE_OVERHEAD;
     let Some(line_end) = memchr(b'\n', data) else {
-        if data.len() > limits.max_target + REQUEST_LINE_OVERHEAD {
+        if data.len() > max_line {
             return Err(HttpError::UriTooLong);
         }
         return Ok(None);
     };
+    if line_end > max_line {
+        return Err(HttpError::UriTooLong);
+    }
     if line_end == 0 || data[line_end - 1] != b'\r' {
         // RFC 9112 §2.2 permits a recipient to accept a bare LF; we refuse, because two
         // parsers disagreeing on line ends is how requests get smuggled.
         return Err(HttpError::BadRequest("bare LF in the request line (RFC 9112 §2.2)"));
     }
-    if check_request_line(&data[..line_end - 1], limits)? == Served::As11 {
-        // RFC 9110 §2.5: a recipient "SHOULD process the message as if it were in the
-        // highest minor version within that major version to which the recipient is
-        // conformant". httparse reads only 1.0 and 1.1, so the minor digit is rewritten
-        // in our copy of the head (the trace shows the bytes as they arrived).
-        buf[line_end - 2] = b'1';
-    }
-    let data = &buf[..];
+    let served = check_request_line(&data[..line_end - 1], limits)?;
 
     // The header section: everything up to the empty line that ends it.
     let fields_start = line_end + 1;
-    let Some(section_len) = scan_header_section(&data[fields_start..])? else {
-        if data.len() - fields_start > limits.max_header {
-            return Err(HttpError::HeaderTooLarge);
-        }
+    let Some(section_len) = scan_header_section(&data[fields_start..], limits.max_header)? else {
         return Ok(None);
     };
     if section_len > limits.max_header {
@@ -183,9 +181,24 @@ pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Requ
     }
     let head_len = fields_start + section_len;
 
+    // RFC 9110 §2.5: a recipient "SHOULD process the message as if it were in the
+    // highest minor version within that major version to which the recipient is
+    // conformant". httparse reads only 1.0 and 1.1, so it reads a copy of the head with
+    // the minor digit rewritten; the head keeps the bytes as they arrived, which the
+    // trace shows and the proxy forwards (the fuzzer found them rewritten in place).
+    let rewritten;
+    let parsed = match served {
+        Served::AsIs => &data[..head_len],
+        Served::As11 => {
+            let mut copy = data[..head_len].to_vec();
+            copy[line_end - 2] = b'1';
+            rewritten = copy;
+            &rewritten[..]
+        }
+    };
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
-    match req.parse(&data[..head_len]) {
+    match req.parse(parsed) {
         Ok(httparse::Status::Complete(n)) if n == head_len => {}
         Ok(_) => return Err(HttpError::BadRequest("malformed request head")),
         Err(httparse::Error::Version) => return Err(HttpError::VersionNotSupported),
@@ -201,8 +214,9 @@ pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Requ
         _ => return Err(HttpError::VersionNotSupported),
     };
 
-    // Turn httparse's borrowed slices into ranges into the buffer, then split the head off.
-    let span = |part: &[u8]| super::span_in(buf, part);
+    // Turn httparse's borrowed slices into ranges into the head (the same in the copy),
+    // then split the head off.
+    let span = |part: &[u8]| super::span_in(parsed, part);
     let method = span(req.method.unwrap_or("").as_bytes());
     let target = span(req.path.unwrap_or("").as_bytes());
     let headers: Vec<_> = req.headers.iter().map(|h| (span(h.name.as_bytes()), span(h.value))).collect();
@@ -265,11 +279,16 @@ fn check_request_line(line: &[u8], limits: &HeadLimits) -> Result<Served, HttpEr
 
 /// Scans the field lines for the empty line that ends them. Returns the length of the
 /// section including that final CRLF, or `None` if it has not arrived yet. Refuses the
-/// bytes that make two parsers disagree about where a header ends.
-fn scan_header_section(fields: &[u8]) -> Result<Option<usize>, HttpError> {
+/// bytes that make two parsers disagree about where a header ends, and a section over
+/// `max_header` bytes (431).
+///
+/// Only the first `max_header` bytes are judged, and a byte only with the byte after it
+/// when that matters (a CR): whatever follows them, and however the bytes were cut into
+/// reads, a section gets the same verdict (found by the fuzzer, docs/fuzzing.md).
+fn scan_header_section(fields: &[u8], max_header: usize) -> Result<Option<usize>, HttpError> {
     let mut line_start = 0;
     let mut i = 0;
-    while i < fields.len() {
+    while i < fields.len().min(max_header) {
         match fields[i] {
             0 => return Err(HttpError::BadRequest("NUL in the header section (RFC 9110 §5.5)")),
             b'\n' if i == 0 || fields[i - 1] != b'\r' => {
@@ -292,6 +311,9 @@ fn scan_header_section(fields: &[u8]) -> Result<Option<usize>, HttpError> {
             _ => {}
         }
         i += 1;
+    }
+    if fields.len() > max_header {
+        return Err(HttpError::HeaderTooLarge);
     }
     Ok(None)
 }
@@ -437,6 +459,8 @@ mod tests {
         // RFC 9110 §2.5; a new 1.x is still HTTP/1, so 505 would be wrong.
         let head = parse(b"GET /poll/a HTTP/1.2\r\nHost: x\r\n\r\n").unwrap().unwrap();
         assert_eq!((head.version, head.keep_alive), (Version::Http11, true));
+        // The head's bytes are the ones that arrived (the fuzzer found them rewritten).
+        assert_eq!(&head.raw()[..], b"GET /poll/a HTTP/1.2\r\nHost: x\r\n\r\n");
         assert_eq!(parse(b"GET / HTTP/1.9\r\nHost: x\r\n\r\n").unwrap().unwrap().version, Version::Http11);
         assert_eq!(status(b"GET / HTTP/3.0\r\nHost: x\r\n\r\n"), 505);
     }
@@ -471,6 +495,41 @@ mod tests {
         assert_eq!(status(b"GET / HTTP/0.9\r\n\r\n"), 505);
         assert_eq!(status(b"GET / FOO/1.1\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status(b"GET /\r\n\r\n"), 400);
+    }
+
+    /// What the server answers to `input` arriving in two reads cut at `cut`: the
+    /// request's method, "more" or the refusal's status.
+    fn verdict(input: &[u8], cut: usize, limits: &HeadLimits) -> String {
+        let mut buf = BytesMut::from(&input[..cut]);
+        match parse_head(&mut buf, limits) {
+            Ok(None) => {}
+            Ok(Some(head)) => return head.method().to_string(),
+            Err(e) => return e.status().to_string(),
+        }
+        buf.extend_from_slice(&input[cut..]);
+        match parse_head(&mut buf, limits) {
+            Ok(None) => "more".to_string(),
+            Ok(Some(head)) => head.method().to_string(),
+            Err(e) => e.status().to_string(),
+        }
+    }
+
+    #[test]
+    fn the_verdict_does_not_depend_on_where_reads_end() {
+        // Found by the fuzzer (fuzz/corpus/http_requests/regress-*): a request line
+        // without its LF was judged by its length (414), the same line whole by its
+        // parts (400, or accepted with a long method); a header section without its end
+        // was 431, the same section whole 400 for a NUL past the limit.
+        let limits = HeadLimits { max_header: 64, max_target: 16, max_body: 100 };
+        let long_method = [&[b'M'; 60][..], b" / HTTP/1.1\r\nHost: x\r\n\r\n"].concat();
+        let no_spaces = [&[b'P'; 60][..], b"\r\n\r\n"].concat();
+        let nul_late = [&b"GET / HTTP/1.1\r\nHost: x\r\nX: "[..], &[b'a'; 60], b"\0\r\n\r\n"].concat();
+        let cr_at_limit = [&b"GET / HTTP/1.1\r\nX: "[..], &[b'a'; 60], b"\rz\r\n\r\n"].concat();
+        for (input, status) in [(long_method, "414"), (no_spaces, "414"), (nul_late, "431"), (cr_at_limit, "400")] {
+            for cut in 0..=input.len() {
+                assert_eq!(verdict(&input, cut, &limits), status, "{:?} cut at {cut}", String::from_utf8_lossy(&input));
+            }
+        }
     }
 
     #[test]

@@ -336,7 +336,9 @@ impl Exchange {
         }
     }
 
-    fn stream_mut(&mut self, side: Role) -> &mut MessageStream {
+    /// One direction, to step it by hand (the fuzz checks answer an upgrade or queue
+    /// what requests asked without reading them).
+    pub(crate) fn stream_mut(&mut self, side: Role) -> &mut MessageStream {
         match side {
             Role::Client => &mut self.requests,
             Role::Server => &mut self.responses,

@@ -1,0 +1,3 @@
+#![no_main]
+// The check and its invariants: wire_academy::fuzzing::http_requests.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wire_academy::fuzzing::check("http_requests", data));

@@ -1,0 +1,3 @@
+#![no_main]
+// The check and its invariants: wire_academy::fuzzing::sse_parser.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wire_academy::fuzzing::check("sse_parser", data));
