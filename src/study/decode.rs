@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use crate::proto::Role;
 use crate::proto::ws::frame::FrameParts;
-use crate::proto::ws::{Event as WsEvent, FrameHeader, LenForm, Session, SessionLimits, annotate_frame};
+use crate::proto::ws::{Event as WsEvent, FrameHeader, Session, SessionLimits, annotate_frame};
 use crate::trace::annotate::{Conversation, Start};
 use crate::trace::{hexdump, tap::render_notes};
 
@@ -118,17 +118,8 @@ fn failed(text: &str) -> bool {
 fn need_for_frame(rest: &[u8]) -> Option<u64> {
     match FrameHeader::parse(rest) {
         Ok(Some((header, header_len))) => Some(header_len as u64 + header.payload_len - rest.len() as u64),
-        Ok(None) => {
-            // The header's own length is known once its second byte is.
-            let b1 = *rest.get(1)?;
-            let form = match b1 & 0x7f {
-                126 => LenForm::Bits16,
-                127 => LenForm::Bits64,
-                _ => LenForm::Bits7,
-            };
-            let header = 2 + form.extra_bytes() + if b1 & 0x80 != 0 { 4 } else { 0 };
-            Some((header - rest.len()) as u64)
-        }
+        // The header's own length is known once its second byte is.
+        Ok(None) => Some((FrameHeader::header_len(*rest.get(1)?) - rest.len()) as u64),
         Err(_) => None,
     }
 }

@@ -135,6 +135,16 @@ pub enum LenForm {
 impl LenForm {
     /// The form a sender must use: §5.2 "the minimal number of bytes MUST be
     /// used to encode the length".
+    /// The form the second header byte's 7-bit length field announces (§5.2: 126 and
+    /// 127 say a 16- or 64-bit length follows).
+    pub fn announced(b1: u8) -> LenForm {
+        match b1 & 0x7F {
+            126 => LenForm::Bits16,
+            127 => LenForm::Bits64,
+            _ => LenForm::Bits7,
+        }
+    }
+
     pub fn minimal_for(len: u64) -> LenForm {
         match len {
             0..=125 => LenForm::Bits7,
@@ -222,16 +232,20 @@ impl FrameHeader {
     /// accepted: §5.2 puts the "minimal number of bytes MUST" on the sender,
     /// and refusing them buys nothing. [`is_minimal`](Self::is_minimal) and
     /// [`describe`](Self::describe) point them out.
+    /// How long a header is, known from its second byte alone: the two fixed bytes,
+    /// the extended length its 7-bit field announces, and a masking key if MASK is 1
+    /// (§5.2). `decode` uses it to say how much a cut header still needs.
+    pub fn header_len(b1: u8) -> usize {
+        2 + LenForm::announced(b1).extra_bytes() + if b1 & 0x80 != 0 { 4 } else { 0 }
+    }
+
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, FrameError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
         };
         let masked = b1 & 0x80 != 0;
-        let (len_form, len7) = match b1 & 0x7F {
-            126 => (LenForm::Bits16, None),
-            127 => (LenForm::Bits64, None),
-            n => (LenForm::Bits7, Some(u64::from(n))),
-        };
+        let len_form = LenForm::announced(b1);
+        let len7 = (len_form == LenForm::Bits7).then(|| u64::from(b1 & 0x7F));
         let len_end = 2 + len_form.extra_bytes();
         let Some(len_bytes) = buf.get(2..len_end) else {
             return Ok(None);
@@ -251,7 +265,7 @@ impl FrameHeader {
         if payload_len >> 63 != 0 {
             return Err(FrameError::LengthMsbSet);
         }
-        let header_len = len_end + if masked { 4 } else { 0 };
+        let header_len = Self::header_len(b1);
         if buf.len() < header_len {
             return Ok(None);
         }
