@@ -575,7 +575,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     say(&format!("wire-academy listening on http://{}", server.local_addr()));
-    server.run(shutdown_signal()).await;
+    // On a worker thread, not this one: each connection's task is then spawned onto
+    // the accepting worker's own queue, without waking another thread through the
+    // runtime's shared injection queue once per connection.
+    if tokio::spawn(server.run(shutdown_signal())).await.is_err() {
+        eprintln!("wire-academy: the server stopped abnormally");
+        return ExitCode::FAILURE;
+    }
     say("wire-academy stopped");
     ExitCode::SUCCESS
 }

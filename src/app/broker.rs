@@ -91,7 +91,9 @@ impl Broker {
     pub async fn publish(&self, channel: &str, data: Bytes) -> Result<Arc<Message>, BrokerError> {
         match self {
             Broker::Memory(hub) => Ok(hub.publish(channel, data)?),
-            Broker::Redis(r) => r.publish(channel, data).await,
+            // Boxed: a round trip to Redis has a large future, and every connection's
+            // task would otherwise be sized for it, memory broker or not.
+            Broker::Redis(r) => Box::pin(r.publish(channel, data)).await,
         }
     }
 
@@ -99,7 +101,7 @@ impl Broker {
     pub async fn since(&self, channel: &str, after: Option<u64>) -> Result<Snapshot, BrokerError> {
         match self {
             Broker::Memory(hub) => Ok(hub.since(channel, after)),
-            Broker::Redis(r) => r.since(channel, after).await,
+            Broker::Redis(r) => Box::pin(r.since(channel, after)).await,
         }
     }
 
@@ -108,7 +110,7 @@ impl Broker {
     pub async fn subscribe(&self, channel: &str, after: Option<u64>) -> Result<(Snapshot, Subscription), BrokerError> {
         match self {
             Broker::Memory(hub) => Ok(hub.subscribe(channel, after)?),
-            Broker::Redis(r) => r.subscribe(channel, after).await,
+            Broker::Redis(r) => Box::pin(r.subscribe(channel, after)).await,
         }
     }
 

@@ -83,7 +83,9 @@ impl Feed {
     /// Takes what the ring already holds, without waiting, up to `max` in all.
     fn drain(&mut self, max: usize, out: &mut Vec<Arc<Message>>) -> Result<(), FeedEnd> {
         let mut taken = 1;
-        while taken < max {
+        // Asking the ring takes its lock, which every subscriber of the channel contends
+        // for; the message just taken says whether anything was sent after it.
+        while taken < max && out.last().is_none_or(|m| m.is_followed()) {
             match self.rx.try_recv() {
                 Ok(m) => {
                     taken += usize::from(self.take(m, out));

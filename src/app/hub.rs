@@ -18,7 +18,7 @@
 //! others publish; the transports only ever see this API.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
@@ -41,6 +41,10 @@ pub struct Message {
     sse_event: OnceLock<Bytes>,
     ws_frame: OnceLock<Bytes>,
     ws_frame_deflated: OnceLock<Bytes>,
+    /// Set once a later message of the channel has been sent to the subscribers: a
+    /// subscriber that just took this one knows, without asking the broadcast ring (a
+    /// lock every subscriber contends for), whether more are waiting there.
+    followed: AtomicBool,
 }
 
 impl Message {
@@ -54,7 +58,15 @@ impl Message {
             sse_event: OnceLock::new(),
             ws_frame: OnceLock::new(),
             ws_frame_deflated: OnceLock::new(),
+            followed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a later message of the channel has been broadcast (see `followed`).
+    /// `false` may be stale by the time it is read; the broadcast then wakes the
+    /// subscriber as usual.
+    pub fn is_followed(&self) -> bool {
+        self.followed.load(Ordering::Acquire)
     }
 
     pub fn text(&self) -> &str {
@@ -121,12 +133,22 @@ pub type Subscription = broadcast::Receiver<Arc<Message>>;
 struct Log {
     last_id: u64,
     history: VecDeque<Arc<Message>>,
+    /// The last message broadcast, to be marked `followed` by the next one.
+    newest: Option<Arc<Message>>,
     /// With ids from elsewhere ([`Hub::deliver`]), before any was handed out here: the
     /// lowest cursor a subscriber here goes on from ([`Hub::note_cursor`]).
     start: Option<u64>,
 }
 
 impl Log {
+    /// Sends `msg` to the subscribers, after marking the one before it `followed`.
+    fn broadcast(&mut self, tx: &broadcast::Sender<Arc<Message>>, msg: Arc<Message>) {
+        if let Some(before) = self.newest.replace(msg.clone()) {
+            before.followed.store(true, Ordering::Release);
+        }
+        let _ = tx.send(msg);
+    }
+
     fn head(&self) -> Option<u64> {
         if self.last_id > 0 { Some(self.last_id) } else { self.start }
     }
@@ -144,7 +166,12 @@ impl Channel {
     /// A channel whose sequence continues after `last_id` (0 for a new name).
     fn new(history: usize, queue: usize, last_id: u64) -> Self {
         Channel {
-            log: Mutex::new(Log { last_id, history: VecDeque::with_capacity(history.min(1024)), start: None }),
+            log: Mutex::new(Log {
+                last_id,
+                history: VecDeque::with_capacity(history.min(1024)),
+                newest: None,
+                start: None,
+            }),
             tx: broadcast::channel(queue.max(1)).0,
             history,
             last_used: AtomicU64::new(0),
@@ -163,7 +190,7 @@ impl Channel {
         }
         // Sent under the lock so that subscribers see ids in order, and so that a
         // snapshot-plus-subscribe (below) can never miss or double a message.
-        let _ = self.tx.send(msg.clone());
+        log.broadcast(&self.tx, msg.clone());
         msg
     }
 
@@ -187,7 +214,7 @@ impl Channel {
             }
             log.history.push_back(msg.clone());
         }
-        let _ = self.tx.send(msg);
+        log.broadcast(&self.tx, msg);
         true
     }
 }
@@ -625,7 +652,7 @@ mod tests {
             // COALESCE_MAX); a large one is queued as the shared Bytes itself.
             for m in &got {
                 let mut s = Session::server(SessionLimits::default());
-                s.send_encoded(m.ws_frame().clone()).unwrap();
+                s.send_encoded(m.ws_frame()).unwrap();
                 let out: Vec<Bytes> = s.drain_outgoing().collect();
                 assert_eq!(out.concat(), &frame[..]);
                 if frame.len() > 1024 {

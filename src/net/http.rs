@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use super::{Shared, ws};
@@ -27,7 +27,13 @@ use crate::app::hub::Snapshot;
 use crate::app::query_param;
 use crate::app::routes::{self, Route, RouteError};
 use crate::app::stats::Transport;
-use crate::config::{LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER, READ_BUFFER};
+use crate::config::{LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER};
+
+/// Room reserved for a response's status line and headers, before its body.
+const RESPONSE_HEAD_ROOM: usize = 256;
+/// Largest write buffer a connection keeps between responses (a short-polling client
+/// reuses it); a larger one, made for one large answer, is dropped after it.
+const RESPONSE_KEEP: usize = 4 * 1024;
 use crate::proto::http::response::Context;
 use crate::proto::http::{BodyKind, Event, HeadLimits, HttpError, MessageStream, RequestHead, Response, Unit, Version};
 use crate::proto::ws::deflate::ServerDeflateConfig;
@@ -38,6 +44,29 @@ use crate::proto::ws::{HandshakeOptions, server_accept};
 pub enum Next {
     KeepAlive,
     Close,
+}
+
+/// How one request ended: answered, or the start of a long-lived mode that
+/// `Conn::run` runs outside the request's own (boxed) state.
+enum Step {
+    /// The client went away, or went quiet between requests: close without a word.
+    Gone,
+    Answered(Next),
+    /// `GET /long-poll/{channel}` with nothing to answer yet: hold it.
+    Hold {
+        head: RequestHead,
+        channel: String,
+        after: Option<u64>,
+        hold: Duration,
+    },
+    /// `GET /sse/{channel}`: the event stream.
+    Stream {
+        head: RequestHead,
+        channel: String,
+    },
+    /// A WebSocket handshake answered `101`: the session to run (boxed: this enum
+    /// stays small, and the session moves into its driver without a copy left behind).
+    Upgraded(Box<ws::Upgraded>),
 }
 
 /// Why no request head could be read.
@@ -73,8 +102,11 @@ impl<S> Conn<S> {
         let limits = HeadLimits { max_header: c.max_header, max_target: c.max_target, max_body: c.max_message };
         Conn {
             io,
-            buf: BytesMut::with_capacity(READ_BUFFER),
-            out: BytesMut::with_capacity(READ_BUFFER),
+            // Both start empty and hold memory only while a request or an answer is
+            // in them: reads go through the stack (`super::read_lean`), so a connection
+            // waiting for its next request holds no buffer.
+            buf: BytesMut::new(),
+            out: BytesMut::new(),
             requests: MessageStream::requests(limits),
             shared,
         }
@@ -82,25 +114,58 @@ impl<S> Conn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Serves requests until the connection ends.
+    ///
+    /// Each request is read and answered in a boxed future of its own (`exchange`), freed
+    /// when it returns. A request that goes on for long (a held long poll, an event
+    /// stream, a WebSocket) comes back out of it as a [`Step`] and runs here, so that the
+    /// connection's task holds the state of the mode it is in, and not also the room
+    /// that reading and answering a request needs: what an idle connection costs is
+    /// little more than its task and its socket.
     async fn run(&mut self) {
         let mut first = true;
         loop {
-            let head = match self.read_head(first).await {
-                Ok(head) => head,
-                Err(HeadError::Gone) => return,
-                Err(HeadError::Timeout) => {
-                    let r = Response::text(408, "the request's header section did not arrive in time\n");
-                    self.answer_closing(r, Version::Http11, Transport::Other).await;
-                    return self.close().await;
+            let step = Box::pin(self.exchange(first)).await;
+            first = false;
+            // Each long-lived mode runs boxed too: the task holds a pointer, and the box
+            // exactly the state of the mode the connection is in.
+            let next = match step {
+                Step::Gone => return,
+                Step::Answered(next) => next,
+                Step::Hold { head, channel, after, hold } => {
+                    Box::pin(self.long_poll(&head, &channel, after, hold)).await
                 }
-                Err(HeadError::Http(e)) => {
-                    self.refuse(e, Version::Http11, Transport::Other).await;
-                    return self.close().await;
+                Step::Stream { head, channel } => Box::pin(self.sse(head, &channel)).await,
+                Step::Upgraded(upgraded) => {
+                    // Whatever was read past the request head is the start of the frame
+                    // stream; the HTTP buffers go with it (the session reads into its own).
+                    let leftover = std::mem::take(&mut self.buf);
+                    self.out = BytesMut::new();
+                    let shared = self.shared.clone();
+                    let _open = shared.stats.hold_taken_over(Transport::WebSocket);
+                    Box::pin(upgraded.run(&mut self.io, leftover)).await;
+                    Next::Close
                 }
             };
-            first = false;
-            if self.handle(head).await == Next::Close {
+            if next == Next::Close {
                 return self.close().await;
+            }
+        }
+    }
+
+    /// Reads one request and answers it, or says which long-lived mode it starts.
+    async fn exchange(&mut self, first: bool) -> Step {
+        match self.read_head(first).await {
+            Ok(head) => self.handle(head).await,
+            Err(HeadError::Gone) => Step::Gone,
+            Err(HeadError::Timeout) => {
+                let r = Response::text(408, "the request's header section did not arrive in time\n");
+                self.answer_closing(r, Version::Http11, Transport::Other).await;
+                Step::Answered(Next::Close)
+            }
+            Err(HeadError::Http(e)) => {
+                self.refuse(e, Version::Http11, Transport::Other).await;
+                Step::Answered(Next::Close)
             }
         }
     }
@@ -121,7 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             let deadline = header_deadline.unwrap_or(idle_deadline);
             tokio::select! {
-                r = self.io.read_buf(&mut self.buf) => match r {
+                r = super::read_lean(&mut self.io, &mut self.buf) => match r {
                     Ok(0) | Err(_) => return Err(HeadError::Gone),
                     Ok(_) => {
                         header_deadline.get_or_insert_with(|| Instant::now() + self.shared.config.header_timeout);
@@ -142,7 +207,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Routes one request and answers it.
-    async fn handle(&mut self, head: RequestHead) -> Next {
+    async fn handle(&mut self, head: RequestHead) -> Step {
         let route = routes::route(head.method(), head.path());
         let transport = route.as_ref().map_or(Transport::Other, Route::transport);
         let shared = self.shared.clone();
@@ -152,10 +217,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
         let body = match self.read_body(&head, transport).await {
             Ok(body) => body,
-            Err(None) => return Next::Close,
+            Err(None) => return Step::Answered(Next::Close),
             Err(Some(e)) => {
                 self.refuse(e, head.version, transport).await;
-                return Next::Close;
+                return Step::Answered(Next::Close);
             }
         };
 
@@ -191,20 +256,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Err(r) => r,
             },
             Ok(Route::LongPoll(channel)) => match (cursor(&head), self.hold_time(&head)) {
-                (Ok(after), Ok(hold)) => return self.long_poll(&head, &channel, after, hold).await,
+                (Ok(after), Ok(hold)) => return Step::Hold { head, channel, after, hold },
                 (Err(r), _) | (_, Err(r)) => r,
             },
             // The stream takes the head by value so that it can let go of the read buffer
             // the head's bytes share, for as long as the stream lasts (see `net::sse`).
-            Ok(Route::Sse(channel)) => return self.sse(head, &channel).await,
+            Ok(Route::Sse(channel)) => return Step::Stream { head, channel },
             Ok(Route::WebSocket(name)) => {
                 let endpoint = cursor(&head).map(|after| ws::Endpoint::Channel { name, after });
-                return self.websocket(&head, endpoint).await;
+                return self
+                    .handshake(&head, endpoint)
+                    .await
+                    .map_or_else(Step::Answered, |u| Step::Upgraded(Box::new(u)));
             }
-            Ok(Route::Echo) => return self.websocket(&head, Ok(ws::Endpoint::Echo)).await,
-            Ok(Route::Trace) => return self.trace(head).await,
+            Ok(Route::Echo) => {
+                return self
+                    .handshake(&head, Ok(ws::Endpoint::Echo))
+                    .await
+                    .map_or_else(Step::Answered, |u| Step::Upgraded(Box::new(u)));
+            }
+            // Boxed: one watcher at a time, rarely; the other connections' tasks are not
+            // sized for it.
+            Ok(Route::Trace) => return Step::Answered(Box::pin(self.trace(head)).await),
         };
-        self.respond(&head, response, transport).await
+        Step::Answered(self.respond(&head, response, transport).await)
     }
 
     /// Reads the request's body, if it has one. `Err(None)`: the connection is gone or
@@ -240,7 +315,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             // A body that stalls gets the header timeout per read: slow-body attacks
             // hold sockets the same way slow headers do.
-            match timeout(self.shared.config.header_timeout, self.io.read_buf(&mut self.buf)).await {
+            match timeout(self.shared.config.header_timeout, super::read_lean(&mut self.io, &mut self.buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(_) => return Err(None),
                 Err(_) => {
@@ -282,6 +357,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let snap = if !snap.messages.is_empty() || snap.truncated {
             Some(snap)
         } else {
+            // A held request keeps no buffer while it waits.
+            self.release_buffers();
             let mut shutdown = shared.shutdown.subscribe();
             let expiry = sleep(hold);
             tokio::pin!(expiry);
@@ -300,7 +377,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     _ = &mut expiry => break Woken::Expired,
                     // Notice a client that gives up, so its task and socket are freed now,
                     // not when the timeout fires.
-                    r = self.io.read_buf(&mut self.buf), if self.buf.len() < read_cap => match r {
+                    r = super::read_lean(&mut self.io, &mut self.buf), if self.buf.len() < read_cap => match r {
                         Ok(0) | Err(_) => return Next::Close,
                         Ok(_) => {}
                     },
@@ -329,7 +406,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// `GET /ws/{channel}` and `GET /echo`: the opening handshake (RFC 6455 §4.2) on
-    /// this HTTP connection, then the connection belongs to the WebSocket driver.
+    /// this HTTP connection, then the connection belongs to the WebSocket driver. Answers it,
+    /// and on `101` returns the session to run.
     ///
     /// The decision is the codec's (`proto::ws::handshake::server_accept`), made from
     /// the method and the header lines as received; this only writes the answer. A
@@ -338,7 +416,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// may already be frames, not a request. A plain GET without `Upgrade: websocket`
     /// is such a refusal too: `400`, "missing Upgrade: websocket" (§4.2.1 item 3; the
     /// codec keeps `426` for a wrong or missing version, which is what §4.4 ties it to).
-    async fn websocket(&mut self, head: &RequestHead, endpoint: Result<ws::Endpoint, Response>) -> Next {
+    async fn handshake(
+        &mut self,
+        head: &RequestHead,
+        endpoint: Result<ws::Endpoint, Response>,
+    ) -> Result<ws::Upgraded, Next> {
         let shared = self.shared.clone();
         let config = &shared.config;
         let headers: Vec<(&str, &[u8])> = head.headers().collect();
@@ -388,17 +470,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let keep_alive = upgraded.is_some();
         // Counted as open before the client can see its 101, so that `/stats` never
         // shows fewer connections than the clients already hold.
-        let _open = upgraded.is_some().then(|| shared.stats.hold(Transport::WebSocket));
+        let open = upgraded.is_some().then(|| shared.stats.hold(Transport::WebSocket));
         let head_request = head.method() == "HEAD";
         if !self.write_response(&response, head.version, head_request, keep_alive, Transport::WebSocket).await {
-            return Next::Close;
+            return Err(Next::Close);
         }
-        if let Some(upgraded) = upgraded {
-            // Whatever was read past the request head is the start of the frame stream.
-            let leftover = self.buf.split();
-            upgraded.run(&mut self.io, leftover).await;
-        }
-        Next::Close
+        let upgraded = upgraded.ok_or(Next::Close)?;
+        // The caller takes the count over (`hold_taken_over`), without a gap.
+        std::mem::forget(open);
+        Ok(upgraded)
     }
 
     /// Writes a response to `head`; says whether the connection goes on.
@@ -427,12 +507,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let date = super::date::now();
         let ctx = Context { version, head_request, keep_alive, date: &date };
         self.out.clear();
+        self.out.reserve(RESPONSE_HEAD_ROOM + response.body.len());
         response.encode(&ctx, &mut self.out);
         if self.io.write_all(&self.out).await.is_err() {
             return false;
         }
         self.shared.stats.wrote(transport, self.out.len());
+        if self.out.capacity() > RESPONSE_KEEP {
+            // A large answer's buffer is not kept for the small ones that follow.
+            self.out = BytesMut::new();
+        }
         true
+    }
+
+    /// Lets go of the read and write buffers while the connection waits (a held long
+    /// poll): what a waiting connection costs is its task and its socket. Bytes read
+    /// ahead (a pipelined request) are kept.
+    fn release_buffers(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        self.out = BytesMut::new();
     }
 
     /// Answers a request that cannot be served, saying `Connection: close`; the caller
@@ -459,17 +554,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
 /// Reads and discards until EOF, `LINGER_BYTES`, or `LINGER_TIME`.
 pub async fn lingering_drain<S: AsyncRead + Unpin>(io: &mut S) {
-    let mut sink = [0u8; 4096];
     let mut total = 0;
-    let _ = timeout(LINGER_TIME, async {
+    let drain = std::future::poll_fn(|cx| {
         while total < LINGER_BYTES {
-            match io.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
+            // The sink lives on the stack during each poll, not in every connection's
+            // state (a connection's task is sized for the largest state it can be in).
+            let mut sink = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+            let mut read = tokio::io::ReadBuf::uninit(&mut sink);
+            match std::task::ready!(std::pin::Pin::new(&mut *io).poll_read(cx, &mut read)) {
+                Ok(()) if !read.filled().is_empty() => total += read.filled().len(),
+                _ => break,
             }
         }
-    })
-    .await;
+        std::task::Poll::Ready(())
+    });
+    let _ = timeout(LINGER_TIME, drain).await;
 }
 
 /// `GET /`: the dashboard page, served from the bytes compiled into the binary (a

@@ -65,6 +65,50 @@ impl Shared {
 
 pub use server::{Running, Server};
 
+/// Bytes one read may take into a buffer on the stack, when the connection's own
+/// buffer has no room (see [`poll_read_lean`]): a request head, a burst of small frames,
+/// or the first part of a large one.
+pub(crate) const STACK_READ: usize = 16 * 1024;
+
+/// Reads into `buf` without making an idle connection hold a buffer while it waits.
+///
+/// A read must be given its buffer before the socket has anything for it: the waiting
+/// itself would hold the memory, and most connections of a real-time server wait most
+/// of the time. So when `buf` has no spare room, the read goes into a buffer on the
+/// stack (alive only during this poll, not in the connection's state) and what arrived
+/// is copied into `buf`, sized to it. When `buf` already has room (a message is
+/// arriving; the caller reserved for it), the read goes straight in, without a copy.
+pub(crate) fn poll_read_lean<S: tokio::io::AsyncRead + Unpin>(
+    io: &mut S,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut bytes::BytesMut,
+) -> std::task::Poll<std::io::Result<usize>> {
+    use std::mem::MaybeUninit;
+    use std::pin::Pin;
+    use std::task::{Poll, ready};
+    use tokio::io::ReadBuf;
+
+    if buf.capacity() > buf.len() {
+        // `read_buf` keeps no state between polls: a fresh future per poll is fine.
+        use std::future::Future;
+        use tokio::io::AsyncReadExt;
+        return std::pin::pin!(io.read_buf(buf)).poll(cx);
+    }
+    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+    let mut read = ReadBuf::uninit(&mut stack);
+    ready!(Pin::new(io).poll_read(cx, &mut read))?;
+    buf.extend_from_slice(read.filled());
+    Poll::Ready(Ok(read.filled().len()))
+}
+
+/// [`poll_read_lean`] as a future: the bytes read, 0 at end of stream.
+pub(crate) async fn read_lean<S: tokio::io::AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut bytes::BytesMut,
+) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read_lean(io, cx, buf)).await
+}
+
 /// The one timer of a driver: it sleeps until the deadline its pure timer table asks
 /// for (`proto::ws::liveness`, `proto::sse_timers`), and the table says what, if
 /// anything, is due when it wakes.

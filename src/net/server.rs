@@ -114,20 +114,39 @@ impl Server {
         // Recording off: the driver gets the bare socket, not even a branch on the data path.
         let recorders = self.recorders.any().then(|| self.recorders.clone());
         shared.stats.accepted.fetch_add(1, Relaxed);
-        tokio::spawn(async move {
-            let _done = done;
-            match (permit, recorders) {
-                (Ok(_permit), None) => serve_counted(stream, shared).await,
-                // A traced connection runs in a trace scope, so that the one carrying the
-                // live trace (`GET /trace`) can keep its own bytes out of it.
-                (Ok(_permit), Some(r)) => {
+        // One `spawn` per kind of connection: a task is sized for its own future, and the
+        // common one (served, not traced) is not made room for the others.
+        match (permit, recorders) {
+            (Ok(permit), None) => {
+                tokio::spawn(async move {
+                    let _done = done;
+                    let _permit = permit;
+                    serve_counted(stream, shared).await
+                });
+            }
+            // A traced connection runs in a trace scope, so that the one carrying the
+            // live trace (`GET /trace`) can keep its own bytes out of it.
+            (Ok(permit), Some(r)) => {
+                tokio::spawn(async move {
+                    let _done = done;
+                    let _permit = permit;
                     let io = r.wrap(stream, peer.to_string(), Role::Server);
                     crate::trace::connection_scope(serve_counted(io, shared)).await
-                }
-                (Err(_), None) => refuse_busy(stream, shared).await,
-                (Err(_), Some(r)) => refuse_busy(r.wrap(stream, peer.to_string(), Role::Server), shared).await,
+                });
             }
-        });
+            (Err(_), None) => {
+                tokio::spawn(async move {
+                    let _done = done;
+                    refuse_busy(stream, shared).await
+                });
+            }
+            (Err(_), Some(r)) => {
+                tokio::spawn(async move {
+                    let _done = done;
+                    refuse_busy(r.wrap(stream, peer.to_string(), Role::Server), shared).await
+                });
+            }
+        }
     }
 }
 

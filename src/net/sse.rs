@@ -228,19 +228,15 @@ enum Io {
 /// Polls the write side (when something is queued) and then the read side of `io`.
 /// Both register the task's waker, so whichever becomes ready wakes the loop; neither
 /// waits for the other, which is what keeps the stream full-duplex without splitting it.
-fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut S,
-    sink: &mut BytesMut,
-    outbox: &Outbox,
-    cx: &mut Context<'_>,
-) -> Poll<Io> {
+fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, outbox: &Outbox, cx: &mut Context<'_>) -> Poll<Io> {
     match try_write(io, outbox, cx) {
         Some(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
         Some(Err(())) => return Poll::Ready(Io::Closed),
         None => {}
     }
-    // Read into the sink's spare capacity and forget it: its length never changes.
-    let mut read = ReadBuf::uninit(sink.spare_capacity_mut());
+    // Read into a sink on the stack and forget it: an open stream holds no read buffer.
+    let mut sink = [std::mem::MaybeUninit::<u8>::uninit(); SSE_READ_SINK];
+    let mut read = ReadBuf::uninit(&mut sink);
     match Pin::new(io).poll_read(cx, &mut read) {
         Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(Io::Closed),
         Poll::Ready(Ok(())) => Poll::Ready(Io::Read(read.filled().len())),
@@ -315,7 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // Let go of the head and of the request buffers (the head's bytes share the read
         // buffer's allocation): an open stream keeps only a small sink for reads.
         drop(head);
-        self.buf = BytesMut::with_capacity(SSE_READ_SINK);
+        self.buf = BytesMut::new();
         self.out = BytesMut::new();
 
         let _held = stats.hold(Transport::Sse);
@@ -396,7 +392,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                     timers.on_shutdown(super::now(), config.shutdown_timeout);
                 }
-                io = poll_fn(|cx| poll_io(&mut self.io, &mut self.buf, &outbox, cx)) => match io {
+                io = poll_fn(|cx| poll_io(&mut self.io, &outbox, cx)) => match io {
                     Io::Wrote(n) => behind -= written(stats, &mut outbox, &mut timers, n),
                     Io::Read(n) => stats.read(Transport::Sse, n),
                     Io::Closed => break End::Gone,

@@ -19,10 +19,12 @@
 //! ```text
 //! loop {
 //!     drain session events: echo / publish / note that the peer is alive
-//!     move the session's outgoing bytes to the write queue
-//!     select! {
-//!         socket (poll_fn): write the queue (vectored) and read into session.read_buf()
-//!         hub broadcast:    a message for this channel -> send_encoded(the shared frame)
+//!     move the session's outgoing bytes to the write queue, and write it now (vectored)
+//!     select! {   (biased: in this order)
+//!         socket (poll_fn): write what is left, and read (into session.read_buf() in
+//!                           the middle of a frame, else into a stack buffer: an idle
+//!                           connection holds no read buffer)
+//!         hub broadcast:    the messages waiting -> send_encoded(each shared frame)
 //!         the alarm:        the liveness table's next deadline -> what it says is due:
 //!                           a ping / a zombie: close 1008 / no Close back: give up
 //!         shutdown:         close 1001
@@ -185,13 +187,16 @@ impl Upgraded {
     /// Runs the WebSocket protocol on the upgraded connection until it ends. `leftover`
     /// is what the HTTP driver had read past the handshake (perhaps the first frames).
     /// Returns when the connection is finished; the caller then shuts down TCP.
-    pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(self, io: &mut S, leftover: BytesMut) {
-        let Upgraded { mut session, mut subscription, endpoint, shared } = self;
+    ///
+    /// Not an `async fn` itself: it moves the session into the driver first, so that the
+    /// connection's future holds one session, not a moved-from copy beside it.
+    pub fn run<S: AsyncRead + AsyncWrite + Unpin>(self, io: &mut S, leftover: BytesMut) -> impl Future<Output = ()> {
+        let Upgraded { mut session, subscription, endpoint, shared } = self;
         session.receive_data(&leftover);
+        drop(leftover);
         let unsent = VecDeque::new();
-        let mut driver = Driver { io, session, out: Outgoing::default(), unsent, shared, endpoint, counted: 0 };
-        driver.serve(subscription.as_mut()).await;
-        driver.count_writes();
+        let driver = Driver { io, session, out: Outgoing::default(), unsent, shared, endpoint, counted: 0 };
+        driver.serve_to_end(subscription)
     }
 }
 
@@ -219,6 +224,11 @@ enum Io {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
+    async fn serve_to_end(mut self, mut subscription: Option<Feed>) {
+        self.serve(subscription.as_mut()).await;
+        self.count_writes();
+    }
+
     async fn serve(&mut self, mut feed: Option<&mut Feed>) {
         let shared = self.shared.clone();
         let config = &shared.config;
@@ -251,18 +261,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 self.on_event(event).await;
             }
             self.out.take_from(&mut self.session);
-            self.forget_written();
-            if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
-                // Before judging, offer the socket what it takes now: many messages
-                // queued at once (a late wake-up, a catch-up from history) are not a
-                // slow client. What is left when the socket refuses is its backlog.
+            if !self.out.is_empty() {
+                // Straight to the socket, in this turn: an echo, or the burst the feed
+                // handed over, leaves in one vectored write without another round of the
+                // loop. What the socket does not take waits in the select below.
                 if poll_fn(|cx| Poll::Ready(poll_flush(&mut *self.io, cx, &mut self.out))).await.is_err() {
                     return;
                 }
-                self.forget_written();
-                if self.unsent.len() > config.max_queue {
-                    self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
-                }
+            }
+            self.forget_written();
+            // The socket was just offered everything (above): many messages queued at once
+            // (a late wake-up, a catch-up from history) are not a slow client. What is
+            // left when the socket refuses is its backlog.
+            if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
+                self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
             }
             if self.session.state() != CloseState::Open && !timers.is_closing() {
                 timers.on_closing(super::now());
@@ -277,6 +289,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             let stats = &shared.stats;
             alarm.set(timers.poll_timeout());
             tokio::select! {
+                // In this order, without drawing a random one per turn: the socket, then
+                // the channel, then time. Each is cheap to poll when it has nothing.
+                biased;
                 io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, reading, &mut self.out)) => {
                     match io {
                         Io::Progress { read } => {
@@ -300,7 +315,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     Some(Timeout::Zombie) => self.close(code::POLICY, "no answer to ping within --ping-timeout"),
                     // The peer's Close did not come, or the last bytes did not leave.
                     Some(Timeout::CloseTimedOut) => return,
-                    None => {} // woke before a deadline that moved later
+                    None => {
+                        // Woke before a deadline that moved later: the connection has
+                        // been quiet for a while. An idle connection keeps no buffers.
+                        self.session.release_idle_buffers();
+                        self.out.release_if_empty();
+                        if self.unsent.is_empty() {
+                            self.unsent = VecDeque::new();
+                        }
+                        batch = Vec::new();
+                    }
                 },
                 _ = &mut stopping, if open && !stop_seen => {
                     stop_seen = true; // a finished future must not be polled again
@@ -402,8 +426,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
 ///   connection sent before, or on its window.
 fn send_message(session: &mut Session, m: &Message) -> Result<(), SendError> {
     match session.deflate() {
-        None => session.send_encoded(m.ws_frame().clone()),
-        Some(p) if p.server_output_is_shareable() => session.send_encoded(m.ws_frame_deflated().clone()),
+        None => session.send_encoded(m.ws_frame()),
+        Some(p) if p.server_output_is_shareable() => session.send_encoded(m.ws_frame_deflated()),
         Some(_) => session.send_text(std::str::from_utf8(m.json()).unwrap_or_default()),
     }
 }
@@ -442,6 +466,12 @@ impl Outgoing {
         self.len == 0
     }
 
+    fn release_if_empty(&mut self) {
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        }
+    }
+
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
         self.written += n as u64;
@@ -471,9 +501,19 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Poll<Io> {
     let Ok(wrote) = poll_flush(io, cx, out) else { return Poll::Ready(Io::Failed) };
     if reading {
-        // `read_buf` is cancel-safe and keeps no state between polls, so a fresh future
-        // per poll is fine; it borrows `io` only for this one poll.
-        let read = pin!(io.read_buf(session.read_buf())).poll(cx);
+        let read = if session.wants_read_buf() {
+            // In the middle of a frame: straight into the session's buffer, which it
+            // sized for the frame. `read_buf` is cancel-safe and keeps no state between
+            // polls, so a fresh future per poll is fine.
+            pin!(io.read_buf(session.read_buf())).poll(cx)
+        } else {
+            // Between messages: wait without holding a buffer (`super::poll_read_lean`).
+            let mut empty = BytesMut::new();
+            super::poll_read_lean(io, cx, &mut empty).map_ok(|n| {
+                session.receive_data(&empty);
+                n
+            })
+        };
         match read {
             Poll::Ready(Ok(0)) => return Poll::Ready(Io::Eof),
             Poll::Ready(Ok(n)) => return Poll::Ready(Io::Progress { read: n }),
@@ -559,6 +599,82 @@ mod tests {
         let task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
         let session = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
         (Peer { io: client, session }, shared, task)
+    }
+
+    /// A stream that counts the writes that took bytes.
+    struct Counted<S> {
+        inner: S,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+                self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+                self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_to_one_subscriber_leaves_in_fewer_writes_than_messages() {
+        const BURST: usize = 50;
+        let shared = Arc::new(Shared::new(Config::default(), None));
+        let endpoint = Endpoint::Channel { name: "burst".into(), after: None };
+        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
+        let (client, server) = duplex(256 * 1024);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut io = Counted { inner: server, writes: writes.clone() };
+        let _task = tokio::spawn(async move { upgraded.run(&mut io, BytesMut::new()).await });
+        // The whole burst is published before the subscriber's task first runs (this
+        // test's runtime has one thread, and nothing here yields until the reads below),
+        // as when a publisher outpaces the scheduler.
+        for i in 1..=BURST {
+            shared.broker.publish("burst", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
+        for i in 1..=BURST {
+            let expected = format!("{{\"id\":{i},\"data\":\"m{i}\"}}");
+            assert!(
+                matches!(peer.next().await, Some(Event::Text(t)) if t == expected.as_str()),
+                "message {i}, in order"
+            );
+        }
+        let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(writes < BURST, "{BURST} messages left in {writes} writes");
+        // One batch from the feed (at most feed::BATCH), one vectored write.
+        assert_eq!(writes, BURST.div_ceil(feed::BATCH), "{BURST} messages left in {writes} writes");
     }
 
     fn ping(n: u64) -> Option<Event> {

@@ -338,8 +338,9 @@ pub struct Session {
     state: CloseState,
     failure: Option<Violation>,
 
-    /// permessage-deflate, if negotiated.
-    deflate: Option<DeflateState>,
+    /// permessage-deflate, if negotiated (boxed: a session without it, the common
+    /// case, stays small).
+    deflate: Option<Box<DeflateState>>,
 
     /// Outgoing bytes: `out_chunks` first, then `out_tail`, which collects
     /// small frames so that they go out together.
@@ -381,7 +382,8 @@ impl Session {
             role,
             limits,
             mask_source,
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            // No memory until bytes arrive (`read_buf`, `receive_data`).
+            read_buf: BytesMut::new(),
             frame: None,
             message: None,
             utf8: Utf8Validator::new(),
@@ -403,7 +405,7 @@ impl Session {
     /// frames are then inflated, and text and binary messages sent are
     /// compressed.
     pub fn with_deflate(mut self, params: DeflateParams) -> Session {
-        self.deflate = Some(DeflateState { params, deflater: None, inflater: None, inflated_before: 0 });
+        self.deflate = Some(Box::new(DeflateState { params, deflater: None, inflater: None, inflated_before: 0 }));
         self
     }
 
@@ -459,6 +461,32 @@ impl Session {
         let want = (missing.min(READ_AHEAD_MAX) + MAX_HEADER_LEN).max(READ_CHUNK);
         self.read_buf.reserve(want);
         &mut self.read_buf
+    }
+
+    /// Whether [`read_buf`](Self::read_buf) has room already, or is in the middle of a
+    /// frame: read straight into it then. Otherwise the connection is between messages
+    /// and a driver that keeps idle connections small reads elsewhere (a buffer on its
+    /// stack) and hands the bytes to [`receive_data`](Self::receive_data).
+    pub fn wants_read_buf(&self) -> bool {
+        self.read_buf.capacity() > self.read_buf.len() || self.frame.is_some() || !self.read_buf.is_empty()
+    }
+
+    /// Lets go of the input buffer and of the small-frame output buffer when they hold
+    /// nothing: an idle connection then costs no buffer memory. The next bytes in
+    /// or out allocate again. A driver calls it when the connection has been quiet.
+    pub fn release_idle_buffers(&mut self) {
+        if self.read_buf.is_empty() && self.frame.is_none() {
+            self.read_buf = BytesMut::new();
+        }
+        if self.out_tail.is_empty() {
+            self.out_tail = BytesMut::new();
+        }
+    }
+
+    /// Bytes of buffer memory held for input and small-frame output (what
+    /// [`release_idle_buffers`](Self::release_idle_buffers) gives back).
+    pub fn buffer_capacity(&self) -> usize {
+        self.read_buf.capacity() + self.out_tail.capacity()
     }
 
     fn is_reading(&self) -> bool {
@@ -845,21 +873,24 @@ impl Session {
     /// Queue a frame encoded beforehand, e.g. by [`encode_server_text`], so
     /// that one publish is encoded once and the same `Bytes` go to every
     /// subscriber. It must be one complete, unmasked, FIN=1 data frame.
-    pub fn send_encoded(&mut self, frame: Bytes) -> Result<(), SendError> {
+    pub fn send_encoded(&mut self, frame: &Bytes) -> Result<(), SendError> {
         if self.role != Role::Server {
             return Err(SendError::NotServer);
         }
         self.check_open()?;
         debug_assert!(matches!(
-            FrameHeader::parse(&frame),
+            FrameHeader::parse(frame),
             Ok(Some((h, n))) if h.fin && h.mask.is_none() && !h.opcode.is_control()
                 && n as u64 + h.payload_len == frame.len() as u64
         ));
         self.out_len += frame.len();
         if frame.len() <= COALESCE_MAX {
-            self.out_tail.extend_from_slice(&frame);
+            // Copied beside the frames around it (one write for a burst), from the
+            // shared bytes: no reference count is taken, so the subscribers of a busy
+            // channel do not contend for one.
+            self.out_tail.extend_from_slice(frame);
         } else {
-            self.push_chunk(frame);
+            self.push_chunk(frame.clone());
         }
         Ok(())
     }
@@ -1677,8 +1708,8 @@ mod tests {
         let frame = encode_server_text(b"{\"id\":1,\"data\":\"hi\"}");
         let mut a = Session::server(SessionLimits::default());
         let mut b = Session::server(SessionLimits::default());
-        a.send_encoded(frame.clone()).unwrap();
-        b.send_encoded(frame.clone()).unwrap();
+        a.send_encoded(&frame).unwrap();
+        b.send_encoded(&frame).unwrap();
         let mut direct = Session::server(SessionLimits::default());
         direct.send_text("{\"id\":1,\"data\":\"hi\"}").unwrap();
         let expected = drain(&mut direct);
@@ -1686,10 +1717,10 @@ mod tests {
         assert_eq!(drain(&mut b), expected);
         // Large frames are shared, not copied.
         let big = encode_server_text(&[b'x'; 5000]);
-        a.send_encoded(big.clone()).unwrap();
+        a.send_encoded(&big).unwrap();
         assert_eq!(a.take_outgoing().unwrap().as_ptr(), big.as_ptr());
         let mut c = Session::client(SessionLimits::default(), || KEY);
-        assert_eq!(c.send_encoded(frame), Err(SendError::NotServer));
+        assert_eq!(c.send_encoded(&frame), Err(SendError::NotServer));
     }
 
     #[test]
