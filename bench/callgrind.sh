@@ -49,7 +49,7 @@ while [[ $# -gt 0 ]]; do
     --no-peers) PEERS=0 ;;
     --no-build) BUILD=0 ;;
     --rep-string) TUNABLES= ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
