@@ -83,21 +83,31 @@ pub(crate) fn poll_read_lean<S: tokio::io::AsyncRead + Unpin>(
     cx: &mut std::task::Context<'_>,
     buf: &mut bytes::BytesMut,
 ) -> std::task::Poll<std::io::Result<usize>> {
-    use std::mem::MaybeUninit;
-    use std::pin::Pin;
-    use std::task::{Poll, ready};
-    use tokio::io::ReadBuf;
-
     if buf.capacity() > buf.len() {
         // `read_buf` keeps no state between polls: a fresh future per poll is fine.
         use std::future::Future;
         use tokio::io::AsyncReadExt;
         return std::pin::pin!(io.read_buf(buf)).poll(cx);
     }
+    poll_read_stack(io, cx, |bytes| buf.extend_from_slice(bytes))
+}
+
+/// One read into a buffer on the stack (alive only during this poll); `take` gets what
+/// arrived (nothing at end of stream). Returns the bytes read.
+pub(crate) fn poll_read_stack<S: tokio::io::AsyncRead + Unpin>(
+    io: &mut S,
+    cx: &mut std::task::Context<'_>,
+    take: impl FnOnce(&[u8]),
+) -> std::task::Poll<std::io::Result<usize>> {
+    use std::mem::MaybeUninit;
+    use std::pin::Pin;
+    use std::task::{Poll, ready};
+    use tokio::io::ReadBuf;
+
     let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
     let mut read = ReadBuf::uninit(&mut stack);
     ready!(Pin::new(io).poll_read(cx, &mut read))?;
-    buf.extend_from_slice(read.filled());
+    take(read.filled());
     Poll::Ready(Ok(read.filled().len()))
 }
 

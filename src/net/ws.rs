@@ -91,7 +91,7 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::{Alarm, Shared};
@@ -195,7 +195,7 @@ impl Upgraded {
         session.receive_data(&leftover);
         drop(leftover);
         let unsent = VecDeque::new();
-        let driver = Driver { io, session, out: Outgoing::default(), unsent, shared, endpoint, counted: 0 };
+        let driver = Driver { io, session, written: 0, unsent, shared, endpoint, counted: 0 };
         driver.serve_to_end(subscription)
     }
 }
@@ -203,7 +203,9 @@ impl Upgraded {
 struct Driver<'a, S> {
     io: &'a mut S,
     session: Session,
-    out: Outgoing,
+    /// Bytes written since the upgrade: the stream offset where the session's outgoing
+    /// queue (what it has queued and not yet seen written) begins.
+    written: u64,
     /// For each channel message queued and not yet fully written, the stream offset
     /// (bytes written since the upgrade) at which its frame ends.
     unsent: VecDeque<u64>,
@@ -260,12 +262,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             while let Some(event) = self.session.next_event() {
                 self.on_event(event).await;
             }
-            self.out.take_from(&mut self.session);
-            if !self.out.is_empty() {
+            if self.session.outgoing_len() > 0 {
                 // Straight to the socket, in this turn: an echo, or the burst the feed
                 // handed over, leaves in one vectored write without another round of the
                 // loop. What the socket does not take waits in the select below.
-                if poll_fn(|cx| Poll::Ready(poll_flush(&mut *self.io, cx, &mut self.out))).await.is_err() {
+                let (io, session, written) = (&mut *self.io, &mut self.session, &mut self.written);
+                if poll_fn(|cx| Poll::Ready(poll_flush(io, cx, session, written))).await.is_err() {
                     return;
                 }
             }
@@ -279,20 +281,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             if self.session.state() != CloseState::Open && !timers.is_closing() {
                 timers.on_closing(super::now());
             }
-            if self.session.is_closed() && self.out.is_empty() {
+            if self.session.is_closed() && self.session.outgoing_len() == 0 {
                 return; // both Close frames have crossed, or the connection failed
             }
 
             let open = self.session.state() == CloseState::Open;
             let reading = matches!(self.session.state(), CloseState::Open | CloseState::CloseSent)
-                && self.out.len < unsent_limit(config.max_message);
+                && self.session.outgoing_len() < unsent_limit(config.max_message);
             let stats = &shared.stats;
             alarm.set(timers.poll_timeout());
             tokio::select! {
                 // In this order, without drawing a random one per turn: the socket, then
                 // the channel, then time. Each is cheap to poll when it has nothing.
                 biased;
-                io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, reading, &mut self.out)) => {
+                io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, reading, &mut self.written)) => {
                     match io {
                         Io::Progress { read } => {
                             if read > 0 {
@@ -319,7 +321,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         // Woke before a deadline that moved later: the connection has
                         // been quiet for a while. An idle connection keeps no buffers.
                         self.session.release_idle_buffers();
-                        self.out.release_if_empty();
                         if self.unsent.is_empty() {
                             self.unsent = VecDeque::new();
                         }
@@ -371,15 +372,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     /// Queues the messages the feed handed over: each one's shared frame, remembered by
     /// the stream offset where it ends.
     fn on_messages(&mut self, r: Result<(), FeedEnd>, batch: &mut Vec<Arc<Message>>) {
-        // Where the session's queue starts in the stream: bytes written plus bytes taken
-        // from the session and still waiting for the socket (unchanged while queuing).
-        let ahead = self.out.written + self.out.len as u64;
+        // Where the session's queue starts in the stream (unchanged while queuing).
+        let ahead = self.written;
+        let mut delivered = 0;
         for m in batch.drain(..) {
             if send_message(&mut self.session, &m).is_ok() {
-                self.shared.stats.delivered(Transport::WebSocket, 1);
+                delivered += 1;
                 self.unsent.push_back(ahead + self.session.outgoing_len() as u64);
             }
         }
+        self.shared.stats.delivered(Transport::WebSocket, delivered);
         match r {
             Ok(()) => {}
             // Missed more than the history holds: only a reconnection with its cursor
@@ -391,24 +393,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
 
     /// Drops the messages whose frames have been written completely.
     fn forget_written(&mut self) {
-        while self.unsent.front().is_some_and(|&end| end <= self.out.written) {
+        while self.unsent.front().is_some_and(|&end| end <= self.written) {
             self.unsent.pop_front();
         }
     }
 
     fn count_writes(&mut self) {
-        let new = self.out.written - self.counted;
+        let new = self.written - self.counted;
         if new > 0 {
             self.shared.stats.wrote(Transport::WebSocket, new as usize);
-            self.counted = self.out.written;
+            self.counted = self.written;
         }
     }
 
     /// Starts the closing handshake from our side (§7.1.2).
     fn close(&mut self, code: u16, reason: &str) {
-        if self.session.close(code, reason).is_ok() {
-            self.out.take_from(&mut self.session);
-        }
+        // Queued in the session, behind what is already there; written by the loop.
+        let _ = self.session.close(code, reason);
     }
 }
 
@@ -444,49 +445,6 @@ async fn next_messages(
     }
 }
 
-/// Bytes taken from the session and not yet written, in order.
-#[derive(Default)]
-struct Outgoing {
-    chunks: VecDeque<Bytes>,
-    /// Bytes in `chunks`.
-    len: usize,
-    /// Bytes written since the upgrade: the stream offset of `chunks[0][0]`.
-    written: u64,
-}
-
-impl Outgoing {
-    fn take_from(&mut self, session: &mut Session) {
-        for chunk in session.drain_outgoing() {
-            self.len += chunk.len();
-            self.chunks.push_back(chunk);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn release_if_empty(&mut self) {
-        if self.chunks.is_empty() {
-            self.chunks = VecDeque::new();
-        }
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        self.len -= n;
-        self.written += n as u64;
-        while n > 0 {
-            let front = self.chunks.front_mut().expect("wrote no more than was queued");
-            if n < front.len() {
-                front.advance(n);
-                return;
-            }
-            n -= front.len();
-            self.chunks.pop_front();
-        }
-    }
-}
-
 /// The socket branch: writes what is queued (as one vectored write of up to
 /// [`WRITE_VECTORS`] buffers: a large frame's header and its shared payload leave together
 /// without being copied into one buffer) and, if `reading`, reads into the session's
@@ -497,9 +455,9 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
     cx: &mut Context<'_>,
     session: &mut Session,
     reading: bool,
-    out: &mut Outgoing,
+    written: &mut u64,
 ) -> Poll<Io> {
-    let Ok(wrote) = poll_flush(io, cx, out) else { return Poll::Ready(Io::Failed) };
+    let Ok(wrote) = poll_flush(io, cx, session, written) else { return Poll::Ready(Io::Failed) };
     if reading {
         let read = if session.wants_read_buf() {
             // In the middle of a frame: straight into the session's buffer, which it
@@ -508,11 +466,7 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
             pin!(io.read_buf(session.read_buf())).poll(cx)
         } else {
             // Between messages: wait without holding a buffer (`super::poll_read_lean`).
-            let mut empty = BytesMut::new();
-            super::poll_read_lean(io, cx, &mut empty).map_ok(|n| {
-                session.receive_data(&empty);
-                n
-            })
+            super::poll_read_stack(io, cx, |bytes| session.receive_data(bytes))
         };
         match read {
             Poll::Ready(Ok(0)) => return Poll::Ready(Io::Eof),
@@ -526,15 +480,30 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Writes what is queued until the socket would block (registering the waker then) or
 /// the queue is empty; returns the bytes written, or `Err` when the socket failed.
-fn poll_flush<S: AsyncWrite + Unpin>(io: &mut S, cx: &mut Context<'_>, out: &mut Outgoing) -> Result<usize, ()> {
+/// The session's queue is written where it is (`Session::outgoing_slices`), and
+/// `written` counts the bytes written since the upgrade.
+fn poll_flush<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    cx: &mut Context<'_>,
+    session: &mut Session,
+    written: &mut u64,
+) -> Result<usize, ()> {
     let mut wrote = 0;
-    while !out.chunks.is_empty() {
-        let mut slices = [IoSlice::new(&[]); WRITE_VECTORS];
-        let n = out.chunks.iter().zip(slices.iter_mut()).map(|(c, s)| *s = IoSlice::new(c)).count();
-        match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+    while let Some((first, alone)) = session.outgoing_front() {
+        let r = if alone {
+            // The common case (a burst of small frames is one buffer): a plain write,
+            // without filling an array of slices for it.
+            Pin::new(&mut *io).poll_write(cx, first)
+        } else {
+            let mut slices = [IoSlice::new(&[]); WRITE_VECTORS];
+            let n = session.outgoing_slices(&mut slices);
+            Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])
+        };
+        match r {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(()),
             Poll::Ready(Ok(k)) => {
-                out.advance(k);
+                session.consume_outgoing(k);
+                *written += k as u64;
                 wrote += k;
             }
             Poll::Pending => break,
@@ -552,6 +521,7 @@ mod tests {
 
     use std::time::Duration;
 
+    use bytes::Bytes;
     use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
     use tokio::task::JoinHandle;
     use tokio::time::{Instant, sleep};

@@ -822,6 +822,54 @@ impl Session {
         chunk
     }
 
+    /// The bytes queued to write, in order, as slices for one vectored write, without
+    /// taking them: fills `dst` from the front and returns how many it filled. Then
+    /// tell [`consume_outgoing`](Self::consume_outgoing) how many bytes were written.
+    /// A driver that writes this way copies nothing and allocates nothing per write:
+    /// the small-frame buffer is written where it is and reused.
+    pub fn outgoing_slices<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        let chunks = self.out_chunks.iter().map(|c| &c[..]);
+        let tail = (!self.out_tail.is_empty()).then_some(&self.out_tail[..]);
+        chunks.chain(tail).zip(dst.iter_mut()).map(|(b, d)| *d = std::io::IoSlice::new(b)).count()
+    }
+
+    /// The first slice [`outgoing_slices`](Self::outgoing_slices) would give, and whether
+    /// it is the only one: a driver writes it with a plain write then.
+    pub fn outgoing_front(&self) -> Option<(&[u8], bool)> {
+        match self.out_chunks.front() {
+            Some(c) => Some((&c[..], self.out_chunks.len() == 1 && self.out_tail.is_empty())),
+            None if !self.out_tail.is_empty() => Some((&self.out_tail[..], true)),
+            None => None,
+        }
+    }
+
+    /// `n` bytes from the front of the outgoing queue were written. After the last
+    /// one, a session in `CloseReceived` becomes `Closed` (as with `take_outgoing`).
+    pub fn consume_outgoing(&mut self, mut n: usize) {
+        assert!(n <= self.out_len, "wrote more than was queued");
+        self.out_len -= n;
+        while n > 0 {
+            if let Some(front) = self.out_chunks.front_mut() {
+                if n < front.len() {
+                    front.advance(n);
+                    break;
+                }
+                n -= front.len();
+                self.out_chunks.pop_front();
+            } else {
+                self.out_tail.advance(n);
+                break;
+            }
+        }
+        if self.out_tail.is_empty() {
+            // Back to the start of its allocation, which the next frames reuse.
+            self.out_tail.clear();
+        }
+        if self.out_len == 0 && self.state == CloseState::CloseReceived {
+            self.state = CloseState::Closed;
+        }
+    }
+
     /// All pending chunks, e.g. for one vectored write.
     pub fn drain_outgoing(&mut self) -> impl Iterator<Item = Bytes> + '_ {
         std::iter::from_fn(move || self.take_outgoing())
