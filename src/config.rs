@@ -77,9 +77,9 @@ pub const DEFAULT_SSE_RETRY: Duration = Duration::from_millis(3000);
 /// accepts 1024 (IOV_MAX); 64 already lets a burst of events leave in one system call.
 pub const WRITE_VECTORS: usize = 64;
 
-/// Read buffer of an open event stream. The client has nothing to say once the stream
-/// has begun, so what it sends is read only to notice it closing, and discarded; a small
-/// buffer keeps ten thousand open streams cheap.
+/// Bytes an open event stream reads at a time, into the stack. The client has nothing
+/// to say once the stream has begun, so what it sends is read only to notice it closing,
+/// and discarded; the stream itself holds no read buffer.
 pub const SSE_READ_SINK: usize = 512;
 
 /// Connections served at once (API.md `--max-connections`); past it, `503` and close.
@@ -127,8 +127,10 @@ pub const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a graceful shutdown waits for connections to finish (`--shutdown-timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Size of each connection's read buffer, reused for every read on that connection.
-/// Large enough for a typical request head in one read.
+/// Size of the read buffers of the client and the proxy, reused for every read on their
+/// connection; large enough for a typical response head in one read. (The server's
+/// connections read into the stack between messages instead, `net::STACK_READ`, so an
+/// idle one holds no buffer.)
 pub const READ_BUFFER: usize = 8 * 1024;
 
 /// After answering with an error and `Connection: close`, the server keeps reading (and

@@ -68,7 +68,7 @@ pub use server::{Running, Server};
 /// Bytes one read may take into a buffer on the stack, when the connection's own
 /// buffer has no room (see [`poll_read_lean`]): a request head, a burst of small frames,
 /// or the first part of a large one.
-pub(crate) const STACK_READ: usize = 16 * 1024;
+pub(crate) const STACK_READ: usize = 64 * 1024;
 
 /// Reads into `buf` without making an idle connection hold a buffer while it waits.
 ///

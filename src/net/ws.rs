@@ -310,23 +310,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() => {
                     self.on_messages(r, &mut batch);
                 }
-                now = alarm.fired(), if alarm.is_set() => match timers.handle_timeout(now) {
-                    Some(Timeout::Ping(n)) => {
-                        let _ = self.session.send_ping(n.to_string().as_bytes());
+                now = alarm.fired(), if alarm.is_set() => {
+                    // A deadline came (at least a ping interval since the last one): the
+                    // buffers a connection keeps while messages flow are let go of if they
+                    // hold nothing, so an idle connection keeps none.
+                    self.session.release_idle_buffers();
+                    if self.unsent.is_empty() {
+                        self.unsent = VecDeque::new();
                     }
-                    Some(Timeout::Zombie) => self.close(code::POLICY, "no answer to ping within --ping-timeout"),
-                    // The peer's Close did not come, or the last bytes did not leave.
-                    Some(Timeout::CloseTimedOut) => return,
-                    None => {
-                        // Woke before a deadline that moved later: the connection has
-                        // been quiet for a while. An idle connection keeps no buffers.
-                        self.session.release_idle_buffers();
-                        if self.unsent.is_empty() {
-                            self.unsent = VecDeque::new();
+                    batch = Vec::new();
+                    match timers.handle_timeout(now) {
+                        Some(Timeout::Ping(n)) => {
+                            let _ = self.session.send_ping(n.to_string().as_bytes());
                         }
-                        batch = Vec::new();
+                        Some(Timeout::Zombie) => self.close(code::POLICY, "no answer to ping within --ping-timeout"),
+                        // The peer's Close did not come, or the last bytes did not leave.
+                        Some(Timeout::CloseTimedOut) => return,
+                        None => {} // woke before a deadline that moved later
                     }
-                },
+                }
                 _ = &mut stopping, if open && !stop_seen => {
                     stop_seen = true; // a finished future must not be polled again
                     self.close(code::GOING_AWAY, "server shutting down");

@@ -443,7 +443,11 @@ impl Session {
     /// Prefer [`read_buf`](Self::read_buf) for socket reads: it avoids this
     /// copy.
     pub fn receive_data(&mut self, data: &[u8]) {
-        if self.is_reading() {
+        if self.is_reading() && !data.is_empty() {
+            // Room for what follows too (at least `READ_CHUNK`): while messages flow, the
+            // next reads go straight in ([`wants_read_buf`](Self::wants_read_buf)) and
+            // frames are cut from one allocation, not one each.
+            self.read_buf.reserve(data.len().max(READ_CHUNK));
             self.read_buf.extend_from_slice(data);
         }
     }
