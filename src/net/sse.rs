@@ -353,23 +353,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
             };
             refill(&mut outbox);
-            if behind > max_queue {
-                // Before judging, offer the socket what it takes now: many messages
-                // received at once (a late wake-up, a catch-up from history) are not a
-                // slow client. What is left when the socket refuses is its backlog.
-                loop {
-                    match poll_fn(|cx| Poll::Ready(try_write(&mut self.io, &outbox, cx))).await {
-                        Some(Ok(n)) => {
-                            behind -= written(stats, &mut outbox, &mut timers, n);
-                            refill(&mut outbox);
-                        }
-                        Some(Err(())) => break 'stream End::Gone,
-                        None => break,
+            // Offer the socket what is queued now, in this turn: what the feed handed over
+            // leaves without another round of the loop. And before judging a client slow:
+            // many messages received at once (a late wake-up, a catch-up from history) are
+            // not a slow client; what is left when the socket refuses is its backlog.
+            while !outbox.is_empty() {
+                match poll_fn(|cx| Poll::Ready(try_write(&mut self.io, &outbox, cx))).await {
+                    Some(Ok(n)) => {
+                        behind -= written(stats, &mut outbox, &mut timers, n);
+                        refill(&mut outbox);
                     }
+                    Some(Err(())) => break 'stream End::Gone,
+                    None => break,
                 }
-                if behind > max_queue {
-                    break End::TooSlow;
-                }
+            }
+            if behind > max_queue {
+                break End::TooSlow;
             }
             if timers.is_closing() && outbox.is_empty() {
                 break End::Finished;
