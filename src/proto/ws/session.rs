@@ -487,12 +487,6 @@ impl Session {
         }
     }
 
-    /// Bytes of buffer memory held for input and small-frame output (what
-    /// [`release_idle_buffers`](Self::release_idle_buffers) gives back).
-    pub fn buffer_capacity(&self) -> usize {
-        self.read_buf.capacity() + self.out_tail.capacity()
-    }
-
     fn is_reading(&self) -> bool {
         matches!(self.state, CloseState::Open | CloseState::CloseSent)
     }
@@ -817,13 +811,19 @@ impl Session {
             None => None,
         };
         if let Some(c) = &chunk {
-            self.out_len -= c.len();
-        }
-        if self.out_len == 0 && self.state == CloseState::CloseReceived {
-            // Our reply to the peer's Close has been handed to the driver.
-            self.state = CloseState::Closed;
+            self.outgoing_gone(c.len());
         }
         chunk
+    }
+
+    /// `n` bytes left the outgoing queue (taken, or written in place). After the last
+    /// one, a session in `CloseReceived` becomes `Closed`: our reply to the peer's Close
+    /// has left.
+    fn outgoing_gone(&mut self, n: usize) {
+        self.out_len -= n;
+        if self.out_len == 0 && self.state == CloseState::CloseReceived {
+            self.state = CloseState::Closed;
+        }
     }
 
     /// The bytes queued to write, in order, as slices for one vectored write, without
@@ -849,9 +849,10 @@ impl Session {
 
     /// `n` bytes from the front of the outgoing queue were written. After the last
     /// one, a session in `CloseReceived` becomes `Closed` (as with `take_outgoing`).
-    pub fn consume_outgoing(&mut self, mut n: usize) {
+    pub fn consume_outgoing(&mut self, n: usize) {
         assert!(n <= self.out_len, "wrote more than was queued");
-        self.out_len -= n;
+        self.outgoing_gone(n);
+        let mut n = n;
         while n > 0 {
             if let Some(front) = self.out_chunks.front_mut() {
                 if n < front.len() {
@@ -861,16 +862,11 @@ impl Session {
                 n -= front.len();
                 self.out_chunks.pop_front();
             } else {
+                // What the tail's allocation has left behind is reused by the next
+                // frames once the tail is empty (`BytesMut::reserve` reclaims it).
                 self.out_tail.advance(n);
                 break;
             }
-        }
-        if self.out_tail.is_empty() {
-            // Back to the start of its allocation, which the next frames reuse.
-            self.out_tail.clear();
-        }
-        if self.out_len == 0 && self.state == CloseState::CloseReceived {
-            self.state = CloseState::Closed;
         }
     }
 
