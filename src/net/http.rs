@@ -28,16 +28,16 @@ use crate::app::query_param;
 use crate::app::routes::{self, Route, RouteError};
 use crate::app::stats::Transport;
 use crate::config::{LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER};
+use crate::proto::http::response::Context;
+use crate::proto::http::{BodyKind, Event, HeadLimits, HttpError, MessageStream, RequestHead, Response, Unit, Version};
+use crate::proto::ws::deflate::ServerDeflateConfig;
+use crate::proto::ws::{HandshakeOptions, server_accept};
 
 /// Room reserved for a response's status line and headers, before its body.
 const RESPONSE_HEAD_ROOM: usize = 256;
 /// Largest write buffer a connection keeps between responses (a short-polling client
 /// reuses it); a larger one, made for one large answer, is dropped after it.
 const RESPONSE_KEEP: usize = 4 * 1024;
-use crate::proto::http::response::Context;
-use crate::proto::http::{BodyKind, Event, HeadLimits, HttpError, MessageStream, RequestHead, Response, Unit, Version};
-use crate::proto::ws::deflate::ServerDeflateConfig;
-use crate::proto::ws::{HandshakeOptions, server_accept};
 
 /// What happens to the connection after a response.
 #[derive(Debug, PartialEq, Eq)]
@@ -264,17 +264,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Ok(Route::Sse(channel)) => return Step::Stream { head, channel },
             Ok(Route::WebSocket(name)) => {
                 let endpoint = cursor(&head).map(|after| ws::Endpoint::Channel { name, after });
-                return self
-                    .handshake(&head, endpoint)
-                    .await
-                    .map_or_else(Step::Answered, |u| Step::Upgraded(Box::new(u)));
+                return self.handshake(&head, endpoint).await;
             }
-            Ok(Route::Echo) => {
-                return self
-                    .handshake(&head, Ok(ws::Endpoint::Echo))
-                    .await
-                    .map_or_else(Step::Answered, |u| Step::Upgraded(Box::new(u)));
-            }
+            Ok(Route::Echo) => return self.handshake(&head, Ok(ws::Endpoint::Echo)).await,
             // Boxed: one watcher at a time, rarely; the other connections' tasks are not
             // sized for it.
             Ok(Route::Trace) => return Step::Answered(Box::pin(self.trace(head)).await),
@@ -416,11 +408,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// may already be frames, not a request. A plain GET without `Upgrade: websocket`
     /// is such a refusal too: `400`, "missing Upgrade: websocket" (§4.2.1 item 3; the
     /// codec keeps `426` for a wrong or missing version, which is what §4.4 ties it to).
-    async fn handshake(
-        &mut self,
-        head: &RequestHead,
-        endpoint: Result<ws::Endpoint, Response>,
-    ) -> Result<ws::Upgraded, Next> {
+    async fn handshake(&mut self, head: &RequestHead, endpoint: Result<ws::Endpoint, Response>) -> Step {
         let shared = self.shared.clone();
         let config = &shared.config;
         let headers: Vec<(&str, &[u8])> = head.headers().collect();
@@ -473,12 +461,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let open = upgraded.is_some().then(|| shared.stats.hold(Transport::WebSocket));
         let head_request = head.method() == "HEAD";
         if !self.write_response(&response, head.version, head_request, keep_alive, Transport::WebSocket).await {
-            return Err(Next::Close);
+            return Step::Answered(Next::Close);
         }
-        let upgraded = upgraded.ok_or(Next::Close)?;
-        // The caller takes the count over (`hold_taken_over`), without a gap.
+        let Some(upgraded) = upgraded else { return Step::Answered(Next::Close) };
+        // `Conn::run` takes the count over (`hold_taken_over`), without a gap.
         std::mem::forget(open);
-        Ok(upgraded)
+        Step::Upgraded(Box::new(upgraded))
     }
 
     /// Writes a response to `head`; says whether the connection goes on.
