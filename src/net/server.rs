@@ -117,34 +117,16 @@ impl Server {
         // One `spawn` per kind of connection: a task is sized for its own future, and the
         // common one (served, not traced) is not made room for the others.
         match (permit, recorders) {
-            (Ok(permit), None) => {
-                tokio::spawn(async move {
-                    let _done = done;
-                    let _permit = permit;
-                    serve_counted(stream, shared).await
-                });
-            }
+            (Ok(permit), None) => spawn_holding((done, permit), move || serve_counted(stream, shared)),
             // A traced connection runs in a trace scope, so that the one carrying the
             // live trace (`GET /trace`) can keep its own bytes out of it.
-            (Ok(permit), Some(r)) => {
-                tokio::spawn(async move {
-                    let _done = done;
-                    let _permit = permit;
-                    let io = r.wrap(stream, peer.to_string(), Role::Server);
-                    crate::trace::connection_scope(serve_counted(io, shared)).await
-                });
-            }
-            (Err(_), None) => {
-                tokio::spawn(async move {
-                    let _done = done;
-                    refuse_busy(stream, shared).await
-                });
-            }
+            (Ok(permit), Some(r)) => spawn_holding((done, permit), move || {
+                let io = r.wrap(stream, peer.to_string(), Role::Server);
+                crate::trace::connection_scope(serve_counted(io, shared))
+            }),
+            (Err(_), None) => spawn_holding(done, move || refuse_busy(stream, shared)),
             (Err(_), Some(r)) => {
-                tokio::spawn(async move {
-                    let _done = done;
-                    refuse_busy(r.wrap(stream, peer.to_string(), Role::Server), shared).await
-                });
+                spawn_holding(done, move || refuse_busy(r.wrap(stream, peer.to_string(), Role::Server), shared))
             }
         }
     }
@@ -170,6 +152,21 @@ pub fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
         )
     };
     if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Runs the work `start` makes as a task of its own, holding `guards` (the shutdown
+/// tracker, the connection permit) until it ends. The work is made inside the task: a
+/// future handed in ready-made would be moved once more to be awaited, and the task
+/// would hold room for it twice.
+fn spawn_holding<G, W>(guards: G, start: impl FnOnce() -> W + Send + 'static)
+where
+    G: Send + 'static,
+    W: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _guards = guards;
+        start().await
+    });
 }
 
 async fn serve_counted<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: Arc<Shared>) {
