@@ -95,6 +95,14 @@ pub const DEFAULT_MAX_CHANNELS: usize = 10_000;
 /// answer's `next` tells the client where to continue.
 pub const MAX_POLL_ANSWER: usize = 4 << 20;
 
+/// Request-body bytes all connections together may hold while bodies arrive
+/// (`--max-body-memory`, `net::budget`): past it, a body larger than its fair share of it
+/// (this divided by the bodies in progress) is refused with `503`. Bounds what a thousand
+/// never-ending bodies cost at about twice this, instead of `--max-connections` ×
+/// `--max-message` (docs/abuse.md). 64 such full-size messages at once at the defaults.
+/// 0: no limit.
+pub const DEFAULT_MAX_BODY_MEMORY: usize = 64 << 20;
+
 /// Messages one subscriber may fall behind before it is cut off (API.md `--max-queue`).
 /// A client that stops reading must not make the server buffer without bound.
 pub const DEFAULT_MAX_QUEUE: usize = 1024;
@@ -111,6 +119,17 @@ pub const DEFAULT_MAX_QUEUE: usize = 1024;
 /// autotuning.
 pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
 
+/// Bytes written and not yet sent that a connection's socket holds before it refuses
+/// more (`--notsent-lowat`; `TCP_NOTSENT_LOWAT`, tcp(7)). Bytes in flight, sent and not
+/// yet acknowledged, do not count, so a healthy stream keeps its pace; what the limit
+/// stops is a queue of unsent bytes in the kernel for a client whose receive window is
+/// closed (one that stopped reading). Such a client then stops costing writes after its
+/// own receive buffer and this much, not after the whole send buffer: on a busy channel
+/// a thousand of them cost under a second of the fan-out's work each instead of three
+/// (docs/abuse.md). 16 KiB is the value Cloudflare and Apple suggest for HTTP/2 servers.
+/// 0: no limit but the send buffer.
+pub const DEFAULT_NOTSENT_LOWAT: usize = 16 * 1024;
+
 /// How often the server pings an idle WebSocket peer (`--ping-interval`).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 
@@ -123,6 +142,15 @@ pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// hold the connection, so the wait is bounded. Also bounds how long a graceful shutdown
 /// waits for WebSocket clients to answer its `1001`.
 pub const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// While a subscriber's socket refuses bytes, how often its driver looks at what its
+/// channel sent meanwhile and judges its backlog against `--max-queue`. Between checks it
+/// takes nothing from the channel (the messages wait in the channel's shared ring), so a
+/// client that stopped reading costs no work per message: a thousand of them on a busy
+/// channel cost a thousand wake-ups a second, not a thousand per message
+/// (docs/abuse.md). It is also how late, at most, such a client is cut once its backlog
+/// passes `--max-queue`.
+pub const BACKLOG_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a graceful shutdown waits for connections to finish (`--shutdown-timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -166,6 +194,8 @@ pub struct Config {
     pub max_connections: usize,
     pub max_queue: usize,
     pub send_buffer: usize,
+    pub notsent_lowat: usize,
+    pub max_body_memory: usize,
     pub max_channels: usize,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
@@ -215,6 +245,8 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_queue: DEFAULT_MAX_QUEUE,
             send_buffer: DEFAULT_SEND_BUFFER,
+            notsent_lowat: DEFAULT_NOTSENT_LOWAT,
+            max_body_memory: DEFAULT_MAX_BODY_MEMORY,
             max_channels: DEFAULT_MAX_CHANNELS,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,

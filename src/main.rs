@@ -252,6 +252,14 @@ struct ServeArgs {
     /// Kernel send buffer of each connection, in bytes (SO_SNDBUF; 0: the kernel's autotuning).
     #[arg(long, env = "WIRE_ACADEMY_SEND_BUFFER", default_value_t = config::DEFAULT_SEND_BUFFER)]
     send_buffer: usize,
+    /// Unsent bytes a connection's socket may hold before it refuses more
+    /// (TCP_NOTSENT_LOWAT; bytes in flight do not count; 0: no limit but the send buffer).
+    #[arg(long, env = "WIRE_ACADEMY_NOTSENT_LOWAT", default_value_t = config::DEFAULT_NOTSENT_LOWAT)]
+    notsent_lowat: usize,
+    /// Request-body bytes all connections may hold at once; past it, a body over its fair
+    /// share gets 503 (0: no limit).
+    #[arg(long, env = "WIRE_ACADEMY_MAX_BODY_MEMORY", default_value_t = config::DEFAULT_MAX_BODY_MEMORY)]
+    max_body_memory: usize,
     /// Where channels live: `memory` (one process, the default; nothing to install), or a
     /// Redis every instance shares: redis://[:PASSWORD@]HOST[:PORT][/DB] or
     /// unix://[:PASSWORD@]/PATH[?db=DB]. Redis unreachable at start: exit 1.
@@ -555,6 +563,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_connections: args.max_connections,
         max_queue: args.max_queue,
         send_buffer: args.send_buffer,
+        notsent_lowat: args.notsent_lowat,
+        max_body_memory: args.max_body_memory,
         max_channels: args.max_channels,
         broker: args.broker,
         ping_interval: args.ping_interval.0,

@@ -81,6 +81,48 @@ async fn a_chunked_body_that_stalls_gets_408() {
     s.stop().await;
 }
 
+/// The body bytes all connections hold at once are bounded (`--max-body-memory`): once the
+/// budget is spent, a body past its fair share gets `503` and its connection is closed,
+/// which gives its bytes back, while a small body goes on and is published.
+#[tokio::test]
+async fn bodies_past_the_body_memory_budget_get_503_and_small_ones_pass() {
+    const BUDGET: usize = 64 * 1024;
+    let s = start(Config { max_body_memory: BUDGET, ..config() }).await;
+    let held = || s.shared.bodies.held();
+    let chunk = |n: usize| format!("{n:x}\r\n{}\r\n", "h".repeat(n));
+    // A large body that never ends takes most of the budget.
+    let mut hog = Client::connect(s.addr).await;
+    hog.send(&format!(
+        "POST /publish/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+        chunk(60 * 1024)
+    ))
+    .await;
+    wait_until("the large body held", || async { held() == 60 * 1024 }).await;
+    // A small one spends the rest and more: it is within its share (half), so it goes on.
+    let mut small = Client::connect(s.addr).await;
+    small
+        .send(&format!(
+            "POST /publish/small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+            chunk(8 * 1024)
+        ))
+        .await;
+    wait_until("both held", || async { held() == 68 * 1024 }).await;
+    // The large one grows again: past its share of a spent budget, refused.
+    hog.send(&chunk(1024)).await;
+    let r = hog.response().await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(String::from_utf8_lossy(&r.body).contains("--max-body-memory"));
+    hog.expect_closed().await;
+    wait_until("the refused body's bytes given back", || async { held() == 8 * 1024 }).await;
+    // The small one ends and is published.
+    small.send(&format!("{}0\r\n\r\n", chunk(100))).await;
+    let r = small.response().await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    wait_until("every body given back", || async { held() == 0 }).await;
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn slow_header_section_gets_408() {
     let s = start(Config { header_timeout: Duration::from_millis(300), ..config() }).await;

@@ -80,6 +80,13 @@ impl Feed {
         }
     }
 
+    /// Messages published to the channel since the feed last handed one out, not yet
+    /// taken: how far behind the subscriber is if it takes nothing now. Counted from the
+    /// ring's positions, so it goes on counting past what the ring still holds.
+    pub fn pending(&self) -> usize {
+        self.rx.len()
+    }
+
     /// Takes what the ring already holds, without waiting, up to `max` in all.
     fn drain(&mut self, max: usize, out: &mut Vec<Arc<Message>>) -> Result<(), FeedEnd> {
         let mut taken = 1;
@@ -134,6 +141,22 @@ impl Feed {
         for m in snap.messages {
             self.take(m, out);
         }
+        // The ring still holds messages the history just gave: skip them now (up to the
+        // first one it did not give), so that `pending` counts only what is new.
+        loop {
+            match self.rx.try_recv() {
+                Ok(m) if m.id <= self.last => continue,
+                Ok(m) => {
+                    self.take(m, out);
+                    break;
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    self.lagging = true;
+                    break;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
         Ok(())
     }
 }
@@ -171,6 +194,23 @@ mod tests {
         let mut more = Vec::new();
         f.recv(&broker, 8, &mut more).await.unwrap();
         assert_eq!(ids(&more), vec![51], "and then live again, with nothing repeated");
+    }
+
+    #[tokio::test]
+    async fn pending_counts_what_was_published_and_not_taken_past_the_ring_too() {
+        let broker = Broker::memory(100, 4, 10);
+        let mut f = feed(&broker, "a").await;
+        assert_eq!(f.pending(), 0);
+        for i in 1..=10 {
+            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        assert_eq!(f.pending(), 10, "past the ring of 4");
+        let mut got = Vec::new();
+        f.recv(&broker, 8, &mut got).await.unwrap();
+        assert_eq!(ids(&got), (1..=10).collect::<Vec<_>>(), "from the history");
+        assert_eq!(f.pending(), 0, "what the ring still held was given by the history: not pending");
+        broker.publish("a", Bytes::from("m11")).await.unwrap();
+        assert_eq!(f.pending(), 1);
     }
 
     #[tokio::test]

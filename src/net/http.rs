@@ -288,16 +288,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.io.write_all(CONTINUE).await.map_err(|_| None)?;
             self.shared.stats.wrote(transport, CONTINUE.len());
         }
-        let max = self.shared.config.max_message;
+        let shared = self.shared.clone();
+        let max = shared.config.max_message;
         let mut body = BytesMut::new();
+        // What this body holds, counted against what all bodies may hold together.
+        let mut hold = (head.body != BodyKind::None).then(|| shared.bodies.start());
         loop {
             match self.requests.read(&mut self.buf).map_err(Some)? {
                 Some(Unit { event: Event::End, .. }) => return Ok(body.freeze()),
                 Some(unit) => {
-                    self.shared.stats.read(transport, unit.bytes.len());
+                    shared.stats.read(transport, unit.bytes.len());
                     if let Event::Data(_) = unit.event {
                         if body.len() + unit.bytes.len() > max {
                             return Err(Some(HttpError::PayloadTooLarge));
+                        }
+                        if hold.as_mut().is_some_and(|h| !h.grow(unit.bytes.len())) {
+                            let r = Response::text(
+                                503,
+                                "the server holds too many request bodies in progress (--max-body-memory); try again\n",
+                            )
+                            .header("Retry-After", "1");
+                            self.answer_closing(r, head.version, transport).await;
+                            return Err(None);
                         }
                         body.extend_from_slice(&unit.bytes);
                     }

@@ -16,6 +16,7 @@
 //! - [`date`]: the `Date` header's value, formatted once a second.
 //! - [`rlimit`]: raising the open-file limit to fit `--max-connections`.
 
+pub mod budget;
 pub mod date;
 pub mod http;
 pub mod rlimit;
@@ -47,6 +48,8 @@ pub struct Shared {
     /// The byte tracer when `--trace-bytes` (or `--trace-out`) is on: `GET /trace`
     /// streams its blocks live.
     pub tracer: Option<Arc<Tracer>>,
+    /// The request-body bytes all connections hold at once (`--max-body-memory`).
+    pub bodies: budget::BodyBudget,
 }
 
 impl Shared {
@@ -59,7 +62,8 @@ impl Shared {
 
     /// What every connection shares, around the broker `--broker` chose.
     pub fn with_broker(config: Config, broker: Broker, tracer: Option<Arc<Tracer>>) -> Shared {
-        Shared { broker, stats: Stats::default(), shutdown: watch::channel(false).0, tracer, config }
+        let bodies = budget::BodyBudget::new(config.max_body_memory);
+        Shared { broker, stats: Stats::default(), shutdown: watch::channel(false).0, tracer, bodies, config }
     }
 }
 

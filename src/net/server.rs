@@ -109,6 +109,7 @@ impl Server {
         let _ = stream.set_nodelay(true);
         // Before any byte is written, so the kernel never grows it (see `DEFAULT_SEND_BUFFER`).
         let _ = set_send_buffer(&stream, self.shared.config.send_buffer);
+        let _ = set_notsent_lowat(&stream, self.shared.config.notsent_lowat);
         let shared = self.shared.clone();
         let permit = self.limiter.clone().try_acquire_owned();
         // Recording off: the driver gets the bare socket, not even a branch on the data path.
@@ -136,17 +137,25 @@ impl Server {
 /// twice the value asked for (the other half is its bookkeeping) and, once set, no
 /// longer grows the buffer by itself.
 pub fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    if bytes == 0 { Ok(()) } else { set_int_option(stream, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes) }
+}
+
+/// Sets `TCP_NOTSENT_LOWAT` (tcp(7)): the socket refuses writes while more than `bytes`
+/// written are not yet sent (see `DEFAULT_NOTSENT_LOWAT`); 0 leaves it unset.
+pub fn set_notsent_lowat(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    if bytes == 0 { Ok(()) } else { set_int_option(stream, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, bytes) }
+}
+
+/// `setsockopt` with an `int` value (capped at `c_int::MAX`).
+fn set_int_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int, value: usize) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    if bytes == 0 {
-        return Ok(());
-    }
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: a live socket descriptor, and a pointer to a c_int with its true size.
     let r = unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
+            level,
+            name,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )

@@ -53,6 +53,15 @@
 //!   a task woken late on a busy machine finds many messages at once, but it offers
 //!   them to the socket before judging, and one overtaken by the hub's broadcast ring
 //!   catches up from the channel's history (`app::feed`) instead of being cut.
+//! - While the socket refuses bytes, the driver does not take messages from the channel
+//!   at all: they wait in the channel's shared ring (or, past it, in its history), and a
+//!   client that stopped reading costs no wake-up, no lock and no queue entry per
+//!   message. Its backlog then counts what it left unread since its socket refused
+//!   bytes: its own queue, and what the channel sent meanwhile (`Feed::pending`). It is
+//!   judged whenever the loop turns, and at least every [`BACKLOG_CHECK`] while the socket
+//!   refuses bytes (a deadline of the liveness table), so a client that never reads
+//!   again is cut at most [`BACKLOG_CHECK`] after its backlog passed `--max-queue`, and
+//!   one that reads again after falling that far behind is cut before it is given more.
 //!
 //! # permessage-deflate and the fan-out
 //!
@@ -99,7 +108,7 @@ use crate::app::broker::BrokerError;
 use crate::app::feed::{self, Feed, FeedEnd};
 use crate::app::hub::Message;
 use crate::app::stats::Transport;
-use crate::config::{WRITE_VECTORS, WS_CLOSE_TIMEOUT};
+use crate::config::{BACKLOG_CHECK, WRITE_VECTORS, WS_CLOSE_TIMEOUT};
 use crate::proto::ws::liveness::{Liveness, LivenessConfig, Timeout};
 use crate::proto::ws::{CloseState, DeflateParams, Event, SendError, Session, SessionLimits};
 
@@ -241,6 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
             close_timeout: WS_CLOSE_TIMEOUT,
+            backlog_check: BACKLOG_CHECK,
         };
         let mut timers = Liveness::new(timing, super::now());
         let mut alarm = Alarm::new();
@@ -253,6 +263,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // Messages the feed handed over, moved into the session at once (kept to reuse
         // its allocation).
         let mut batch: Vec<Arc<Message>> = Vec::new();
+        // Whether the socket refused bytes at the last flush, and whether it has since the
+        // channel was last read (its backlog is judged until then).
+        let mut blocked = false;
+        let mut stalled = false;
 
         loop {
             self.count_writes();
@@ -272,17 +286,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 }
             }
             self.forget_written();
+            // What was just offered did not all leave: the socket refuses bytes. Until it
+            // takes them, the channel is not read: the messages wait in its shared ring, at
+            // no cost per message.
+            let refused = self.session.outgoing_len() > 0;
+            stalled |= refused;
             // The socket was just offered everything (above): many messages queued at once
-            // (a late wake-up, a catch-up from history) are not a slow client. What is
-            // left when the socket refuses is its backlog.
-            if self.session.state() == CloseState::Open && self.unsent.len() > config.max_queue {
-                self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
+            // (a late wake-up, a catch-up from history) are not a slow client. Its backlog
+            // is what it left unread since it last refused bytes: what is queued here and
+            // not written, and what the channel sent meanwhile that was not taken.
+            if self.session.state() == CloseState::Open && stalled {
+                let behind = self.unsent.len() + feed.as_ref().map_or(0, |f| f.pending());
+                if behind > config.max_queue {
+                    self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
+                }
             }
             if self.session.state() != CloseState::Open && !timers.is_closing() {
                 timers.on_closing(super::now());
             }
             if self.session.is_closed() && self.session.outgoing_len() == 0 {
                 return; // both Close frames have crossed, or the connection failed
+            }
+            // While the socket refuses bytes, the table wakes the loop every backlog check,
+            // so that a client that never reads again is judged (above) all the same.
+            if refused != blocked {
+                blocked = refused;
+                if blocked {
+                    timers.on_blocked(super::now());
+                } else {
+                    timers.on_unblocked();
+                }
             }
 
             let open = self.session.state() == CloseState::Open;
@@ -307,25 +340,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         Io::Eof | Io::Failed => return,
                     }
                 }
-                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() => {
+                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() && !blocked => {
+                    stalled = false;
                     self.on_messages(r, &mut batch);
                 }
                 now = alarm.fired(), if alarm.is_set() => {
-                    // A deadline came (at least a ping interval since the last one): the
-                    // buffers a connection keeps while messages flow are let go of if they
-                    // hold nothing, so an idle connection keeps none.
-                    self.session.release_idle_buffers();
-                    if self.unsent.is_empty() {
-                        self.unsent = VecDeque::new();
+                    let due = timers.handle_timeout(now);
+                    if due != Some(Timeout::CheckBacklog) {
+                        // A liveness deadline (at least a ping interval since the last
+                        // one): the buffers a connection keeps while messages flow are let
+                        // go of if they hold nothing, so an idle connection keeps none.
+                        self.session.release_idle_buffers();
+                        if self.unsent.is_empty() {
+                            self.unsent = VecDeque::new();
+                        }
+                        batch = Vec::new();
                     }
-                    batch = Vec::new();
-                    match timers.handle_timeout(now) {
+                    match due {
                         Some(Timeout::Ping(n)) => {
                             let _ = self.session.send_ping(n.to_string().as_bytes());
                         }
                         Some(Timeout::Zombie) => self.close(code::POLICY, "no answer to ping within --ping-timeout"),
                         // The peer's Close did not come, or the last bytes did not leave.
                         Some(Timeout::CloseTimedOut) => return,
+                        // The socket still refuses bytes: the top of the loop judges the
+                        // backlog, counting what the channel sent meanwhile.
+                        Some(Timeout::CheckBacklog) => {}
                         None => {} // woke before a deadline that moved later
                     }
                 }
@@ -647,6 +687,57 @@ mod tests {
         assert!(writes < BURST, "{BURST} messages left in {writes} writes");
         // One batch from the feed (at most feed::BATCH), one vectored write.
         assert_eq!(writes, BURST.div_ceil(feed::BATCH), "{BURST} messages left in {writes} writes");
+    }
+
+    /// A subscriber whose socket refuses bytes (its client stopped reading) takes nothing
+    /// from its channel, however much is published meanwhile; at its backlog check what
+    /// the channel sent meanwhile counts (past the ring of `QUEUE`, too), the backlog is
+    /// past `--max-queue`, and it is closed with 1008 without being given more.
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_whose_socket_is_full_takes_nothing_and_is_cut_at_its_backlog_check() {
+        use std::sync::atomic::Ordering::Relaxed;
+        const QUEUE: usize = 8;
+        const MORE: usize = 30;
+        let shared = Arc::new(Shared::new(Config { max_queue: QUEUE, ..Config::default() }, None));
+        let endpoint = Endpoint::Channel { name: "full".into(), after: None };
+        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
+        let (client, mut server) = duplex(4 * 1024);
+        let task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
+        let delivered = || shared.stats.of(Transport::WebSocket).delivered.load(Relaxed);
+        let body = "x".repeat(1000);
+        let publish = |n: usize| {
+            let (shared, body) = (shared.clone(), body.clone());
+            async move {
+                for _ in 0..n {
+                    shared.broker.publish("full", Bytes::from(body.clone())).await.unwrap();
+                }
+            }
+        };
+        // Eight messages of 1 KB into a pipe of 4 KiB: taken, half written, then blocked.
+        let start = Instant::now();
+        publish(QUEUE).await;
+        sleep(Duration::from_millis(1)).await;
+        assert_eq!(delivered(), QUEUE as u64, "taken while the socket took bytes");
+        // Far more than --max-queue while the socket refuses bytes: none of it is taken.
+        publish(MORE).await;
+        sleep(BACKLOG_CHECK - Duration::from_millis(2)).await;
+        assert_eq!(delivered(), QUEUE as u64, "nothing taken while blocked, until the check");
+        assert!(!task.is_finished());
+        // The check: what the channel sent meanwhile is counted, not taken.
+        sleep(Duration::from_millis(2)).await;
+        assert_eq!(start.elapsed(), BACKLOG_CHECK + Duration::from_millis(1));
+        assert_eq!(delivered(), QUEUE as u64, "nothing more given to a client that far behind");
+        // The client reads now: what it was given, in order, then the 1008.
+        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
+        for i in 1..=QUEUE {
+            let expected = format!("{{\"id\":{i},\"data\":\"{body}\"}}");
+            assert!(matches!(peer.next().await, Some(Event::Text(t)) if t == expected.as_str()), "message {i}");
+        }
+        let close = peer.next().await;
+        assert!(matches!(close, Some(Event::Close { code: Some(1008), .. })), "{close:?}");
+        task.await.unwrap();
+        // Closed at the check: dropped when the Close went unanswered for the close timeout.
+        assert_eq!(start.elapsed(), BACKLOG_CHECK + WS_CLOSE_TIMEOUT);
     }
 
     fn ping(n: u64) -> Option<Event> {

@@ -13,6 +13,7 @@
 //! ```text
 //! open ── every ping_interval ──► Ping(n) ── any bytes from the peer ──► answered
 //!                                    └── none within ping_timeout ──► Zombie (close 1008)
+//! socket refuses bytes ── every backlog_check while it does ──► CheckBacklog
 //! Close sent or received, or the connection failed
 //!      └── close_timeout to finish ──► CloseTimedOut (drop the TCP connection)
 //! ```
@@ -35,6 +36,12 @@
 //!   frame"), or the connection failed with its Close still to be written, the driver
 //!   has `close_timeout` to finish. A peer that never answers (a zombie, a client that
 //!   stopped reading) must not hold the connection.
+//! - Not the RFC's, the server's own: while the socket refuses bytes (the client reads
+//!   slower than its channel sends, or not at all), the driver stops taking messages from
+//!   the channel, so that a client that stopped reading costs no work per message; they
+//!   wait in the channel's shared ring. Every `backlog_check` while that lasts, the
+//!   driver takes what came meanwhile and judges the client's backlog against
+//!   `--max-queue` (`net::ws`), so a client that never reads again is still cut.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +54,8 @@ pub struct LivenessConfig {
     pub ping_timeout: Duration,
     /// How long the closing handshake, and writing its Close, may take.
     pub close_timeout: Duration,
+    /// While the socket refuses bytes, how often to look at the backlog. Zero: never.
+    pub backlog_check: Duration,
 }
 
 /// What [`Liveness::handle_timeout`] tells the driver to do.
@@ -59,6 +68,9 @@ pub enum Timeout {
     Zombie,
     /// The closing handshake did not finish within `close_timeout`: drop the connection.
     CloseTimedOut,
+    /// The socket has refused bytes for `backlog_check`: take what the channel sent
+    /// meanwhile and judge the backlog. The next check is one interval later.
+    CheckBacklog,
 }
 
 /// The timers of one WebSocket connection.
@@ -72,6 +84,8 @@ pub struct Liveness {
     answer_by: Option<Instant>,
     /// Set once closing: when to stop waiting for the end.
     give_up_at: Option<Instant>,
+    /// Set while the socket refuses bytes: when to look at the backlog next.
+    check_backlog_at: Option<Instant>,
     pings_sent: u64,
 }
 
@@ -80,14 +94,14 @@ impl Liveness {
     /// interval later.
     pub fn new(config: LivenessConfig, now: Instant) -> Liveness {
         let next_ping = (!config.ping_interval.is_zero()).then(|| now + config.ping_interval);
-        Liveness { config, next_ping, answer_by: None, give_up_at: None, pings_sent: 0 }
+        Liveness { config, next_ping, answer_by: None, give_up_at: None, check_backlog_at: None, pings_sent: 0 }
     }
 
     /// The earliest deadline, if any: when to call [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.give_up_at {
             Some(at) => Some(at),
-            None => [self.next_ping, self.answer_by].into_iter().flatten().min(),
+            None => [self.next_ping, self.answer_by, self.check_backlog_at].into_iter().flatten().min(),
         }
     }
 
@@ -103,6 +117,11 @@ impl Liveness {
         if self.answer_by.is_some_and(|by| now >= by) {
             self.on_closing(now);
             return Some(Timeout::Zombie);
+        }
+        // Before the ping: with both due, this call says one and the next call the other.
+        if self.check_backlog_at.is_some_and(|at| now >= at) {
+            self.check_backlog_at = Some(now + self.config.backlog_check);
+            return Some(Timeout::CheckBacklog);
         }
         if self.next_ping.is_none_or(|at| now < at) {
             return None;
@@ -123,12 +142,26 @@ impl Liveness {
         self.answer_by = None;
     }
 
+    /// The socket refused bytes at `now` (what was queued did not all leave). The first
+    /// check is due `backlog_check` later; a later call while still blocked keeps it.
+    pub fn on_blocked(&mut self, now: Instant) {
+        if !self.config.backlog_check.is_zero() && !self.is_closing() {
+            self.check_backlog_at.get_or_insert(now + self.config.backlog_check);
+        }
+    }
+
+    /// Everything queued has left: no more checks until the socket refuses bytes again.
+    pub fn on_unblocked(&mut self) {
+        self.check_backlog_at = None;
+    }
+
     /// The closing handshake started at `now` (a Close sent or received), or the
     /// connection failed and its Close is being written. No more pings; the end must
     /// come within `close_timeout`. Later calls keep the first deadline.
     pub fn on_closing(&mut self, now: Instant) {
         self.next_ping = None;
         self.answer_by = None;
+        self.check_backlog_at = None;
         self.give_up_at.get_or_insert(now + self.config.close_timeout);
     }
 
@@ -146,9 +179,18 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_secs(10);
     const CLOSE: Duration = Duration::from_secs(1);
     const TICK: Duration = Duration::from_nanos(1);
+    const CHECK: Duration = Duration::from_secs(1);
 
     fn table(base: Instant) -> Liveness {
-        Liveness::new(LivenessConfig { ping_interval: INTERVAL, ping_timeout: TIMEOUT, close_timeout: CLOSE }, base)
+        Liveness::new(
+            LivenessConfig {
+                ping_interval: INTERVAL,
+                ping_timeout: TIMEOUT,
+                close_timeout: CLOSE,
+                backlog_check: CHECK,
+            },
+            base,
+        )
     }
 
     #[test]
@@ -219,7 +261,8 @@ mod tests {
         // first deadline stands.
         let base = Instant::now();
         let long = Duration::from_secs(50);
-        let config = LivenessConfig { ping_interval: INTERVAL, ping_timeout: long, close_timeout: CLOSE };
+        let config =
+            LivenessConfig { ping_interval: INTERVAL, ping_timeout: long, close_timeout: CLOSE, backlog_check: CHECK };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
         assert_eq!(t.handle_timeout(base + 2 * INTERVAL), None, "skipped: the first is unanswered");
@@ -252,7 +295,12 @@ mod tests {
         let base = Instant::now();
         // A close timeout longer than the ping timeout, to see the zombie deadline pass.
         let close = TIMEOUT + INTERVAL;
-        let config = LivenessConfig { ping_interval: INTERVAL, ping_timeout: TIMEOUT, close_timeout: close };
+        let config = LivenessConfig {
+            ping_interval: INTERVAL,
+            ping_timeout: TIMEOUT,
+            close_timeout: close,
+            backlog_check: CHECK,
+        };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
         // A shutdown's Close (or the peer's) while a ping is out: the zombie deadline no
@@ -269,12 +317,59 @@ mod tests {
     #[test]
     fn with_pings_off_only_the_close_deadline_exists() {
         let base = Instant::now();
-        let config = LivenessConfig { ping_interval: Duration::ZERO, ping_timeout: TIMEOUT, close_timeout: CLOSE };
+        let config = LivenessConfig {
+            ping_interval: Duration::ZERO,
+            ping_timeout: TIMEOUT,
+            close_timeout: CLOSE,
+            backlog_check: Duration::ZERO,
+        };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.poll_timeout(), None, "nothing to wait for");
         assert_eq!(t.handle_timeout(base + 1000 * INTERVAL), None);
         t.on_closing(base + INTERVAL);
         assert_eq!(t.poll_timeout(), Some(base + INTERVAL + CLOSE));
         assert_eq!(t.handle_timeout(base + INTERVAL + CLOSE), Some(Timeout::CloseTimedOut));
+    }
+
+    #[test]
+    fn a_blocked_socket_gets_a_backlog_check_every_interval_until_it_drains() {
+        let base = Instant::now();
+        let mut t = table(base);
+        let blocked = base + Duration::from_millis(300);
+        t.on_blocked(blocked);
+        assert_eq!(t.poll_timeout(), Some(blocked + CHECK));
+        t.on_blocked(blocked + CHECK / 2);
+        assert_eq!(t.poll_timeout(), Some(blocked + CHECK), "still blocked: the first deadline stands");
+        assert_eq!(t.handle_timeout(blocked + CHECK - TICK), None);
+        assert_eq!(t.handle_timeout(blocked + CHECK), Some(Timeout::CheckBacklog));
+        assert_eq!(t.poll_timeout(), Some(blocked + 2 * CHECK), "and again an interval later");
+        t.on_unblocked();
+        assert_eq!(t.poll_timeout(), Some(base + INTERVAL), "drained: only the ping is left");
+        assert_eq!(t.handle_timeout(blocked + 2 * CHECK), None);
+    }
+
+    #[test]
+    fn a_backlog_check_and_a_ping_due_together_are_said_one_after_the_other() {
+        let base = Instant::now();
+        let mut t = table(base);
+        t.on_blocked(base + INTERVAL - CHECK);
+        assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::CheckBacklog));
+        assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
+        assert_eq!(t.handle_timeout(base + INTERVAL), None);
+    }
+
+    #[test]
+    fn no_backlog_check_while_closing_or_when_turned_off() {
+        let base = Instant::now();
+        let mut t = table(base);
+        t.on_blocked(base);
+        t.on_closing(base + TICK);
+        assert_eq!(t.poll_timeout(), Some(base + TICK + CLOSE), "closing: only the close deadline");
+        t.on_blocked(base + 2 * TICK);
+        assert_eq!(t.poll_timeout(), Some(base + TICK + CLOSE));
+        let config = LivenessConfig { backlog_check: Duration::ZERO, ..t.config };
+        let mut off = Liveness::new(config, base);
+        off.on_blocked(base);
+        assert_eq!(off.poll_timeout(), Some(base + INTERVAL), "off: only the ping");
     }
 }
