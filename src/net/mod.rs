@@ -23,6 +23,7 @@ pub mod rlimit;
 pub mod server;
 pub mod sse;
 pub mod trace;
+pub mod trim;
 pub mod ws;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub tracer: Option<Arc<Tracer>>,
     /// The request-body bytes all connections hold at once (`--max-body-memory`).
     pub bodies: budget::BodyBudget,
+    /// When to give memory freed by closed connections back to the system.
+    pub trim: trim::TrimPolicy,
 }
 
 impl Shared {
@@ -63,7 +66,15 @@ impl Shared {
     /// What every connection shares, around the broker `--broker` chose.
     pub fn with_broker(config: Config, broker: Broker, tracer: Option<Arc<Tracer>>) -> Shared {
         let bodies = budget::BodyBudget::new(config.max_body_memory);
-        Shared { broker, stats: Stats::default(), shutdown: watch::channel(false).0, tracer, bodies, config }
+        Shared {
+            broker,
+            stats: Stats::default(),
+            shutdown: watch::channel(false).0,
+            tracer,
+            bodies,
+            trim: trim::TrimPolicy::default(),
+            config,
+        }
     }
 }
 

@@ -179,9 +179,14 @@ where
 }
 
 async fn serve_counted<S: AsyncRead + AsyncWrite + Unpin>(io: S, shared: Arc<Shared>) {
-    shared.stats.connections.fetch_add(1, Relaxed);
+    shared.trim.opened(shared.stats.connections.fetch_add(1, Relaxed) + 1);
     http::serve(io, shared.clone()).await;
-    shared.stats.connections.fetch_sub(1, Relaxed);
+    let open = shared.stats.connections.fetch_sub(1, Relaxed) - 1;
+    if shared.trim.closed(open) {
+        // Most connections just closed: what they used goes back to the system
+        // (`super::trim`), on a blocking thread.
+        drop(tokio::task::spawn_blocking(super::trim::trim));
+    }
 }
 
 /// Past `--max-connections`: `503`, close. Costs the refused client one round trip and
