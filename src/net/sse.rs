@@ -24,13 +24,17 @@
 //! sleeps until the timer table's next deadline and watches for shutdown. The shutdown
 //! future and the timer are made once per stream, not per turn of the loop. Writing is
 //! a branch like the others rather than an `.await` between them, so a client that
-//! stops reading never stalls the task: its queue grows until `--max-queue`, and then
-//! that one stream is cut.
+//! stops reading never stalls the task.
 //!
 //! "Behind" means the client's own backlog: more than `--max-queue` live messages that
 //! its socket would not take. A task woken late on a busy machine finds many messages
 //! at once and offers them to the socket before judging; one overtaken by the hub's
-//! broadcast ring catches up from the channel's history (`app::feed`).
+//! broadcast ring catches up from the channel's history (`app::feed`). While the socket
+//! refuses bytes, the driver takes nothing from the channel (the messages wait in its
+//! shared ring, so a client that stopped reading costs no work per message); its
+//! backlog then also counts what the channel sent meanwhile (`Feed::pending`), judged
+//! every turn and at each backlog check of the timer table (`BACKLOG_CHECK`), and past
+//! `--max-queue` that one stream is cut, as in `net::ws`.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -48,7 +52,7 @@ use super::http::{Conn, Next, cursor};
 use crate::app::feed::{self, Feed, FeedEnd};
 use crate::app::hub::{Message, Snapshot};
 use crate::app::stats::{Stats, Transport};
-use crate::config::{SSE_READ_SINK, WRITE_VECTORS};
+use crate::config::{BACKLOG_CHECK, SSE_READ_SINK, WRITE_VECTORS};
 use crate::proto::http::response::{Context as HttpContext, LAST_CHUNK};
 use crate::proto::http::{RequestHead, Response, Version};
 use crate::proto::sse;
@@ -333,7 +337,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let heartbeat_bytes = framing.heartbeat();
         // Every rule about time is the table's: this loop sleeps until its next deadline
         // and does what it says then.
-        let mut timers = StreamTimers::new(config.heartbeat, super::now());
+        let mut timers = StreamTimers::new(config.heartbeat, super::now()).with_backlog_check(BACKLOG_CHECK);
+        // Whether the socket has refused bytes since the channel was last read (its
+        // backlog is judged until then).
+        let mut stalled = false;
         let mut alarm = Alarm::new();
         let mut shutdown = shared.shutdown.subscribe();
         // The shutdown future is made once and kept: made afresh in every turn of the
@@ -367,9 +374,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     None => break,
                 }
             }
-            if behind > max_queue {
+            // Until the socket takes what it refused, the channel is not read: what it
+            // sends meanwhile waits in its ring and counts as behind.
+            let refused = !outbox.is_empty();
+            stalled |= refused;
+            if behind + if stalled { feed.pending() } else { 0 } > max_queue {
                 break End::TooSlow;
             }
+            timers.set_blocked(refused, super::now);
             if timers.is_closing() && outbox.is_empty() {
                 break End::Finished;
             }
@@ -397,7 +409,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Io::Closed => break End::Gone,
                 },
                 // A burst comes as one batch, so that it leaves in one vectored write.
-                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if !timers.is_closing() => {
+                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if !timers.is_closing() && !refused => {
+                    stalled = false;
                     behind += batch.len();
                     owed.extend(batch.drain(..));
                     match r {
@@ -413,6 +426,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Some(Timeout::Heartbeat) if outbox.is_empty() => outbox.push(heartbeat_bytes.clone(), Part::Control),
                     Some(Timeout::Heartbeat) => {}
                     Some(Timeout::GiveUp) => break End::Stuck,
+                    // Still blocked: the top of the loop judges the backlog.
+                    Some(Timeout::CheckBacklog) => {}
                     None => {} // woke before a deadline that moved later
                 },
             }
@@ -611,5 +626,34 @@ mod tests {
         // The next comes a period after the head's last bytes were written.
         assert_eq!(read(&mut client, HEARTBEAT.len()).await, HEARTBEAT);
         assert_eq!(opened.elapsed(), beat * 11);
+    }
+
+    /// A client that stopped reading: once its socket refuses bytes the stream takes
+    /// nothing from the channel (were it to take the messages published meanwhile, it
+    /// would be past `--max-queue` at once), and at its backlog check what the channel
+    /// sent meanwhile counts and the stream is cut.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stopped_reading_takes_nothing_and_is_cut_at_its_backlog_check() {
+        const QUEUE: usize = 8;
+        let (_client, shared, task) = stream(Config { max_queue: QUEUE, ..Config::default() }, 4 * 1024);
+        let publish = |n: usize| {
+            let shared = shared.clone();
+            async move {
+                for _ in 0..n {
+                    shared.broker.publish("beat", Bytes::from("x".repeat(1000))).await.unwrap();
+                }
+            }
+        };
+        sleep(Duration::from_millis(1)).await; // the head is written
+        publish(QUEUE).await; // taken: some fill the pipe of 4 KiB, the rest wait
+        sleep(Duration::from_millis(1)).await;
+        let blocked = Instant::now();
+        publish(30).await;
+        sleep(BACKLOG_CHECK - Duration::from_millis(2)).await;
+        assert!(!task.is_finished(), "38 published, but what was not taken is judged only at the check");
+        sleep(Duration::from_millis(2)).await;
+        assert!(task.is_finished(), "cut at the check");
+        assert_eq!(task.await.unwrap(), Next::Close);
+        assert!(blocked.elapsed() <= BACKLOG_CHECK + Duration::from_millis(1));
     }
 }

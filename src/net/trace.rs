@@ -103,8 +103,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 now = alarm.fired(), if alarm.is_set() => match timers.handle_timeout(now) {
                     Some(Timeout::Heartbeat) => framing.heartbeat(),
                     // Woke before a deadline that moved later. (Never `GiveUp`: this
-                    // stream ends on shutdown at once, each write bounded on its own.)
-                    Some(Timeout::GiveUp) | None => continue,
+                    // stream ends on shutdown at once, each write bounded on its own;
+                    // never `CheckBacklog`: its table has no backlog check.)
+                    Some(Timeout::GiveUp | Timeout::CheckBacklog) | None => continue,
                 },
                 // Read only to notice the watcher leaving; what it sends is dropped.
                 r = self.io.read_buf(&mut self.buf) => match r {

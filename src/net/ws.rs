@@ -263,9 +263,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // Messages the feed handed over, moved into the session at once (kept to reuse
         // its allocation).
         let mut batch: Vec<Arc<Message>> = Vec::new();
-        // Whether the socket refused bytes at the last flush, and whether it has since the
-        // channel was last read (its backlog is judged until then).
-        let mut blocked = false;
+        // Whether the socket has refused bytes since the channel was last read (its
+        // backlog is judged until then).
         let mut stalled = false;
 
         loop {
@@ -309,14 +308,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             }
             // While the socket refuses bytes, the table wakes the loop every backlog check,
             // so that a client that never reads again is judged (above) all the same.
-            if refused != blocked {
-                blocked = refused;
-                if blocked {
-                    timers.on_blocked(super::now());
-                } else {
-                    timers.on_unblocked();
-                }
-            }
+            timers.set_blocked(refused, super::now);
 
             let open = self.session.state() == CloseState::Open;
             let reading = matches!(self.session.state(), CloseState::Open | CloseState::CloseSent)
@@ -340,7 +332,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         Io::Eof | Io::Failed => return,
                     }
                 }
-                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() && !blocked => {
+                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() && !refused => {
                     stalled = false;
                     self.on_messages(r, &mut batch);
                 }

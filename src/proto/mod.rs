@@ -1,6 +1,8 @@
 //! The pure codecs: no tokio, no clock, no sockets. Bytes in, events or "need more"
 //! out; events in, bytes out. Partial input is normal, never an error.
 //!
+//! - [`backlog`]: the backlog check of a push stream whose socket refuses bytes, as data
+//!   (both tables below carry one).
 //! - [`http`]: HTTP/1.1 (RFC 9112): request heads, the chunked decoder, responses, and
 //!   [`http::stream`], a connection as two streams of messages (where each ends, which
 //!   request a response answers, the switch after a `101`), which the server, the
@@ -20,6 +22,7 @@
 //! deadline is (`poll_timeout`) and what is due when it comes (`handle_timeout`); the
 //! drivers in `net/` only sleep until then.
 
+pub mod backlog;
 pub mod http;
 pub mod resp;
 pub mod sse;

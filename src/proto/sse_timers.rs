@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! open ── heartbeat of silence ──► Heartbeat (write `: `)     anything written: silence restarts
+//! socket refuses bytes ── every backlog check while it does ──► CheckBacklog
 //! shutting down ── goodbye time ──► GiveUp (the client did not take the last bytes)
 //! ```
 //!
@@ -23,8 +24,13 @@
 //! - Shutting down. The stream's last bytes (a `retry:`, the last chunk) have a bounded
 //!   time to leave, so that a client that stopped reading cannot hold the shutdown. No
 //!   heartbeats then: the stream is ending.
+//! - The backlog check ([`crate::proto::backlog`]): while the socket refuses bytes, the
+//!   driver takes nothing from the channel, and this deadline wakes it to judge how far
+//!   behind the client is.
 
 use std::time::{Duration, Instant};
+
+use super::backlog::BacklogCheck;
 
 /// What [`StreamTimers::handle_timeout`] tells the driver to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +39,8 @@ pub enum Timeout {
     Heartbeat,
     /// Shutting down, and the last bytes did not leave in time: drop the connection.
     GiveUp,
+    /// The socket has refused bytes for a backlog check's interval: judge the backlog.
+    CheckBacklog,
 }
 
 /// The timers of one event stream.
@@ -44,6 +52,8 @@ pub struct StreamTimers {
     heartbeat_due: Option<Instant>,
     /// Set once shutting down: when to stop waiting for the last bytes to leave.
     give_up_at: Option<Instant>,
+    /// While the socket refuses bytes: when to judge the backlog next.
+    backlog: BacklogCheck,
 }
 
 impl StreamTimers {
@@ -51,12 +61,17 @@ impl StreamTimers {
     /// silence (never, if zero).
     pub fn new(heartbeat: Duration, now: Instant) -> StreamTimers {
         let heartbeat_due = (!heartbeat.is_zero()).then(|| now + heartbeat);
-        StreamTimers { heartbeat, heartbeat_due, give_up_at: None }
+        StreamTimers { heartbeat, heartbeat_due, give_up_at: None, backlog: BacklogCheck::new(Duration::ZERO) }
+    }
+
+    /// The same, with a backlog check every `every` while the socket refuses bytes.
+    pub fn with_backlog_check(self, every: Duration) -> StreamTimers {
+        StreamTimers { backlog: BacklogCheck::new(every), ..self }
     }
 
     /// The earliest deadline, if any: when to call [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.give_up_at.or(self.heartbeat_due)
+        self.give_up_at.or_else(|| [self.heartbeat_due, self.backlog.deadline()].into_iter().flatten().min())
     }
 
     /// What is due at `now`, if anything. An early call returns `None`; a call after
@@ -64,6 +79,10 @@ impl StreamTimers {
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Timeout> {
         if let Some(at) = self.give_up_at {
             return (now >= at).then_some(Timeout::GiveUp);
+        }
+        // Before the heartbeat: with both due, this call says one and the next the other.
+        if self.backlog.fire(now) {
+            return Some(Timeout::CheckBacklog);
         }
         if self.heartbeat_due.is_none_or(|at| now < at) {
             return None;
@@ -86,7 +105,15 @@ impl StreamTimers {
     /// leave, and heartbeats stop. Later calls keep the first deadline.
     pub fn on_shutdown(&mut self, now: Instant, within: Duration) {
         self.heartbeat_due = None;
+        self.backlog.clear();
         self.give_up_at.get_or_insert(now + within);
+    }
+
+    /// Whether the socket refuses bytes now (what was queued did not all leave): while
+    /// it does, a backlog check is due every interval from when it started (the clock,
+    /// `now`, is read only then); none while closing.
+    pub fn set_blocked(&mut self, refused: bool, now: impl FnOnce() -> Instant) {
+        self.backlog.set_blocked(refused && !self.is_closing(), now);
     }
 
     /// Whether the stream is shutting down.
@@ -180,5 +207,25 @@ mod tests {
         t.on_shutdown(base + BEAT, GOODBYE);
         assert_eq!(t.poll_timeout(), Some(base + BEAT + GOODBYE));
         assert_eq!(t.handle_timeout(base + BEAT + GOODBYE), Some(Timeout::GiveUp));
+    }
+
+    #[test]
+    fn a_blocked_stream_gets_backlog_checks_beside_its_heartbeats_until_shutdown() {
+        const CHECK: Duration = Duration::from_secs(1);
+        let base = Instant::now();
+        let mut t = StreamTimers::new(BEAT, base).with_backlog_check(CHECK);
+        assert_eq!(t.poll_timeout(), Some(base + BEAT), "not blocked: only the heartbeat");
+        t.set_blocked(true, || base + BEAT - CHECK);
+        assert_eq!(t.poll_timeout(), Some(base + BEAT));
+        assert_eq!(t.handle_timeout(base + BEAT), Some(Timeout::CheckBacklog), "both due: the check first");
+        assert_eq!(t.handle_timeout(base + BEAT), Some(Timeout::Heartbeat), "then the heartbeat");
+        assert_eq!(t.poll_timeout(), Some(base + BEAT + CHECK), "the next check");
+        t.set_blocked(false, || base);
+        assert_eq!(t.poll_timeout(), Some(base + 2 * BEAT));
+        t.set_blocked(true, || base + BEAT + TICK);
+        t.on_shutdown(base + BEAT + 2 * TICK, GOODBYE);
+        assert_eq!(t.poll_timeout(), Some(base + BEAT + 2 * TICK + GOODBYE), "shutting down: no more checks");
+        t.set_blocked(true, || base + BEAT + 3 * TICK);
+        assert_eq!(t.poll_timeout(), Some(base + BEAT + 2 * TICK + GOODBYE));
     }
 }

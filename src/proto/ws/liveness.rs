@@ -45,6 +45,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::proto::backlog::BacklogCheck;
+
 /// The durations the table works with; the program's defaults are in `config.rs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LivenessConfig {
@@ -84,8 +86,8 @@ pub struct Liveness {
     answer_by: Option<Instant>,
     /// Set once closing: when to stop waiting for the end.
     give_up_at: Option<Instant>,
-    /// Set while the socket refuses bytes: when to look at the backlog next.
-    check_backlog_at: Option<Instant>,
+    /// While the socket refuses bytes: when to look at the backlog next.
+    backlog: BacklogCheck,
     pings_sent: u64,
 }
 
@@ -94,14 +96,21 @@ impl Liveness {
     /// interval later.
     pub fn new(config: LivenessConfig, now: Instant) -> Liveness {
         let next_ping = (!config.ping_interval.is_zero()).then(|| now + config.ping_interval);
-        Liveness { config, next_ping, answer_by: None, give_up_at: None, check_backlog_at: None, pings_sent: 0 }
+        Liveness {
+            config,
+            next_ping,
+            answer_by: None,
+            give_up_at: None,
+            backlog: BacklogCheck::new(config.backlog_check),
+            pings_sent: 0,
+        }
     }
 
     /// The earliest deadline, if any: when to call [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.give_up_at {
             Some(at) => Some(at),
-            None => [self.next_ping, self.answer_by, self.check_backlog_at].into_iter().flatten().min(),
+            None => [self.next_ping, self.answer_by, self.backlog.deadline()].into_iter().flatten().min(),
         }
     }
 
@@ -119,8 +128,7 @@ impl Liveness {
             return Some(Timeout::Zombie);
         }
         // Before the ping: with both due, this call says one and the next call the other.
-        if self.check_backlog_at.is_some_and(|at| now >= at) {
-            self.check_backlog_at = Some(now + self.config.backlog_check);
+        if self.backlog.fire(now) {
             return Some(Timeout::CheckBacklog);
         }
         if self.next_ping.is_none_or(|at| now < at) {
@@ -142,17 +150,11 @@ impl Liveness {
         self.answer_by = None;
     }
 
-    /// The socket refused bytes at `now` (what was queued did not all leave). The first
-    /// check is due `backlog_check` later; a later call while still blocked keeps it.
-    pub fn on_blocked(&mut self, now: Instant) {
-        if !self.config.backlog_check.is_zero() && !self.is_closing() {
-            self.check_backlog_at.get_or_insert(now + self.config.backlog_check);
-        }
-    }
-
-    /// Everything queued has left: no more checks until the socket refuses bytes again.
-    pub fn on_unblocked(&mut self) {
-        self.check_backlog_at = None;
+    /// Whether the socket refuses bytes now (what was queued did not all leave): while
+    /// it does, a backlog check is due every interval from when it started (the clock,
+    /// `now`, is read only then); none while closing.
+    pub fn set_blocked(&mut self, refused: bool, now: impl FnOnce() -> Instant) {
+        self.backlog.set_blocked(refused && !self.is_closing(), now);
     }
 
     /// The closing handshake started at `now` (a Close sent or received), or the
@@ -161,7 +163,7 @@ impl Liveness {
     pub fn on_closing(&mut self, now: Instant) {
         self.next_ping = None;
         self.answer_by = None;
-        self.check_backlog_at = None;
+        self.backlog.clear();
         self.give_up_at.get_or_insert(now + self.config.close_timeout);
     }
 
@@ -336,14 +338,14 @@ mod tests {
         let base = Instant::now();
         let mut t = table(base);
         let blocked = base + Duration::from_millis(300);
-        t.on_blocked(blocked);
+        t.set_blocked(true, || blocked);
         assert_eq!(t.poll_timeout(), Some(blocked + CHECK));
-        t.on_blocked(blocked + CHECK / 2);
+        t.set_blocked(true, || blocked + CHECK / 2);
         assert_eq!(t.poll_timeout(), Some(blocked + CHECK), "still blocked: the first deadline stands");
         assert_eq!(t.handle_timeout(blocked + CHECK - TICK), None);
         assert_eq!(t.handle_timeout(blocked + CHECK), Some(Timeout::CheckBacklog));
         assert_eq!(t.poll_timeout(), Some(blocked + 2 * CHECK), "and again an interval later");
-        t.on_unblocked();
+        t.set_blocked(false, || base);
         assert_eq!(t.poll_timeout(), Some(base + INTERVAL), "drained: only the ping is left");
         assert_eq!(t.handle_timeout(blocked + 2 * CHECK), None);
     }
@@ -352,7 +354,7 @@ mod tests {
     fn a_backlog_check_and_a_ping_due_together_are_said_one_after_the_other() {
         let base = Instant::now();
         let mut t = table(base);
-        t.on_blocked(base + INTERVAL - CHECK);
+        t.set_blocked(true, || base + INTERVAL - CHECK);
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::CheckBacklog));
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
         assert_eq!(t.handle_timeout(base + INTERVAL), None);
@@ -362,14 +364,14 @@ mod tests {
     fn no_backlog_check_while_closing_or_when_turned_off() {
         let base = Instant::now();
         let mut t = table(base);
-        t.on_blocked(base);
+        t.set_blocked(true, || base);
         t.on_closing(base + TICK);
         assert_eq!(t.poll_timeout(), Some(base + TICK + CLOSE), "closing: only the close deadline");
-        t.on_blocked(base + 2 * TICK);
+        t.set_blocked(true, || base + 2 * TICK);
         assert_eq!(t.poll_timeout(), Some(base + TICK + CLOSE));
         let config = LivenessConfig { backlog_check: Duration::ZERO, ..t.config };
         let mut off = Liveness::new(config, base);
-        off.on_blocked(base);
+        off.set_blocked(true, || base);
         assert_eq!(off.poll_timeout(), Some(base + INTERVAL), "off: only the ping");
     }
 }
