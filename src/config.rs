@@ -143,8 +143,8 @@ pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// waits for WebSocket clients to answer its `1001`.
 pub const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// While a subscriber's socket refuses bytes, how often its driver looks at what its
-/// channel sent meanwhile and judges its backlog against `--max-queue`. Between checks it
+/// While a subscriber's socket refuses bytes, how often its driver counts what its
+/// channel sent meanwhile and judges its backlog against `--max-queue`. All that time it
 /// takes nothing from the channel (the messages wait in the channel's shared ring), so a
 /// client that stopped reading costs no work per message: a thousand of them on a busy
 /// channel cost a thousand wake-ups a second, not a thousand per message

@@ -141,14 +141,15 @@ impl Feed {
         for m in snap.messages {
             self.take(m, out);
         }
-        // The ring still holds messages the history just gave: skip them now (up to the
-        // first one it did not give), so that `pending` counts only what is new.
+        // The ring still holds messages the history just gave: skip them now (`take`
+        // refuses them), up to the first one it did not give, so that `pending` counts
+        // only what is new.
         loop {
             match self.rx.try_recv() {
-                Ok(m) if m.id <= self.last => continue,
                 Ok(m) => {
-                    self.take(m, out);
-                    break;
+                    if self.take(m, out) || self.lagging {
+                        break; // the next message, or a hole to read from the history
+                    }
                 }
                 Err(TryRecvError::Lagged(_)) => {
                     self.lagging = true;

@@ -40,8 +40,9 @@
 //!   slower than its channel sends, or not at all), the driver stops taking messages from
 //!   the channel, so that a client that stopped reading costs no work per message; they
 //!   wait in the channel's shared ring. Every `backlog_check` while that lasts, the
-//!   driver takes what came meanwhile and judges the client's backlog against
-//!   `--max-queue` (`net::ws`), so a client that never reads again is still cut.
+//!   driver counts what came meanwhile (without taking it) and judges the client's
+//!   backlog against `--max-queue` (`net::ws`), so a client that never reads again is
+//!   still cut.
 
 use std::time::{Duration, Instant};
 
@@ -70,8 +71,8 @@ pub enum Timeout {
     Zombie,
     /// The closing handshake did not finish within `close_timeout`: drop the connection.
     CloseTimedOut,
-    /// The socket has refused bytes for `backlog_check`: take what the channel sent
-    /// meanwhile and judge the backlog. The next check is one interval later.
+    /// The socket has refused bytes for `backlog_check`: judge the backlog, counting what
+    /// the channel sent meanwhile. The next check is one interval later.
     CheckBacklog,
 }
 
