@@ -152,6 +152,17 @@ pub const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// passes `--max-queue`.
 pub const BACKLOG_CHECK: Duration = Duration::from_secs(1);
 
+/// Write coalescing (`--coalesce`): the least time between two writes of channel
+/// messages to one subscriber (WebSocket and SSE); those that come sooner are held and
+/// leave together (`proto::coalesce`). Off by default: every message is written as it
+/// comes. On, it trades a delay of at most this much for fewer `write` calls when a
+/// channel sends more often than this (docs/performance.md).
+pub const DEFAULT_COALESCE: Duration = Duration::ZERO;
+
+/// The longest `--coalesce` accepted: past it, held messages (and the pongs queued
+/// behind them) would wait longer than a real-time stream should.
+pub const MAX_COALESCE: Duration = Duration::from_secs(1);
+
 /// How long a graceful shutdown waits for connections to finish (`--shutdown-timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -196,6 +207,7 @@ pub struct Config {
     pub send_buffer: usize,
     pub notsent_lowat: usize,
     pub max_body_memory: usize,
+    pub coalesce: Duration,
     pub max_channels: usize,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
@@ -247,6 +259,7 @@ impl Default for Config {
             send_buffer: DEFAULT_SEND_BUFFER,
             notsent_lowat: DEFAULT_NOTSENT_LOWAT,
             max_body_memory: DEFAULT_MAX_BODY_MEMORY,
+            coalesce: DEFAULT_COALESCE,
             max_channels: DEFAULT_MAX_CHANNELS,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,

@@ -260,6 +260,10 @@ struct ServeArgs {
     /// share gets 503 (0: no limit).
     #[arg(long, env = "WIRE_ACADEMY_MAX_BODY_MEMORY", default_value_t = config::DEFAULT_MAX_BODY_MEMORY)]
     max_body_memory: usize,
+    /// Least seconds between two writes of channel messages to one WebSocket or SSE
+    /// subscriber; those that come sooner leave together (0: each at once; at most 1).
+    #[arg(long, env = "WIRE_ACADEMY_COALESCE", value_parser = coalesce, default_value_t = Secs(config::DEFAULT_COALESCE))]
+    coalesce: Secs,
     /// Where channels live: `memory` (one process, the default; nothing to install), or a
     /// Redis every instance shares: redis://[:PASSWORD@]HOST[:PORT][/DB] or
     /// unix://[:PASSWORD@]/PATH[?db=DB]. Redis unreachable at start: exit 1.
@@ -309,6 +313,14 @@ fn secs(s: &str) -> Result<Secs, String> {
             .map_err(|_| format!("{s:?} is more seconds than this program can count")),
         _ => Err(format!("{s:?} is not a number of seconds")),
     }
+}
+
+fn coalesce(s: &str) -> Result<Secs, String> {
+    let v = secs(s)?;
+    if v.0 > config::MAX_COALESCE {
+        return Err(format!("{s:?} is longer than {} s", config::MAX_COALESCE.as_secs_f64()));
+    }
+    Ok(v)
 }
 
 fn main() -> ExitCode {
@@ -564,6 +576,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_queue: args.max_queue,
         send_buffer: args.send_buffer,
         notsent_lowat: args.notsent_lowat,
+        coalesce: args.coalesce.0,
         max_body_memory: args.max_body_memory,
         max_channels: args.max_channels,
         broker: args.broker,

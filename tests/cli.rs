@@ -57,6 +57,14 @@ fn a_broker_url_it_cannot_read_is_refused_clearly() {
     }
 }
 
+#[test]
+fn a_coalesce_longer_than_its_bound_is_refused() {
+    let out = wire(&["serve", "--addr", "127.0.0.1:0", "--coalesce", "2"], &[]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"2\" is longer than 1 s"), "{err}");
+}
+
 /// docs/reference.md cannot fall behind the program: every flag each command's `--help`
 /// lists is in it, every endpoint row it shows is a route the router knows, and every
 /// route the router has is shown (the match below is exhaustive: a new route does not

@@ -16,7 +16,10 @@
 //! Whether a client is too slow is decided by the drivers from what they could not
 //! write to its socket (its own backlog), never from here.
 
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -78,6 +81,23 @@ impl Feed {
                 Err(RecvError::Closed) => return Err(FeedEnd::Closed),
             }
         }
+    }
+
+    /// What [`recv`](Self::recv) hands over without waiting: `None` when nothing is
+    /// waiting (or a read of the history after a lag did not finish at once; the next
+    /// call reads it again, as `recv` is cancel-safe).
+    pub async fn recv_waiting(
+        &mut self,
+        broker: &Broker,
+        max: usize,
+        out: &mut Vec<Arc<Message>>,
+    ) -> Option<Result<(), FeedEnd>> {
+        let mut recv = pin!(self.recv(broker, max, out));
+        poll_fn(|cx| match recv.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
     }
 
     /// Messages published to the channel since the feed last handed one out, not yet
@@ -245,6 +265,23 @@ mod tests {
         let mut got = Vec::new();
         f.recv(&broker, 8, &mut got).await.unwrap();
         assert_eq!(ids(&got), vec![2, 3, 4], "the hole from the history, then what followed, once each");
+    }
+
+    #[tokio::test]
+    async fn recv_waiting_takes_what_is_there_and_does_not_wait() {
+        let broker = Broker::memory(100, 16, 10);
+        let mut f = feed(&broker, "a").await;
+        let mut got = Vec::new();
+        assert_eq!(f.recv_waiting(&broker, 8, &mut got).await, None, "nothing waiting");
+        for i in 1..=3 {
+            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        assert_eq!(f.recv_waiting(&broker, 8, &mut got).await, Some(Ok(())));
+        assert_eq!(ids(&got), vec![1, 2, 3]);
+        assert_eq!(f.recv_waiting(&broker, 8, &mut got).await, None);
+        broker.publish("a", Bytes::from("m4")).await.unwrap();
+        f.recv(&broker, 8, &mut got).await.unwrap();
+        assert_eq!(ids(&got), vec![1, 2, 3, 4], "nothing lost or repeated by the polls that found nothing");
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use crate::app::redis::RedisBroker;
 use crate::config::Config;
 use crate::proto::http::response::Context;
 use crate::proto::http::{Response, Version};
-use crate::trace::{PcapWriter, Recorders, Role, Tracer};
+use crate::trace::{PcapWriter, Recorders, Tracer};
 
 pub struct Server {
     listener: TcpListener,
@@ -44,6 +44,16 @@ impl Server {
             let fit = limit.saturating_sub(rlimit::RESERVED_FDS).max(1) as usize;
             eprintln!("wire-academy: {problem}; serving at most {fit} connections until then");
             config.max_connections = fit;
+        }
+        // A build without the trace (`--no-default-features`, the build docs/performance.md
+        // measures the trace's cost against) cannot record: it says so rather than ignore it.
+        #[cfg(not(feature = "trace"))]
+        if config.trace != crate::config::TraceTarget::Off || config.pcap.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this build has no byte trace (built without the `trace` feature): \
+                 --trace-bytes, --trace-out and --trace-pcap need the default build",
+            ));
         }
         let listener = TcpListener::bind(config.addr).await?;
         let tracer = Tracer::start(&config.trace)?;
@@ -113,22 +123,29 @@ impl Server {
         let shared = self.shared.clone();
         let permit = self.limiter.clone().try_acquire_owned();
         // Recording off: the driver gets the bare socket, not even a branch on the data path.
-        let recorders = self.recorders.any().then(|| self.recorders.clone());
         shared.stats.accepted.fetch_add(1, Relaxed);
         // One `spawn` per kind of connection: a task is sized for its own future, and the
         // common one (served, not traced) is not made room for the others.
-        match (permit, recorders) {
-            (Ok(permit), None) => spawn_holding((done, permit), move || serve_counted(stream, shared)),
-            // A traced connection runs in a trace scope, so that the one carrying the
-            // live trace (`GET /trace`) can keep its own bytes out of it.
-            (Ok(permit), Some(r)) => spawn_holding((done, permit), move || {
-                let io = r.wrap(stream, peer.to_string(), Role::Server);
-                crate::trace::connection_scope(serve_counted(io, shared))
-            }),
-            (Err(_), None) => spawn_holding(done, move || refuse_busy(stream, shared)),
-            (Err(_), Some(r)) => {
-                spawn_holding(done, move || refuse_busy(r.wrap(stream, peer.to_string(), Role::Server), shared))
+        #[cfg(feature = "trace")]
+        if self.recorders.any() {
+            let r = self.recorders.clone();
+            match permit {
+                // A traced connection runs in a trace scope, so that the one carrying the
+                // live trace (`GET /trace`) can keep its own bytes out of it.
+                Ok(permit) => spawn_holding((done, permit), move || {
+                    let io = r.wrap(stream, peer.to_string(), crate::trace::Role::Server);
+                    crate::trace::connection_scope(serve_counted(io, shared))
+                }),
+                Err(_) => spawn_holding(done, move || {
+                    refuse_busy(r.wrap(stream, peer.to_string(), crate::trace::Role::Server), shared)
+                }),
             }
+            return;
+        }
+        let _ = peer; // named only by the trace
+        match permit {
+            Ok(permit) => spawn_holding((done, permit), move || serve_counted(stream, shared)),
+            Err(_) => spawn_holding(done, move || refuse_busy(stream, shared)),
         }
     }
 }

@@ -35,6 +35,11 @@
 //! backlog then also counts what the channel sent meanwhile (`Feed::pending`), judged
 //! every turn and at each backlog check of the timer table (`BACKLOG_CHECK`), and past
 //! `--max-queue` that one stream is cut, as in `net::ws`.
+//!
+//! With `--coalesce` on (off by default), channel messages are written at most once per
+//! interval, as in `net::ws`: one that comes within the interval after the last write is
+//! held, nothing more is taken from the channel meanwhile, and at the table's `Flush`
+//! what came in the meantime joins it in one write.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -229,11 +234,16 @@ enum Io {
     Closed,
 }
 
-/// Polls the write side (when something is queued) and then the read side of `io`.
+/// Polls the write side (when something is queued and `writing`) and then the read side of `io`.
 /// Both register the task's waker, so whichever becomes ready wakes the loop; neither
 /// waits for the other, which is what keeps the stream full-duplex without splitting it.
-fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, outbox: &Outbox, cx: &mut Context<'_>) -> Poll<Io> {
-    match try_write(io, outbox, cx) {
+fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    outbox: &Outbox,
+    writing: bool,
+    cx: &mut Context<'_>,
+) -> Poll<Io> {
+    match if writing { try_write(io, outbox, cx) } else { None } {
         Some(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
         Some(Err(())) => return Poll::Ready(Io::Closed),
         None => {}
@@ -337,10 +347,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let heartbeat_bytes = framing.heartbeat();
         // Every rule about time is the table's: this loop sleeps until its next deadline
         // and does what it says then.
-        let mut timers = StreamTimers::new(config.heartbeat, super::now()).with_backlog_check(BACKLOG_CHECK);
+        let mut timers = StreamTimers::new(config.heartbeat, super::now())
+            .with_backlog_check(BACKLOG_CHECK)
+            .with_coalesce(config.coalesce);
         // Whether the socket has refused bytes since the channel was last read (its
         // backlog is judged until then).
         let mut stalled = false;
+        // Set when the messages held by `--coalesce` are due.
+        let mut flushing = false;
         let mut alarm = Alarm::new();
         let mut shutdown = shared.shutdown.subscribe();
         // The shutdown future is made once and kept: made afresh in every turn of the
@@ -350,6 +364,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         tokio::pin!(stopping);
 
         let end = 'stream: loop {
+            // At the flush of the messages held by `--coalesce`, what the channel sent
+            // meanwhile goes with them, in the same write.
+            if std::mem::take(&mut flushing)
+                && let Some(r) = feed.recv_waiting(&shared.broker, feed::BATCH, &mut batch).await
+            {
+                behind += batch.len();
+                owed.extend(batch.drain(..));
+                match r {
+                    Ok(()) => {}
+                    Err(FeedEnd::Gap) => break End::TooSlow,
+                    Err(FeedEnd::Closed) => break End::Gone,
+                }
+            }
             let mut refill = |outbox: &mut Outbox| {
                 while outbox.len() < WRITE_VECTORS
                     && let Some(m) = owed.pop_front()
@@ -364,7 +391,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // leaves without another round of the loop. And before judging a client slow:
             // many messages received at once (a late wake-up, a catch-up from history) are
             // not a slow client; what is left when the socket refuses is its backlog.
-            while !outbox.is_empty() {
+            // Messages held by `--coalesce` wait for their flush (the table's).
+            let holding = timers.is_holding();
+            while !outbox.is_empty() && !holding {
                 match poll_fn(|cx| Poll::Ready(try_write(&mut self.io, &outbox, cx))).await {
                     Some(Ok(n)) => {
                         behind -= written(stats, &mut outbox, &mut timers, n);
@@ -376,7 +405,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             // Until the socket takes what it refused, the channel is not read: what it
             // sends meanwhile waits in its ring and counts as behind.
-            let refused = !outbox.is_empty();
+            let refused = !holding && !outbox.is_empty();
             stalled |= refused;
             if behind + if stalled { feed.pending() } else { 0 } > max_queue {
                 break End::TooSlow;
@@ -403,16 +432,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                     timers.on_shutdown(super::now(), config.shutdown_timeout);
                 }
-                io = poll_fn(|cx| poll_io(&mut self.io, &outbox, cx)) => match io {
+                io = poll_fn(|cx| poll_io(&mut self.io, &outbox, !timers.is_holding(), cx)) => match io {
                     Io::Wrote(n) => behind -= written(stats, &mut outbox, &mut timers, n),
                     Io::Read(n) => stats.read(Transport::Sse, n),
                     Io::Closed => break End::Gone,
                 },
                 // A burst comes as one batch, so that it leaves in one vectored write.
-                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if !timers.is_closing() && !refused => {
+                // Not while holding either: what the channel sends meanwhile waits in its
+                // ring and is taken at the flush, for one write.
+                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if !timers.is_closing() && !refused && !timers.is_holding() => {
                     stalled = false;
                     behind += batch.len();
                     owed.extend(batch.drain(..));
+                    timers.on_queued(super::now); // now, or held for one write with what follows
                     match r {
                         Ok(()) => {}
                         // Missed more than the history holds: cut, and the client,
@@ -428,6 +460,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Some(Timeout::GiveUp) => break End::Stuck,
                     // Still blocked: the top of the loop judges the backlog.
                     Some(Timeout::CheckBacklog) => {}
+                    // The held messages are due: the top of the loop writes them.
+                    Some(Timeout::Flush) => flushing = true,
                     None => {} // woke before a deadline that moved later
                 },
             }
@@ -655,5 +689,41 @@ mod tests {
         assert!(task.is_finished(), "cut at the check");
         assert_eq!(task.await.unwrap(), Next::Close);
         assert!(blocked.elapsed() <= BACKLOG_CHECK + Duration::from_millis(1));
+    }
+
+    /// With `--coalesce`, the first event leaves at once; those published within the
+    /// interval after that write leave together at its end; one after a quiet spell
+    /// leaves at once again.
+    #[tokio::test(start_paused = true)]
+    async fn coalesced_events_leave_together_one_interval_after_the_last_write() {
+        const EVERY: Duration = Duration::from_millis(20);
+        let (mut client, shared, _task) = stream(Config { coalesce: EVERY, ..Config::default() }, 64 * 1024);
+        read_past_the_head(&mut client).await;
+        let publish = |i: u32| {
+            let shared = shared.clone();
+            async move { shared.broker.publish("beat", Bytes::from(format!("m{i}"))).await.unwrap() }
+        };
+        // Reads up to the end of event `i` and says when it came.
+        let mut until = async |i: u32| {
+            let end = format!("id: {i}\ndata: m{i}\n\n\r\n");
+            let mut got = Vec::new();
+            while !got.ends_with(end.as_bytes()) {
+                got.push(client.read_u8().await.unwrap());
+            }
+            Instant::now()
+        };
+        let start = Instant::now();
+        publish(1).await;
+        assert_eq!(until(1).await, start, "the first: at once");
+        sleep(Duration::from_millis(5)).await;
+        publish(2).await;
+        sleep(Duration::from_millis(5)).await;
+        publish(3).await;
+        assert_eq!(until(2).await, start + EVERY, "held until an interval after the last write");
+        assert_eq!(until(3).await, start + EVERY, "the one published while 2 was held goes with it");
+        sleep(EVERY * 3).await;
+        let quiet = Instant::now();
+        publish(4).await;
+        assert_eq!(until(4).await, quiet, "after a quiet spell: at once");
     }
 }

@@ -104,8 +104,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Some(Timeout::Heartbeat) => framing.heartbeat(),
                     // Woke before a deadline that moved later. (Never `GiveUp`: this
                     // stream ends on shutdown at once, each write bounded on its own;
-                    // never `CheckBacklog`: its table has no backlog check.)
-                    Some(Timeout::GiveUp | Timeout::CheckBacklog) | None => continue,
+                    // never `CheckBacklog` or `Flush`: its table has neither.)
+                    Some(Timeout::GiveUp | Timeout::CheckBacklog | Timeout::Flush) | None => continue,
                 },
                 // Read only to notice the watcher leaving; what it sends is dropped.
                 r = self.io.read_buf(&mut self.buf) => match r {

@@ -63,6 +63,15 @@
 //!   again is cut at most [`BACKLOG_CHECK`] after its backlog passed `--max-queue`, and
 //!   one that reads again after falling that far behind is cut before it is given more.
 //!
+//! # Coalescing (`--coalesce`, off by default)
+//!
+//! With it on, channel messages are written to this client at most once per interval
+//! (`proto::coalesce`, a deadline of the liveness table): a message that comes within
+//! the interval after the last write is held, nothing more is taken from the channel
+//! meanwhile (no wake-up per message), and at the deadline what the channel sent in the
+//! meantime joins it and all leave in one write. A message after a quiet spell leaves at
+//! once. Nothing is held once the closing handshake starts.
+//!
 //! # permessage-deflate and the fan-out
 //!
 //! When the handshake agreed on permessage-deflate (RFC 7692, `proto::ws::deflate`), the
@@ -251,6 +260,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             ping_timeout: config.ping_timeout,
             close_timeout: WS_CLOSE_TIMEOUT,
             backlog_check: BACKLOG_CHECK,
+            coalesce: config.coalesce,
         };
         let mut timers = Liveness::new(timing, super::now());
         let mut alarm = Alarm::new();
@@ -266,6 +276,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // Whether the socket has refused bytes since the channel was last read (its
         // backlog is judged until then).
         let mut stalled = false;
+        // Set when the messages held by `--coalesce` are due.
+        let mut flushing = false;
 
         loop {
             self.count_writes();
@@ -275,7 +287,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             while let Some(event) = self.session.next_event() {
                 self.on_event(event).await;
             }
-            if self.session.outgoing_len() > 0 {
+            // Channel messages held by `--coalesce` wait for their flush (the table's); at
+            // the flush, what the channel sent meanwhile goes with them, in the same write.
+            if std::mem::take(&mut flushing)
+                && let Some(f) = feed.as_deref_mut()
+                && let Some(r) = f.recv_waiting(&shared.broker, feed::BATCH, &mut batch).await
+            {
+                self.on_messages(r, &mut batch);
+            }
+            let holding = timers.is_holding();
+            if self.session.outgoing_len() > 0 && !holding {
                 // Straight to the socket, in this turn: an echo, or the burst the feed
                 // handed over, leaves in one vectored write without another round of the
                 // loop. What the socket does not take waits in the select below.
@@ -288,7 +309,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             // What was just offered did not all leave: the socket refuses bytes. Until it
             // takes them, the channel is not read: the messages wait in its shared ring, at
             // no cost per message.
-            let refused = self.session.outgoing_len() > 0;
+            let refused = !holding && self.session.outgoing_len() > 0;
             stalled |= refused;
             // The socket was just offered everything (above): many messages queued at once
             // (a late wake-up, a catch-up from history) are not a slow client. Its backlog
@@ -310,6 +331,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             // so that a client that never reads again is judged (above) all the same.
             timers.set_blocked(refused, super::now);
 
+            // Again: a closing handshake that began above holds nothing back.
+            let holding = timers.is_holding();
             let open = self.session.state() == CloseState::Open;
             let reading = matches!(self.session.state(), CloseState::Open | CloseState::CloseSent)
                 && self.session.outgoing_len() < unsent_limit(config.max_message);
@@ -319,7 +342,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 // In this order, without drawing a random one per turn: the socket, then
                 // the channel, then time. Each is cheap to poll when it has nothing.
                 biased;
-                io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, reading, &mut self.written)) => {
+                io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, !holding, reading, &mut self.written)) => {
                     match io {
                         Io::Progress { read } => {
                             if read > 0 {
@@ -332,13 +355,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         Io::Eof | Io::Failed => return,
                     }
                 }
-                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() && !refused => {
+                // Not while holding either: what the channel sends meanwhile waits in its
+                // ring and is taken at the flush, all at once, for one write.
+                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() && !refused && !holding => {
                     stalled = false;
                     self.on_messages(r, &mut batch);
+                    timers.on_queued(super::now); // now, or held for one write with what follows
                 }
                 now = alarm.fired(), if alarm.is_set() => {
                     let due = timers.handle_timeout(now);
-                    if due != Some(Timeout::CheckBacklog) {
+                    if !matches!(due, Some(Timeout::CheckBacklog | Timeout::Flush)) {
                         // A liveness deadline (at least a ping interval since the last
                         // one): the buffers a connection keeps while messages flow are let
                         // go of if they hold nothing, so an idle connection keeps none.
@@ -358,6 +384,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         // The socket still refuses bytes: the top of the loop judges the
                         // backlog, counting what the channel sent meanwhile.
                         Some(Timeout::CheckBacklog) => {}
+                        // The held channel messages are due: the top of the loop adds what the
+                        // channel sent while they were held, and writes them all.
+                        Some(Timeout::Flush) => flushing = true,
                         None => {} // woke before a deadline that moved later
                     }
                 }
@@ -479,7 +508,7 @@ async fn next_messages(
     }
 }
 
-/// The socket branch: writes what is queued (as one vectored write of up to
+/// The socket branch: if `writing`, writes what is queued (as one vectored write of up to
 /// [`WRITE_VECTORS`] buffers: a large frame's header and its shared payload leave together
 /// without being copied into one buffer) and, if `reading`, reads into the session's
 /// buffer. Ready as soon as either direction made progress, or on EOF or an error;
@@ -488,10 +517,16 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     cx: &mut Context<'_>,
     session: &mut Session,
+    writing: bool,
     reading: bool,
     written: &mut u64,
 ) -> Poll<Io> {
-    let Ok(wrote) = poll_flush(io, cx, session, written) else { return Poll::Ready(Io::Failed) };
+    let wrote = if writing {
+        let Ok(wrote) = poll_flush(io, cx, session, written) else { return Poll::Ready(Io::Failed) };
+        wrote
+    } else {
+        0
+    };
     if reading {
         let read = if session.wants_read_buf() {
             // In the middle of a frame: straight into the session's buffer, which it
@@ -679,6 +714,50 @@ mod tests {
         assert!(writes < BURST, "{BURST} messages left in {writes} writes");
         // One batch from the feed (at most feed::BATCH), one vectored write.
         assert_eq!(writes, BURST.div_ceil(feed::BATCH), "{BURST} messages left in {writes} writes");
+    }
+
+    /// With `--coalesce`, the first message leaves at once; those published within the
+    /// interval after that write are held and leave together, in one write, at its end;
+    /// one after a quiet spell leaves at once again.
+    #[tokio::test(start_paused = true)]
+    async fn coalesced_messages_leave_together_one_interval_after_the_last_write() {
+        use std::sync::atomic::Ordering::Relaxed;
+        const EVERY: Duration = Duration::from_millis(20);
+        let shared = Arc::new(Shared::new(Config { coalesce: EVERY, ..Config::default() }, None));
+        let endpoint = Endpoint::Channel { name: "c".into(), after: None };
+        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
+        let (client, server) = duplex(64 * 1024);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut io = Counted { inner: server, writes: writes.clone() };
+        let _task = tokio::spawn(async move { upgraded.run(&mut io, BytesMut::new()).await });
+        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
+        let publish = |i: u32| {
+            let shared = shared.clone();
+            async move { shared.broker.publish("c", Bytes::from(format!("m{i}"))).await.unwrap() }
+        };
+        let mut expect = async |i: u32| {
+            let want = format!("{{\"id\":{i},\"data\":\"m{i}\"}}");
+            assert!(matches!(peer.next().await, Some(Event::Text(t)) if t == want.as_str()), "message {i}, in order");
+            Instant::now()
+        };
+        let start = Instant::now();
+        publish(1).await;
+        assert_eq!(expect(1).await, start, "the first: at once");
+        assert_eq!(writes.load(Relaxed), 1);
+        // Two more within the interval, 5 and 10 ms after that write.
+        sleep(Duration::from_millis(5)).await;
+        publish(2).await;
+        sleep(Duration::from_millis(5)).await;
+        publish(3).await;
+        assert_eq!(expect(2).await, start + EVERY, "held until an interval after the last write");
+        assert_eq!(expect(3).await, start + EVERY, "the one published while 2 was held goes with it");
+        assert_eq!(writes.load(Relaxed), 2, "both in one write");
+        // A quiet spell longer than the interval: the next leaves at once.
+        sleep(EVERY * 3).await;
+        let quiet = Instant::now();
+        publish(4).await;
+        assert_eq!(expect(4).await, quiet, "after a quiet spell: at once");
+        assert_eq!(writes.load(Relaxed), 3);
     }
 
     /// A subscriber whose socket refuses bytes (its client stopped reading) takes nothing

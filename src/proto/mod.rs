@@ -3,6 +3,8 @@
 //!
 //! - [`backlog`]: the backlog check of a push stream whose socket refuses bytes, as data
 //!   (both tables below carry one).
+//! - [`coalesce`]: write coalescing of a push stream (`--coalesce`), as data (both tables
+//!   below carry one).
 //! - [`http`]: HTTP/1.1 (RFC 9112): request heads, the chunked decoder, responses, and
 //!   [`http::stream`], a connection as two streams of messages (where each ends, which
 //!   request a response answers, the switch after a `101`), which the server, the
@@ -23,6 +25,7 @@
 //! drivers in `net/` only sleep until then.
 
 pub mod backlog;
+pub mod coalesce;
 pub mod http;
 pub mod resp;
 pub mod sse;

@@ -11,6 +11,7 @@
 //! ```text
 //! open ── heartbeat of silence ──► Heartbeat (write `: `)     anything written: silence restarts
 //! socket refuses bytes ── every backlog check while it does ──► CheckBacklog
+//! channel messages queued within coalesce of the last write ── held until then ──► Flush
 //! shutting down ── goodbye time ──► GiveUp (the client did not take the last bytes)
 //! ```
 //!
@@ -27,10 +28,14 @@
 //! - The backlog check ([`crate::proto::backlog`]): while the socket refuses bytes, the
 //!   driver takes nothing from the channel, and this deadline wakes it to judge how far
 //!   behind the client is.
+//! - Write coalescing ([`crate::proto::coalesce`], `--coalesce`, off by default): channel
+//!   messages are written at most once per interval; those queued sooner are held until
+//!   then. Nothing is held once shutting down.
 
 use std::time::{Duration, Instant};
 
 use super::backlog::BacklogCheck;
+use super::coalesce::Coalesce;
 
 /// What [`StreamTimers::handle_timeout`] tells the driver to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +46,8 @@ pub enum Timeout {
     GiveUp,
     /// The socket has refused bytes for a backlog check's interval: judge the backlog.
     CheckBacklog,
+    /// The channel messages held by coalescing are due: write them.
+    Flush,
 }
 
 /// The timers of one event stream.
@@ -54,6 +61,8 @@ pub struct StreamTimers {
     give_up_at: Option<Instant>,
     /// While the socket refuses bytes: when to judge the backlog next.
     backlog: BacklogCheck,
+    /// Channel messages held to leave in one write.
+    coalesce: Coalesce,
 }
 
 impl StreamTimers {
@@ -61,7 +70,13 @@ impl StreamTimers {
     /// silence (never, if zero).
     pub fn new(heartbeat: Duration, now: Instant) -> StreamTimers {
         let heartbeat_due = (!heartbeat.is_zero()).then(|| now + heartbeat);
-        StreamTimers { heartbeat, heartbeat_due, give_up_at: None, backlog: BacklogCheck::new(Duration::ZERO) }
+        StreamTimers {
+            heartbeat,
+            heartbeat_due,
+            give_up_at: None,
+            backlog: BacklogCheck::new(Duration::ZERO),
+            coalesce: Coalesce::new(Duration::ZERO),
+        }
     }
 
     /// The same, with a backlog check every `every` while the socket refuses bytes.
@@ -69,9 +84,16 @@ impl StreamTimers {
         StreamTimers { backlog: BacklogCheck::new(every), ..self }
     }
 
+    /// The same, writing channel messages at most once per `every` (zero: each at once).
+    pub fn with_coalesce(self, every: Duration) -> StreamTimers {
+        StreamTimers { coalesce: Coalesce::new(every), ..self }
+    }
+
     /// The earliest deadline, if any: when to call [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.give_up_at.or_else(|| [self.heartbeat_due, self.backlog.deadline()].into_iter().flatten().min())
+        self.give_up_at.or_else(|| {
+            [self.heartbeat_due, self.backlog.deadline(), self.coalesce.deadline()].into_iter().flatten().min()
+        })
     }
 
     /// What is due at `now`, if anything. An early call returns `None`; a call after
@@ -81,6 +103,9 @@ impl StreamTimers {
             return (now >= at).then_some(Timeout::GiveUp);
         }
         // Before the heartbeat: with both due, this call says one and the next the other.
+        if self.coalesce.fire(now) {
+            return Some(Timeout::Flush);
+        }
         if self.backlog.fire(now) {
             return Some(Timeout::CheckBacklog);
         }
@@ -106,6 +131,7 @@ impl StreamTimers {
     pub fn on_shutdown(&mut self, now: Instant, within: Duration) {
         self.heartbeat_due = None;
         self.backlog.clear();
+        self.coalesce.clear();
         self.give_up_at.get_or_insert(now + within);
     }
 
@@ -114,6 +140,17 @@ impl StreamTimers {
     /// `now`, is read only then); none while closing.
     pub fn set_blocked(&mut self, refused: bool, now: impl FnOnce() -> Instant) {
         self.backlog.set_blocked(refused && !self.is_closing(), now);
+    }
+
+    /// Channel messages were just queued: whether to write them now, or hold them until a
+    /// [`Timeout::Flush`] (the clock, `now`, is read only when coalescing is on).
+    pub fn on_queued(&mut self, now: impl FnOnce() -> Instant) -> bool {
+        self.is_closing() || self.coalesce.on_queued(now)
+    }
+
+    /// Whether channel messages are held (nothing is written meanwhile).
+    pub fn is_holding(&self) -> bool {
+        self.coalesce.is_holding()
     }
 
     /// Whether the stream is shutting down.
@@ -227,5 +264,21 @@ mod tests {
         assert_eq!(t.poll_timeout(), Some(base + BEAT + 2 * TICK + GOODBYE), "shutting down: no more checks");
         t.set_blocked(true, || base + BEAT + 3 * TICK);
         assert_eq!(t.poll_timeout(), Some(base + BEAT + 2 * TICK + GOODBYE));
+    }
+
+    #[test]
+    fn coalesced_messages_are_flushed_at_their_deadline_and_released_at_shutdown() {
+        let base = Instant::now();
+        let every = Duration::from_millis(20);
+        let mut t = StreamTimers::new(BEAT, base).with_coalesce(every);
+        assert!(t.on_queued(|| base), "the first write: at once");
+        assert!(!t.on_queued(|| base + every / 2), "within the interval: held");
+        assert_eq!(t.poll_timeout(), Some(base + every));
+        assert_eq!(t.handle_timeout(base + every), Some(Timeout::Flush));
+        assert!(!t.is_holding());
+        assert!(!t.on_queued(|| base + every + every / 2), "held again");
+        t.on_shutdown(base + every + every / 2, BEAT);
+        assert!(!t.is_holding(), "shutting down: the rest goes now");
+        assert!(t.on_queued(|| unreachable!("no clock while closing")));
     }
 }

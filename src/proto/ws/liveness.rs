@@ -14,6 +14,7 @@
 //! open ── every ping_interval ──► Ping(n) ── any bytes from the peer ──► answered
 //!                                    └── none within ping_timeout ──► Zombie (close 1008)
 //! socket refuses bytes ── every backlog_check while it does ──► CheckBacklog
+//! channel messages queued within coalesce of the last write ── held until then ──► Flush
 //! Close sent or received, or the connection failed
 //!      └── close_timeout to finish ──► CloseTimedOut (drop the TCP connection)
 //! ```
@@ -43,10 +44,14 @@
 //!   driver counts what came meanwhile (without taking it) and judges the client's
 //!   backlog against `--max-queue` (`net::ws`), so a client that never reads again is
 //!   still cut.
+//! - Not the RFC's either: with `--coalesce` on, channel messages are written at most once
+//!   per `coalesce` ([`crate::proto::coalesce`]); those queued sooner are held until then
+//!   ([`Timeout::Flush`]). Nothing is held once the closing handshake has started.
 
 use std::time::{Duration, Instant};
 
 use crate::proto::backlog::BacklogCheck;
+use crate::proto::coalesce::Coalesce;
 
 /// The durations the table works with; the program's defaults are in `config.rs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +64,8 @@ pub struct LivenessConfig {
     pub close_timeout: Duration,
     /// While the socket refuses bytes, how often to look at the backlog. Zero: never.
     pub backlog_check: Duration,
+    /// The least time between two writes of channel messages. Zero: each at once.
+    pub coalesce: Duration,
 }
 
 /// What [`Liveness::handle_timeout`] tells the driver to do.
@@ -74,6 +81,8 @@ pub enum Timeout {
     /// The socket has refused bytes for `backlog_check`: judge the backlog, counting what
     /// the channel sent meanwhile. The next check is one interval later.
     CheckBacklog,
+    /// The channel messages held by coalescing are due: write them.
+    Flush,
 }
 
 /// The timers of one WebSocket connection.
@@ -89,6 +98,8 @@ pub struct Liveness {
     give_up_at: Option<Instant>,
     /// While the socket refuses bytes: when to look at the backlog next.
     backlog: BacklogCheck,
+    /// Channel messages held to leave in one write.
+    coalesce: Coalesce,
     pings_sent: u64,
 }
 
@@ -103,6 +114,7 @@ impl Liveness {
             answer_by: None,
             give_up_at: None,
             backlog: BacklogCheck::new(config.backlog_check),
+            coalesce: Coalesce::new(config.coalesce),
             pings_sent: 0,
         }
     }
@@ -111,7 +123,10 @@ impl Liveness {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.give_up_at {
             Some(at) => Some(at),
-            None => [self.next_ping, self.answer_by, self.backlog.deadline()].into_iter().flatten().min(),
+            None => [self.next_ping, self.answer_by, self.backlog.deadline(), self.coalesce.deadline()]
+                .into_iter()
+                .flatten()
+                .min(),
         }
     }
 
@@ -129,6 +144,9 @@ impl Liveness {
             return Some(Timeout::Zombie);
         }
         // Before the ping: with both due, this call says one and the next call the other.
+        if self.coalesce.fire(now) {
+            return Some(Timeout::Flush);
+        }
         if self.backlog.fire(now) {
             return Some(Timeout::CheckBacklog);
         }
@@ -158,6 +176,17 @@ impl Liveness {
         self.backlog.set_blocked(refused && !self.is_closing(), now);
     }
 
+    /// Channel messages were just queued: whether to write them now, or hold them until a
+    /// [`Timeout::Flush`] (`--coalesce`; the clock, `now`, is read only when it is on).
+    pub fn on_queued(&mut self, now: impl FnOnce() -> Instant) -> bool {
+        self.is_closing() || self.coalesce.on_queued(now)
+    }
+
+    /// Whether channel messages are held (nothing is written meanwhile).
+    pub fn is_holding(&self) -> bool {
+        self.coalesce.is_holding()
+    }
+
     /// The closing handshake started at `now` (a Close sent or received), or the
     /// connection failed and its Close is being written. No more pings; the end must
     /// come within `close_timeout`. Later calls keep the first deadline.
@@ -165,6 +194,7 @@ impl Liveness {
         self.next_ping = None;
         self.answer_by = None;
         self.backlog.clear();
+        self.coalesce.clear();
         self.give_up_at.get_or_insert(now + self.config.close_timeout);
     }
 
@@ -191,6 +221,7 @@ mod tests {
                 ping_timeout: TIMEOUT,
                 close_timeout: CLOSE,
                 backlog_check: CHECK,
+                coalesce: Duration::ZERO,
             },
             base,
         )
@@ -264,8 +295,13 @@ mod tests {
         // first deadline stands.
         let base = Instant::now();
         let long = Duration::from_secs(50);
-        let config =
-            LivenessConfig { ping_interval: INTERVAL, ping_timeout: long, close_timeout: CLOSE, backlog_check: CHECK };
+        let config = LivenessConfig {
+            ping_interval: INTERVAL,
+            ping_timeout: long,
+            close_timeout: CLOSE,
+            backlog_check: CHECK,
+            coalesce: Duration::ZERO,
+        };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
         assert_eq!(t.handle_timeout(base + 2 * INTERVAL), None, "skipped: the first is unanswered");
@@ -303,6 +339,7 @@ mod tests {
             ping_timeout: TIMEOUT,
             close_timeout: close,
             backlog_check: CHECK,
+            coalesce: Duration::ZERO,
         };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
@@ -325,6 +362,7 @@ mod tests {
             ping_timeout: TIMEOUT,
             close_timeout: CLOSE,
             backlog_check: Duration::ZERO,
+            coalesce: Duration::ZERO,
         };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.poll_timeout(), None, "nothing to wait for");
@@ -374,5 +412,27 @@ mod tests {
         let mut off = Liveness::new(config, base);
         off.set_blocked(true, || base);
         assert_eq!(off.poll_timeout(), Some(base + INTERVAL), "off: only the ping");
+    }
+
+    #[test]
+    fn coalesced_messages_are_flushed_at_their_deadline_and_released_when_closing() {
+        let base = Instant::now();
+        let every = Duration::from_millis(20);
+        let config = LivenessConfig { coalesce: every, ..table(base).config };
+        let mut t = Liveness::new(config, base);
+        assert!(t.on_queued(|| base), "the first write: at once");
+        assert!(!t.on_queued(|| base + every / 4), "a second within the interval: held");
+        assert!(t.is_holding());
+        assert_eq!(t.poll_timeout(), Some(base + every), "the flush is the next deadline");
+        assert_eq!(t.handle_timeout(base + every - TICK), None);
+        assert_eq!(t.handle_timeout(base + every), Some(Timeout::Flush));
+        assert!(!t.is_holding());
+        assert_eq!(t.poll_timeout(), Some(base + INTERVAL), "then only the ping");
+        // Held when the closing handshake starts: nothing is held from then on.
+        assert!(!t.on_queued(|| base + every + TICK));
+        t.on_closing(base + every + 2 * TICK);
+        assert!(!t.is_holding());
+        assert!(t.on_queued(|| unreachable!("closing: no clock")), "closing: everything at once");
+        assert_eq!(t.poll_timeout(), Some(base + every + 2 * TICK + CLOSE));
     }
 }
