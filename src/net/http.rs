@@ -288,16 +288,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.io.write_all(CONTINUE).await.map_err(|_| None)?;
             self.shared.stats.wrote(transport, CONTINUE.len());
         }
-        let shared = self.shared.clone();
-        let max = shared.config.max_message;
+        let max = self.shared.config.max_message;
         let mut body = BytesMut::new();
-        // What this body holds, counted against what all bodies may hold together.
-        let mut hold = (head.body != BodyKind::None).then(|| shared.bodies.start());
+        // What this body holds, counted against what all bodies may hold together. The
+        // hold borrows the budget, so a request with a body keeps its own handle on it.
+        let budget = (head.body != BodyKind::None).then(|| self.shared.clone());
+        let mut hold = budget.as_ref().map(|shared| shared.bodies.start());
         loop {
             match self.requests.read(&mut self.buf).map_err(Some)? {
                 Some(Unit { event: Event::End, .. }) => return Ok(body.freeze()),
                 Some(unit) => {
-                    shared.stats.read(transport, unit.bytes.len());
+                    self.shared.stats.read(transport, unit.bytes.len());
                     if let Event::Data(_) = unit.event {
                         if body.len() + unit.bytes.len() > max {
                             return Err(Some(HttpError::PayloadTooLarge));

@@ -14,38 +14,40 @@
 //! have closed. The trim itself walks the arenas (a few milliseconds for hundreds of
 //! megabytes), so the server runs it on a blocking thread, off the connections' workers.
 
-use std::sync::Mutex;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 
 /// Connections that must close between two trims.
 pub const TRIM_AFTER_CLOSED: u64 = 256;
 
-/// When the last trim was, in connections.
+/// When the last trim was, in connections. Two counters, no lock: every connection's
+/// open and close passes through here, on whichever worker runs it.
 #[derive(Default)]
 pub struct TrimPolicy {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
     /// Most connections open at once since the last trim.
-    peak: i64,
+    peak: AtomicI64,
     /// Connections closed since the last trim.
-    closed: u64,
+    closed: AtomicU64,
 }
 
 impl TrimPolicy {
     /// A connection opened; `open` are open now (itself included).
     pub fn opened(&self, open: i64) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.peak = s.peak.max(open);
+        self.peak.fetch_max(open, Relaxed);
     }
 
     /// A connection closed; `open` are open now. `true`: trim now.
     pub fn closed(&self, open: i64) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.closed += 1;
-        if s.closed >= TRIM_AFTER_CLOSED && open * 2 <= s.peak {
-            *s = State { peak: open, closed: 0 };
+        let closed = self.closed.fetch_add(1, Relaxed) + 1;
+        // Of closes racing past the threshold, the one whose count is still current
+        // takes the trim (and starts the next count); another close, counted meanwhile,
+        // judges again with its own count.
+        if closed >= TRIM_AFTER_CLOSED
+            && open * 2 <= self.peak.load(Relaxed)
+            && self.closed.compare_exchange(closed, 0, AcqRel, Relaxed).is_ok()
+        {
+            self.peak.store(open, Relaxed);
             return true;
         }
         false
@@ -99,5 +101,30 @@ mod tests {
             p.opened(open);
         }
         assert!((0..10).rev().all(|open| !p.closed(open)), "10 closed, fewer than TRIM_AFTER_CLOSED");
+    }
+
+    #[test]
+    fn closes_on_several_threads_at_once_trim_at_most_once_per_count() {
+        const THREADS: i64 = 4;
+        const EACH: i64 = 1000;
+        let p = TrimPolicy::default();
+        p.opened(THREADS * EACH);
+        let open = AtomicI64::new(THREADS * EACH);
+        let trims = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    for _ in 0..EACH {
+                        let now = open.fetch_sub(1, Relaxed) - 1;
+                        if p.closed(now) {
+                            trims.fetch_add(1, Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let trims = trims.load(Relaxed);
+        let most = (THREADS * EACH) as u64 / TRIM_AFTER_CLOSED;
+        assert!((1..=most).contains(&trims), "{trims} trims for {} closes", THREADS * EACH);
     }
 }
