@@ -100,6 +100,27 @@ impl Feed {
         .await
     }
 
+    /// Everything that is waiting, batch after batch, without waiting for more: at most
+    /// `most` messages (and a batch over it). `None` when nothing was waiting; the end of
+    /// the feed, if it came, after what was taken before it.
+    pub async fn recv_all_waiting(
+        &mut self,
+        broker: &Broker,
+        most: usize,
+        out: &mut Vec<Arc<Message>>,
+    ) -> Option<Result<(), FeedEnd>> {
+        let start = out.len();
+        let mut took = None;
+        while out.len() - start < most {
+            match self.recv_waiting(broker, BATCH, out).await {
+                Some(Ok(())) => took = Some(Ok(())),
+                Some(Err(end)) => return Some(Err(end)),
+                None => break,
+            }
+        }
+        took
+    }
+
     /// Messages published to the channel since the feed last handed one out, not yet
     /// taken: how far behind the subscriber is if it takes nothing now. Counted from the
     /// ring's positions, so it goes on counting past what the ring still holds.
@@ -282,6 +303,21 @@ mod tests {
         broker.publish("a", Bytes::from("m4")).await.unwrap();
         f.recv(&broker, 8, &mut got).await.unwrap();
         assert_eq!(ids(&got), vec![1, 2, 3, 4], "nothing lost or repeated by the polls that found nothing");
+    }
+
+    #[tokio::test]
+    async fn recv_all_waiting_takes_batch_after_batch_up_to_its_bound() {
+        let broker = Broker::memory(1000, 1024, 10);
+        let mut f = feed(&broker, "a").await;
+        for i in 1..=(3 * BATCH + 5) {
+            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        let mut got = Vec::new();
+        assert_eq!(f.recv_all_waiting(&broker, 2 * BATCH, &mut got).await, Some(Ok(())));
+        assert_eq!(ids(&got), (1..=2 * BATCH as u64).collect::<Vec<_>>(), "two batches: the bound");
+        assert_eq!(f.recv_all_waiting(&broker, 10 * BATCH, &mut got).await, Some(Ok(())));
+        assert_eq!(got.len(), 3 * BATCH + 5, "the rest, more than a batch, at once");
+        assert_eq!(f.recv_all_waiting(&broker, 10 * BATCH, &mut got).await, None, "nothing waiting");
     }
 
     #[tokio::test]

@@ -364,10 +364,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         tokio::pin!(stopping);
 
         let end = 'stream: loop {
-            // At the flush of the messages held by `--coalesce`, what the channel sent
-            // meanwhile goes with them, in the same write.
+            // At the flush of the messages held by `--coalesce`, all that the channel sent
+            // meanwhile (not one batch: a busy channel would outrun a subscriber taking one
+            // batch per interval) goes with them.
             if std::mem::take(&mut flushing)
-                && let Some(r) = feed.recv_waiting(&shared.broker, feed::BATCH, &mut batch).await
+                && let Some(r) = feed.recv_all_waiting(&shared.broker, max_queue, &mut batch).await
             {
                 behind += batch.len();
                 owed.extend(batch.drain(..));
@@ -725,5 +726,27 @@ mod tests {
         let quiet = Instant::now();
         publish(4).await;
         assert_eq!(until(4).await, quiet, "after a quiet spell: at once");
+    }
+
+    /// At a flush, all that the channel sent while the stream held its messages leaves,
+    /// not one batch (see `net::ws` for why).
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_takes_everything_the_channel_sent_not_one_batch() {
+        const EVERY: Duration = Duration::from_millis(100);
+        let more = 3 * feed::BATCH + 5;
+        let (mut client, shared, _task) = stream(Config { coalesce: EVERY, ..Config::default() }, 1024 * 1024);
+        read_past_the_head(&mut client).await;
+        let start = Instant::now();
+        shared.broker.publish("beat", Bytes::from("first")).await.unwrap();
+        sleep(Duration::from_millis(1)).await;
+        for i in 0..more {
+            shared.broker.publish("beat", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        let last = format!("id: {}\ndata: m{}\n\n\r\n", more + 1, more - 1);
+        let mut got = Vec::new();
+        while !got.ends_with(last.as_bytes()) {
+            got.push(client.read_u8().await.unwrap());
+        }
+        assert_eq!(Instant::now(), start + EVERY, "the last of them at the first flush");
     }
 }

@@ -288,10 +288,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 self.on_event(event).await;
             }
             // Channel messages held by `--coalesce` wait for their flush (the table's); at
-            // the flush, what the channel sent meanwhile goes with them, in the same write.
+            // the flush, all that the channel sent meanwhile (not one batch: a busy channel
+            // would outrun a subscriber taking one batch per interval) goes with them.
             if std::mem::take(&mut flushing)
                 && let Some(f) = feed.as_deref_mut()
-                && let Some(r) = f.recv_waiting(&shared.broker, feed::BATCH, &mut batch).await
+                && let Some(r) = f.recv_all_waiting(&shared.broker, config.max_queue, &mut batch).await
             {
                 self.on_messages(r, &mut batch);
             }
@@ -758,6 +759,34 @@ mod tests {
         publish(4).await;
         assert_eq!(expect(4).await, quiet, "after a quiet spell: at once");
         assert_eq!(writes.load(Relaxed), 3);
+    }
+
+    /// A coalescing subscriber of a channel that sends more than a batch per interval
+    /// gets all of it at each flush: taking one batch per interval, it would fall further
+    /// behind with every one.
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_takes_everything_the_channel_sent_not_one_batch() {
+        const EVERY: Duration = Duration::from_millis(100);
+        const MORE: usize = 3 * feed::BATCH + 5;
+        let shared = Arc::new(Shared::new(Config { coalesce: EVERY, ..Config::default() }, None));
+        let endpoint = Endpoint::Channel { name: "busy".into(), after: None };
+        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
+        let (client, mut server) = duplex(1024 * 1024);
+        let _task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
+        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
+        let start = Instant::now();
+        shared.broker.publish("busy", Bytes::from("first")).await.unwrap();
+        assert!(matches!(peer.next().await, Some(Event::Text(_))));
+        assert_eq!(Instant::now(), start, "the first: at once");
+        sleep(Duration::from_millis(1)).await;
+        for i in 0..MORE {
+            shared.broker.publish("busy", Bytes::from(format!("m{i}"))).await.unwrap();
+        }
+        for i in 0..MORE {
+            let want = format!("{{\"id\":{},\"data\":\"m{i}\"}}", i + 2);
+            assert!(matches!(peer.next().await, Some(Event::Text(t)) if t == want.as_str()), "message {i}, in order");
+            assert_eq!(Instant::now(), start + EVERY, "message {i} at the first flush");
+        }
     }
 
     /// A subscriber whose socket refuses bytes (its client stopped reading) takes nothing
