@@ -159,9 +159,15 @@ pub const BACKLOG_CHECK: Duration = Duration::from_secs(1);
 /// channel sends more often than this (docs/performance.md).
 pub const DEFAULT_COALESCE: Duration = Duration::ZERO;
 
-/// The longest `--coalesce` accepted: past it, held messages (and the pongs queued
-/// behind them) would wait longer than a real-time stream should.
+/// The longest `--coalesce` accepted: past it, held messages (and the control frames held
+/// with them: a Pong, the server's own Ping) would wait longer than a real-time stream
+/// should.
 pub const MAX_COALESCE: Duration = Duration::from_secs(1);
+
+/// A coalescing hold ends as soon as it holds this many messages: they fill a write
+/// already, and a channel sending faster than this per `--coalesce` interval must not be
+/// able to overtake a subscriber that reads (its ring is `--max-queue` long).
+pub const COALESCE_MOST: usize = 64;
 
 /// How long a graceful shutdown waits for connections to finish (`--shutdown-timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,10 +16,7 @@
 //! Whether a client is too slow is decided by the drivers from what they could not
 //! write to its socket (its own backlog), never from here.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
@@ -81,44 +78,6 @@ impl Feed {
                 Err(RecvError::Closed) => return Err(FeedEnd::Closed),
             }
         }
-    }
-
-    /// What [`recv`](Self::recv) hands over without waiting: `None` when nothing is
-    /// waiting (or a read of the history after a lag did not finish at once; the next
-    /// call reads it again, as `recv` is cancel-safe).
-    pub async fn recv_waiting(
-        &mut self,
-        broker: &Broker,
-        max: usize,
-        out: &mut Vec<Arc<Message>>,
-    ) -> Option<Result<(), FeedEnd>> {
-        let mut recv = pin!(self.recv(broker, max, out));
-        poll_fn(|cx| match recv.as_mut().poll(cx) {
-            Poll::Ready(r) => Poll::Ready(Some(r)),
-            Poll::Pending => Poll::Ready(None),
-        })
-        .await
-    }
-
-    /// Everything that is waiting, batch after batch, without waiting for more: at most
-    /// `most` messages (and a batch over it). `None` when nothing was waiting; the end of
-    /// the feed, if it came, after what was taken before it.
-    pub async fn recv_all_waiting(
-        &mut self,
-        broker: &Broker,
-        most: usize,
-        out: &mut Vec<Arc<Message>>,
-    ) -> Option<Result<(), FeedEnd>> {
-        let start = out.len();
-        let mut took = None;
-        while out.len() - start < most {
-            match self.recv_waiting(broker, BATCH, out).await {
-                Some(Ok(())) => took = Some(Ok(())),
-                Some(Err(end)) => return Some(Err(end)),
-                None => break,
-            }
-        }
-        took
     }
 
     /// Messages published to the channel since the feed last handed one out, not yet
@@ -286,38 +245,6 @@ mod tests {
         let mut got = Vec::new();
         f.recv(&broker, 8, &mut got).await.unwrap();
         assert_eq!(ids(&got), vec![2, 3, 4], "the hole from the history, then what followed, once each");
-    }
-
-    #[tokio::test]
-    async fn recv_waiting_takes_what_is_there_and_does_not_wait() {
-        let broker = Broker::memory(100, 16, 10);
-        let mut f = feed(&broker, "a").await;
-        let mut got = Vec::new();
-        assert_eq!(f.recv_waiting(&broker, 8, &mut got).await, None, "nothing waiting");
-        for i in 1..=3 {
-            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
-        }
-        assert_eq!(f.recv_waiting(&broker, 8, &mut got).await, Some(Ok(())));
-        assert_eq!(ids(&got), vec![1, 2, 3]);
-        assert_eq!(f.recv_waiting(&broker, 8, &mut got).await, None);
-        broker.publish("a", Bytes::from("m4")).await.unwrap();
-        f.recv(&broker, 8, &mut got).await.unwrap();
-        assert_eq!(ids(&got), vec![1, 2, 3, 4], "nothing lost or repeated by the polls that found nothing");
-    }
-
-    #[tokio::test]
-    async fn recv_all_waiting_takes_batch_after_batch_up_to_its_bound() {
-        let broker = Broker::memory(1000, 1024, 10);
-        let mut f = feed(&broker, "a").await;
-        for i in 1..=(3 * BATCH + 5) {
-            broker.publish("a", Bytes::from(format!("m{i}"))).await.unwrap();
-        }
-        let mut got = Vec::new();
-        assert_eq!(f.recv_all_waiting(&broker, 2 * BATCH, &mut got).await, Some(Ok(())));
-        assert_eq!(ids(&got), (1..=2 * BATCH as u64).collect::<Vec<_>>(), "two batches: the bound");
-        assert_eq!(f.recv_all_waiting(&broker, 10 * BATCH, &mut got).await, Some(Ok(())));
-        assert_eq!(got.len(), 3 * BATCH + 5, "the rest, more than a batch, at once");
-        assert_eq!(f.recv_all_waiting(&broker, 10 * BATCH, &mut got).await, None, "nothing waiting");
     }
 
     #[tokio::test]

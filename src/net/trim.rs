@@ -42,7 +42,8 @@ impl TrimPolicy {
         let closed = self.closed.fetch_add(1, Relaxed) + 1;
         // Of closes racing past the threshold, the one whose count is still current
         // takes the trim (and starts the next count); another close, counted meanwhile,
-        // judges again with its own count.
+        // judges again with its own count. An open racing with the reset may have its
+        // peak overwritten: the next trim then comes a little later, nothing worse.
         if closed >= TRIM_AFTER_CLOSED
             && open * 2 <= self.peak.load(Relaxed)
             && self.closed.compare_exchange(closed, 0, AcqRel, Relaxed).is_ok()

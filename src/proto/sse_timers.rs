@@ -75,7 +75,7 @@ impl StreamTimers {
             heartbeat_due,
             give_up_at: None,
             backlog: BacklogCheck::new(Duration::ZERO),
-            coalesce: Coalesce::new(Duration::ZERO),
+            coalesce: Coalesce::new(Duration::ZERO, 1),
         }
     }
 
@@ -84,9 +84,10 @@ impl StreamTimers {
         StreamTimers { backlog: BacklogCheck::new(every), ..self }
     }
 
-    /// The same, writing channel messages at most once per `every` (zero: each at once).
-    pub fn with_coalesce(self, every: Duration) -> StreamTimers {
-        StreamTimers { coalesce: Coalesce::new(every), ..self }
+    /// The same, writing channel messages at most once per `every` (zero: each at once)
+    /// unless `most` are waiting.
+    pub fn with_coalesce(self, every: Duration, most: usize) -> StreamTimers {
+        StreamTimers { coalesce: Coalesce::new(every, most), ..self }
     }
 
     /// The earliest deadline, if any: when to call [`handle_timeout`](Self::handle_timeout).
@@ -142,10 +143,11 @@ impl StreamTimers {
         self.backlog.set_blocked(refused && !self.is_closing(), now);
     }
 
-    /// Channel messages were just queued: whether to write them now, or hold them until a
-    /// [`Timeout::Flush`] (the clock, `now`, is read only when coalescing is on).
-    pub fn on_queued(&mut self, now: impl FnOnce() -> Instant) -> bool {
-        self.is_closing() || self.coalesce.on_queued(now)
+    /// Channel messages were just queued, and `held` are queued and not written: whether
+    /// to write them now, or hold them until a [`Timeout::Flush`] (the clock, `now`, is
+    /// read only when coalescing is on).
+    pub fn on_queued(&mut self, held: usize, now: impl FnOnce() -> Instant) -> bool {
+        self.is_closing() || self.coalesce.on_queued(held, now)
     }
 
     /// Whether channel messages are held (nothing is written meanwhile).
@@ -270,15 +272,15 @@ mod tests {
     fn coalesced_messages_are_flushed_at_their_deadline_and_released_at_shutdown() {
         let base = Instant::now();
         let every = Duration::from_millis(20);
-        let mut t = StreamTimers::new(BEAT, base).with_coalesce(every);
-        assert!(t.on_queued(|| base), "the first write: at once");
-        assert!(!t.on_queued(|| base + every / 2), "within the interval: held");
+        let mut t = StreamTimers::new(BEAT, base).with_coalesce(every, 64);
+        assert!(t.on_queued(1, || base), "the first write: at once");
+        assert!(!t.on_queued(1, || base + every / 2), "within the interval: held");
         assert_eq!(t.poll_timeout(), Some(base + every));
         assert_eq!(t.handle_timeout(base + every), Some(Timeout::Flush));
         assert!(!t.is_holding());
-        assert!(!t.on_queued(|| base + every + every / 2), "held again");
+        assert!(!t.on_queued(1, || base + every + every / 2), "held again");
         t.on_shutdown(base + every + every / 2, BEAT);
         assert!(!t.is_holding(), "shutting down: the rest goes now");
-        assert!(t.on_queued(|| unreachable!("no clock while closing")));
+        assert!(t.on_queued(1, || unreachable!("no clock while closing")));
     }
 }

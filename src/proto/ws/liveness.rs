@@ -66,6 +66,8 @@ pub struct LivenessConfig {
     pub backlog_check: Duration,
     /// The least time between two writes of channel messages. Zero: each at once.
     pub coalesce: Duration,
+    /// A coalescing hold ends once it holds this many messages.
+    pub coalesce_most: usize,
 }
 
 /// What [`Liveness::handle_timeout`] tells the driver to do.
@@ -114,7 +116,7 @@ impl Liveness {
             answer_by: None,
             give_up_at: None,
             backlog: BacklogCheck::new(config.backlog_check),
-            coalesce: Coalesce::new(config.coalesce),
+            coalesce: Coalesce::new(config.coalesce, config.coalesce_most),
             pings_sent: 0,
         }
     }
@@ -176,10 +178,11 @@ impl Liveness {
         self.backlog.set_blocked(refused && !self.is_closing(), now);
     }
 
-    /// Channel messages were just queued: whether to write them now, or hold them until a
-    /// [`Timeout::Flush`] (`--coalesce`; the clock, `now`, is read only when it is on).
-    pub fn on_queued(&mut self, now: impl FnOnce() -> Instant) -> bool {
-        self.is_closing() || self.coalesce.on_queued(now)
+    /// Channel messages were just queued, and `held` are queued and not written: whether
+    /// to write them now, or hold them until a [`Timeout::Flush`] (`--coalesce`; the clock,
+    /// `now`, is read only when it is on).
+    pub fn on_queued(&mut self, held: usize, now: impl FnOnce() -> Instant) -> bool {
+        self.is_closing() || self.coalesce.on_queued(held, now)
     }
 
     /// Whether channel messages are held (nothing is written meanwhile).
@@ -222,6 +225,7 @@ mod tests {
                 close_timeout: CLOSE,
                 backlog_check: CHECK,
                 coalesce: Duration::ZERO,
+                coalesce_most: 64,
             },
             base,
         )
@@ -301,6 +305,7 @@ mod tests {
             close_timeout: CLOSE,
             backlog_check: CHECK,
             coalesce: Duration::ZERO,
+            coalesce_most: 64,
         };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
@@ -340,6 +345,7 @@ mod tests {
             close_timeout: close,
             backlog_check: CHECK,
             coalesce: Duration::ZERO,
+            coalesce_most: 64,
         };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.handle_timeout(base + INTERVAL), Some(Timeout::Ping(1)));
@@ -363,6 +369,7 @@ mod tests {
             close_timeout: CLOSE,
             backlog_check: Duration::ZERO,
             coalesce: Duration::ZERO,
+            coalesce_most: 64,
         };
         let mut t = Liveness::new(config, base);
         assert_eq!(t.poll_timeout(), None, "nothing to wait for");
@@ -420,8 +427,8 @@ mod tests {
         let every = Duration::from_millis(20);
         let config = LivenessConfig { coalesce: every, ..table(base).config };
         let mut t = Liveness::new(config, base);
-        assert!(t.on_queued(|| base), "the first write: at once");
-        assert!(!t.on_queued(|| base + every / 4), "a second within the interval: held");
+        assert!(t.on_queued(1, || base), "the first write: at once");
+        assert!(!t.on_queued(1, || base + every / 4), "a second within the interval: held");
         assert!(t.is_holding());
         assert_eq!(t.poll_timeout(), Some(base + every), "the flush is the next deadline");
         assert_eq!(t.handle_timeout(base + every - TICK), None);
@@ -429,10 +436,10 @@ mod tests {
         assert!(!t.is_holding());
         assert_eq!(t.poll_timeout(), Some(base + INTERVAL), "then only the ping");
         // Held when the closing handshake starts: nothing is held from then on.
-        assert!(!t.on_queued(|| base + every + TICK));
+        assert!(!t.on_queued(1, || base + every + TICK));
         t.on_closing(base + every + 2 * TICK);
         assert!(!t.is_holding());
-        assert!(t.on_queued(|| unreachable!("closing: no clock")), "closing: everything at once");
+        assert!(t.on_queued(1, || unreachable!("closing: no clock")), "closing: everything at once");
         assert_eq!(t.poll_timeout(), Some(base + every + 2 * TICK + CLOSE));
     }
 }
