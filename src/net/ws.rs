@@ -633,6 +633,25 @@ mod tests {
         (Peer { io: client, session }, shared, task)
     }
 
+    /// A subscriber of `channel` on a server with `config`, over a pipe of `pipe` bytes:
+    /// the client's end, the server's state, the connection's task, and how many of the
+    /// server's writes took bytes.
+    async fn subscribe(
+        config: Config,
+        channel: &str,
+        pipe: usize,
+    ) -> (Peer, Arc<Shared>, JoinHandle<()>, Arc<std::sync::atomic::AtomicUsize>) {
+        let shared = Arc::new(Shared::new(config, None));
+        let endpoint = Endpoint::Channel { name: channel.into(), after: None };
+        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
+        let (client, server) = duplex(pipe);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut io = Counted { inner: server, writes: writes.clone() };
+        let task = tokio::spawn(async move { upgraded.run(&mut io, BytesMut::new()).await });
+        let session = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
+        (Peer { io: client, session }, shared, task, writes)
+    }
+
     /// A stream that counts the writes that took bytes.
     struct Counted<S> {
         inner: S,
@@ -682,20 +701,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_to_one_subscriber_leaves_in_fewer_writes_than_messages() {
         const BURST: usize = 50;
-        let shared = Arc::new(Shared::new(Config::default(), None));
-        let endpoint = Endpoint::Channel { name: "burst".into(), after: None };
-        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
-        let (client, server) = duplex(256 * 1024);
-        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut io = Counted { inner: server, writes: writes.clone() };
-        let _task = tokio::spawn(async move { upgraded.run(&mut io, BytesMut::new()).await });
+        let (mut peer, shared, _task, writes) = subscribe(Config::default(), "burst", 256 * 1024).await;
         // The whole burst is published before the subscriber's task first runs (this
         // test's runtime has one thread, and nothing here yields until the reads below),
         // as when a publisher outpaces the scheduler.
         for i in 1..=BURST {
             shared.broker.publish("burst", Bytes::from(format!("m{i}"))).await.unwrap();
         }
-        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
         for i in 1..=BURST {
             let expected = format!("{{\"id\":{i},\"data\":\"m{i}\"}}");
             assert!(
@@ -716,14 +728,8 @@ mod tests {
     async fn coalesced_messages_leave_together_one_interval_after_the_last_write() {
         use std::sync::atomic::Ordering::Relaxed;
         const EVERY: Duration = Duration::from_millis(20);
-        let shared = Arc::new(Shared::new(Config { coalesce: EVERY, ..Config::default() }, None));
-        let endpoint = Endpoint::Channel { name: "c".into(), after: None };
-        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
-        let (client, server) = duplex(64 * 1024);
-        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut io = Counted { inner: server, writes: writes.clone() };
-        let _task = tokio::spawn(async move { upgraded.run(&mut io, BytesMut::new()).await });
-        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
+        let config = Config { coalesce: EVERY, ..Config::default() };
+        let (mut peer, shared, _task, writes) = subscribe(config, "c", 64 * 1024).await;
         let publish = |i: u32| {
             let shared = shared.clone();
             async move { shared.broker.publish("c", Bytes::from(format!("m{i}"))).await.unwrap() }
@@ -764,12 +770,7 @@ mod tests {
         const CHUNKS: usize = 6;
         const CHUNK: usize = 50;
         let config = Config { coalesce: EVERY, max_queue: 100, history: 100, ..Config::default() };
-        let shared = Arc::new(Shared::new(config, None));
-        let endpoint = Endpoint::Channel { name: "busy".into(), after: None };
-        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
-        let (client, mut server) = duplex(1024 * 1024);
-        let _task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
-        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
+        let (mut peer, shared, _task, _) = subscribe(config, "busy", 1024 * 1024).await;
         let start = Instant::now();
         shared.broker.publish("busy", Bytes::from("m0")).await.unwrap();
         // 300 more within a millisecond each chunk, 6 ms in all: three times the ring.
@@ -795,11 +796,8 @@ mod tests {
         use std::sync::atomic::Ordering::Relaxed;
         const QUEUE: usize = 8;
         const MORE: usize = 30;
-        let shared = Arc::new(Shared::new(Config { max_queue: QUEUE, ..Config::default() }, None));
-        let endpoint = Endpoint::Channel { name: "full".into(), after: None };
-        let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
-        let (client, mut server) = duplex(4 * 1024);
-        let task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
+        let config = Config { max_queue: QUEUE, ..Config::default() };
+        let (mut peer, shared, task, _) = subscribe(config, "full", 4 * 1024).await;
         let delivered = || shared.stats.of(Transport::WebSocket).delivered.load(Relaxed);
         let body = "x".repeat(1000);
         let publish = |n: usize| {
@@ -825,7 +823,6 @@ mod tests {
         assert_eq!(start.elapsed(), BACKLOG_CHECK + Duration::from_millis(1));
         assert_eq!(delivered(), QUEUE as u64, "nothing more given to a client that far behind");
         // The client reads now: what it was given, in order, then the 1008.
-        let mut peer = Peer { io: client, session: Session::client(SessionLimits::default(), || [1, 2, 3, 4]) };
         for i in 1..=QUEUE {
             let expected = format!("{{\"id\":{i},\"data\":\"{body}\"}}");
             assert!(matches!(peer.next().await, Some(Event::Text(t)) if t == expected.as_str()), "message {i}");
