@@ -641,6 +641,15 @@ nc() {
   done
   command nc "${args[@]}"
 }
+tshark() {
+  local a args=()
+  for a in "$@"; do
+    a=${a//port==8080,/port==$__P1,}
+    a=${a//port==8081,/port==$__P2,}
+    args+=("$a")
+  done
+  command tshark "${args[@]}"
+}
 redis-cli() {
   local a args=()
   for a in "$@"; do
