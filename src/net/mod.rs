@@ -43,9 +43,13 @@ pub struct Shared {
     /// Where channels live (`--broker`).
     pub broker: Broker,
     pub stats: Stats,
-    /// Becomes `true` when the server starts shutting down. The sender lives here, as
-    /// long as any connection, so a receiver's `wait_for` never sees it dropped.
+    /// Becomes `true` when the server starts shutting down ([`Shared::stop`]). The sender
+    /// lives here, as long as any connection, so a receiver's `wait_for` never sees it
+    /// dropped.
     pub shutdown: watch::Sender<bool>,
+    /// Set by [`Shared::stop`] before `shutdown` changes: what a connection's loop looks at
+    /// in each turn (see [`watch_stop`]).
+    stopping: std::sync::atomic::AtomicBool,
     /// The byte tracer when `--trace-bytes` (or `--trace-out`) is on: `GET /trace`
     /// streams its blocks live.
     pub tracer: Option<Arc<Tracer>>,
@@ -70,12 +74,62 @@ impl Shared {
             broker,
             stats: Stats::default(),
             shutdown: watch::channel(false).0,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             tracer,
             bodies,
             trim: trim::TrimPolicy::default(),
             config,
         }
     }
+}
+
+impl Shared {
+    /// Starts the shutdown: every connection waiting on `shutdown` is woken, and each
+    /// loop that looks at [`is_stopping`](Self::is_stopping) sees it.
+    pub fn stop(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+        self.shutdown.send_replace(true);
+    }
+
+    /// Whether the server is shutting down: one atomic load.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Polls `stopping`, a connection's wait for [`Shared::shutdown`], once: from then on the
+/// shutdown wakes this task, and the loop need not poll it again until
+/// [`Shared::is_stopping`] says the server stops (then [`stopped`]). Returns whether it
+/// had stopped already.
+///
+/// A loop that polled the wait in every turn would walk the watch's waiter machinery each
+/// time it goes to sleep: about 230 instructions per echoed WebSocket message, measured
+/// with callgrind (docs/performance.md), for an event that comes once in the process's life.
+pub(crate) async fn watch_stop<F: std::future::Future>(stopping: std::pin::Pin<&mut F>) -> bool {
+    let mut stopping = stopping;
+    std::future::poll_fn(|cx| std::task::Poll::Ready(stopping.as_mut().poll(cx).is_ready())).await
+}
+
+/// Completes when the server stops: at once if [`watch_stop`] already saw it (`seen`; a
+/// finished wait must not be polled again), else once [`Shared::is_stopping`] and
+/// `stopping` has completed. Each poll before the shutdown is one atomic load: the flag
+/// is read at every poll (a `select!` guard is read once per `select!`, and the
+/// shutdown's wake-up comes in the middle of one).
+pub(crate) fn stopped<'a, F: std::future::Future>(
+    shared: &'a Shared,
+    mut stopping: std::pin::Pin<&'a mut F>,
+    seen: bool,
+) -> impl std::future::Future<Output = ()> + 'a {
+    std::future::poll_fn(move |cx| {
+        if seen {
+            return std::task::Poll::Ready(());
+        }
+        if !shared.is_stopping() {
+            // The wait registered by `watch_stop` wakes this task when that changes.
+            return std::task::Poll::Pending;
+        }
+        stopping.as_mut().poll(cx).map(drop)
+    })
 }
 
 pub use server::{Running, Server};

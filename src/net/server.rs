@@ -103,7 +103,7 @@ impl Server {
             }
         }
         drop(self.listener);
-        self.shared.shutdown.send_replace(true);
+        self.shared.stop();
         drop(done_tx);
         let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, done_rx.recv()).await;
         // The trace and capture of everything that happened are written before the

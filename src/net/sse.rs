@@ -360,6 +360,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // the watch's waiter list again each time.
         let stopping = shutdown.wait_for(|stop| *stop);
         tokio::pin!(stopping);
+        // Polled once, here; then only once the server stops (`super::watch_stop`).
+        let stopped_already = super::watch_stop(stopping.as_mut()).await;
 
         let end = 'stream: loop {
             let mut refill = |outbox: &mut Outbox| {
@@ -406,7 +408,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 biased;
                 // Enabled until it fires once: the table is closing then, so a finished
                 // future is never polled again.
-                _ = &mut stopping, if !timers.is_closing() => {
+                () = super::stopped(&shared, stopping.as_mut(), stopped_already), if !timers.is_closing() => {
                     // Whatever is still owed stays in history for the reconnection. Say
                     // when to come back, end the body, close (API.md: "SSE streams end
                     // after telling clients when to retry").
@@ -611,7 +613,7 @@ mod tests {
         assert_eq!(read(&mut client, HEARTBEAT.len()).await, HEARTBEAT);
         assert_eq!(opened.elapsed(), beat * 2 + beat / 2 + beat);
         // Shutting down: the `retry:` and the last chunk, at once, and the stream is over.
-        shared.shutdown.send_replace(true);
+        shared.stop();
         let stopped = Instant::now();
         let goodbye = b"d\r\nretry: 3000\n\n\r\n0\r\n\r\n";
         assert_eq!(read(&mut client, goodbye.len()).await, goodbye);
@@ -626,7 +628,7 @@ mod tests {
         // The pipe takes the head's first 16 bytes; the client reads none of them.
         let (mut client, shared, task) = stream(config.clone(), 16);
         sleep(Duration::from_secs(10)).await;
-        shared.shutdown.send_replace(true);
+        shared.stop();
         let stopped = Instant::now();
         assert_eq!(task.await.unwrap(), Next::Close);
         assert_eq!(stopped.elapsed(), config.shutdown_timeout, "given up exactly at the deadline");

@@ -271,6 +271,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // busy channel.
         let stopping = shutdown.wait_for(|stop| *stop);
         tokio::pin!(stopping);
+        // Polled once, here; then only once the server stops (`super::watch_stop`).
+        let stopped_already = super::watch_stop(stopping.as_mut()).await;
         let mut stop_seen = false;
         // Messages the feed handed over, moved into the session at once (kept to reuse
         // its allocation).
@@ -383,7 +385,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         None => {} // woke before a deadline that moved later
                     }
                 }
-                _ = &mut stopping, if open && !stop_seen => {
+                () = super::stopped(&shared, stopping.as_mut(), stopped_already), if open && !stop_seen => {
                     stop_seen = true; // a finished future must not be polled again
                     self.close(code::GOING_AWAY, "server shutting down");
                 }
@@ -880,7 +882,7 @@ mod tests {
         for answers in [true, false] {
             let (mut peer, shared, task) = open().await;
             sleep(Duration::from_secs(5)).await;
-            shared.shutdown.send_replace(true);
+            shared.stop();
             let stopped = Instant::now();
             let close = peer.next().await;
             assert!(matches!(close, Some(Event::Close { code: Some(1001), .. })), "{close:?}");
