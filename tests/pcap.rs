@@ -301,7 +301,7 @@ async fn a_clients_capture_dissects_cleanly() {
 }
 
 /// A server on a port registered to another protocol (3306, MySQL's) is still read as HTTP
-/// and WebSocket: without the Decode As that `tshark()` adds, tshark shows MySQL and no HTTP
+/// and WebSocket: without the Decode As that `tshark()` adds, tshark shows bare TCP, no HTTP
 /// request at all (what broke docs/pcap.md's check in CI on a port its test drew).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_on_another_protocols_port_is_still_read_as_http() {
