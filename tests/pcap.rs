@@ -21,22 +21,18 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("wire-academy-pcap-{}-{name}", std::process::id()))
 }
 
-/// `tshark -r FILE ARGS…` with checksum checking on, and every port the capture's
-/// connections use decoded as HTTP: its stdout; a failure names stderr.
+/// `tshark -r FILE ARGS…` with checksum checking on, and every TCP port decoded as HTTP:
+/// its stdout; a failure names stderr.
 ///
 /// The servers here listen on ephemeral ports. tshark spots HTTP on an unknown port by a
 /// heuristic, but a port registered to another protocol wins over it (docs/pcap.md's test
 /// once met one), and the TCP dissector tries the lower of the two ports first, which may
-/// be the client's: so both ends' ports are named (`-d`, Wireshark's Decode As).
+/// be the client's. Every connection in these captures is HTTP (or a WebSocket upgraded
+/// from it), so all ports are named (`-d`, Wireshark's Decode As, takes a range).
 fn tshark(file: &Path, args: &[&str]) -> String {
-    let syns = run_tshark(
-        file,
-        &["-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"],
-    );
-    let ports: std::collections::BTreeSet<&str> = syns.split_whitespace().collect();
-    let mut all: Vec<String> = ports.iter().flat_map(|p| ["-d".to_string(), format!("tcp.port=={p},http")]).collect();
-    all.extend(args.iter().map(|a| a.to_string()));
-    run_tshark(file, &all.iter().map(String::as_str).collect::<Vec<_>>())
+    let mut all = vec!["-d", "tcp.port==1-65535,http"];
+    all.extend(args);
+    run_tshark(file, &all)
 }
 
 /// `tshark -r FILE ARGS…` with checksum checking on, as told.
