@@ -175,7 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// fresh connection) its head must be complete within `--header-timeout`.
     async fn read_head(&mut self, first: bool) -> Result<RequestHead, HeadError> {
         let config = &self.shared.config;
-        let mut shutdown = self.shared.shutdown.subscribe();
+        let mut shutdown = self.shared.watch_shutdown();
         let mut header_deadline = (first || !self.buf.is_empty()).then(|| Instant::now() + config.header_timeout);
         let idle_deadline = Instant::now() + config.keep_alive_timeout;
         loop {
@@ -364,7 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         } else {
             // A held request keeps no buffer while it waits.
             self.release_buffers();
-            let mut shutdown = shared.shutdown.subscribe();
+            let mut shutdown = shared.watch_shutdown();
             let expiry = sleep(hold);
             tokio::pin!(expiry);
             // Cap on bytes read ahead while holding (a pipelining client's next request).
@@ -487,7 +487,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // A request that asked to upgrade (say `Upgrade: h2c`) and got an ordinary answer:
         // what the client sends next is HTTP again (RFC 9110 §7.8).
         self.requests.answered(response.status);
-        let keep_alive = head.keep_alive && !*self.shared.shutdown.borrow();
+        let keep_alive = head.keep_alive && !self.shared.is_stopping();
         let head_request = head.method() == "HEAD";
         if !self.write_response(&response, head.version, head_request, keep_alive, transport).await {
             return Next::Close;

@@ -43,10 +43,10 @@ pub struct Shared {
     /// Where channels live (`--broker`).
     pub broker: Broker,
     pub stats: Stats,
-    /// Becomes `true` when the server starts shutting down ([`Shared::stop`]). The sender
-    /// lives here, as long as any connection, so a receiver's `wait_for` never sees it
-    /// dropped.
-    pub shutdown: watch::Sender<bool>,
+    /// Becomes `true` when the server starts shutting down ([`Shared::stop`], the only
+    /// way to send it, so that it and `stopping` always agree). The sender lives here, as
+    /// long as any connection, so a receiver's `wait_for` never sees it dropped.
+    shutdown: watch::Sender<bool>,
     /// Set by [`Shared::stop`] before `shutdown` changes: what a connection's loop looks at
     /// in each turn (see [`watch_stop`]).
     stopping: std::sync::atomic::AtomicBool,
@@ -94,6 +94,11 @@ impl Shared {
     /// Whether the server is shutting down: one atomic load.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A receiver of the shutdown, for a connection to wait on (`wait_for(|stop| *stop)`).
+    pub fn watch_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 }
 

@@ -300,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let config = &shared.config;
         let framing = Framing::for_version(head.version);
         let head_request = head.method() == "HEAD";
-        let stopping = *shared.shutdown.borrow();
+        let stopping = shared.is_stopping();
         // HTTP/1.0 has no chunked coding: the body ends when the connection closes, so
         // the head says `Connection: close`. On HTTP/1.1 the chunked body delimits itself
         // (the connection still closes when the stream ends: nothing follows a stream).
@@ -354,7 +354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // backlog is judged until then).
         let mut stalled = false;
         let mut alarm = Alarm::new();
-        let mut shutdown = shared.shutdown.subscribe();
+        let mut shutdown = shared.watch_shutdown();
         // The shutdown future is made once and kept: made afresh in every turn of the
         // loop (once per message, for every subscriber of a busy channel), it would join
         // the watch's waiter list again each time.

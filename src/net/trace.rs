@@ -57,7 +57,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let config = &shared.config;
         let framing = Framing::for_version(head.version);
         let head_request = head.method() == "HEAD";
-        let keep_alive = !*shared.shutdown.borrow() && head.keep_alive && (head_request || framing.chunked);
+        let keep_alive = !shared.is_stopping() && head.keep_alive && (head_request || framing.chunked);
         let date = super::date::now();
         let ctx = HttpContext { version: head.version, head_request, keep_alive, date: &date };
         let mut start = BytesMut::new();
@@ -87,7 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // `--heartbeat` with nothing written.
         let mut timers = StreamTimers::new(config.heartbeat, super::now());
         let mut alarm = Alarm::new();
-        let mut shutdown = shared.shutdown.subscribe();
+        let mut shutdown = shared.watch_shutdown();
         // Made once, not per turn of the loop; the watch's guard is dropped inside it, so
         // none is held across the awaits below.
         let stopping = async { drop(shutdown.wait_for(|stop| *stop).await) };

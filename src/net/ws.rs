@@ -253,7 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     async fn serve(&mut self, mut feed: Option<&mut Feed>) {
         let shared = self.shared.clone();
         let config = &shared.config;
-        let mut shutdown = self.shared.shutdown.subscribe();
+        let mut shutdown = self.shared.watch_shutdown();
         // Every rule about time is the table's; this loop only sleeps until its next
         // deadline and does what it says then.
         let timing = LivenessConfig {
