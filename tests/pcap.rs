@@ -187,18 +187,9 @@ async fn a_served_session_opens_in_tshark_as_it_crossed_the_wire() {
     wait_held(&s, Transport::Sse, 0).await;
     // WebSocket: a message published before, two sent by the client, all three received.
     publish(s.addr, "chat", "from http").await;
-    let url = format!("http://{}", s.addr);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_wire-academy"))
-            .args(["client", "--protocol", "websocket", "--channel", "chat", "--after", "0", "--count", "3"])
-            .args(["--send", "hello from the client", "--send", "second", "--timeout", "10", "--url", &url])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("the client runs")
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "the WebSocket client: {}", String::from_utf8_lossy(&out.stdout));
+    let args =
+        ["--channel", "chat", "--after", "0", "--count", "3", "--send", "hello from the client", "--send", "second"];
+    websocket_client(s.addr, &args, &[]).await;
     let port = s.addr.port();
     s.stop().await; // waits for every connection, then writes the capture out
 
