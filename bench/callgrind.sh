@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Instructions per delivery (ws-fanout) and per echoed message (echo), counted by callgrind:
+# Instructions per delivery (ws-fanout, sse-fanout, lp-fanout) and per echoed message (echo),
+# counted by callgrind:
 # repeatable on a busy machine, where wall-clock figures are not.
 #
 #   ./callgrind.sh [options] [--server 'NAME|CAPS|BASE_URL|COMMAND']...
 #
-# Each server (CAPS from echo, ws as in run.sh; COMMAND must exec the server) runs under
+# Each server (CAPS from echo, ws, sse, lp as in run.sh; COMMAND must exec the server) runs under
 #   valgrind --tool=callgrind --separate-threads=no
 # once per run; rtload drives it for --short s and then, on a fresh process, for --long s.
 # The server is stopped with SIGTERM (callgrind writes its totals as it exits; SIGINT would
@@ -20,16 +21,17 @@
 # --rep-string keeps glibc's default.
 # The three peers are added unless --no-peers.
 #
-# Options: --short S (2)  --long S (6)  --subs N (200)  --rate R (50 msg/s)   [ws-fanout]
+# Options: --short S (2)  --long S (6)  --subs N (200)  --rate R (50 msg/s)   [the fan-outs]
 #          --echo-conns N (10)  --size B (32)                                 [echo]
 #          --reps N (1: pairs of runs per server and test; the median is shown, and the range)
-#          --only REGEX (test ids: ws-fanout, echo)  --no-peers  --no-build  --rep-string
+#          --only REGEX (matched against the test ids ws-fanout, echo, sse-fanout, lp-fanout;
+#            by default ^(ws-fanout|echo)$)  --no-peers  --no-build  --rep-string
 #          --lock FILE (take this flock around each server's pair of runs, e.g. /tmp/wa-bench.lock,
 #            so as not to disturb someone's wall-clock runs)  --out DIR (/tmp/callgrind-DATE)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-REPS=1 SHORT=2 LONG=6 SUBS=200 RATE=50 ECHO_CONNS=10 SIZE=32 ONLY=. PEERS=1 BUILD=1 LOCK=
+REPS=1 SHORT=2 LONG=6 SUBS=200 RATE=50 ECHO_CONNS=10 SIZE=32 ONLY='^(ws-fanout|echo)$' PEERS=1 BUILD=1 LOCK=
 TUNABLES=glibc.cpu.x86_rep_stosb_threshold=0xffffffffffff:glibc.cpu.x86_rep_movsb_threshold=0xffffffffffff
 OUT=/tmp/callgrind-$(date +%Y%m%d-%H%M%S)
 SPECS=()
@@ -59,7 +61,7 @@ BIN=$PWD/target/release
 if [[ $PEERS == 1 ]]; then   # ports apart from run.sh's, so both can run
   SPECS+=("tungstenite|echo,ws|http://127.0.0.1:18201|$BIN/peer-tungstenite 127.0.0.1:18201"
           "fastws|echo|http://127.0.0.1:18202|$BIN/peer-fastws 127.0.0.1:18202"
-          "axum|echo,ws|http://127.0.0.1:18203|$BIN/peer-axum 127.0.0.1:18203")
+          "axum|echo,ws,sse,lp|http://127.0.0.1:18203|$BIN/peer-axum 127.0.0.1:18203")
 fi
 [[ ${#SPECS[@]} -gt 0 ]] || { echo "no servers" >&2; exit 2; }
 [[ $BUILD == 1 ]] && cargo build --release --quiet
@@ -91,7 +93,8 @@ run_one() {
   done
   [[ $(listener_pid "$port") == "$SRV" ]] || { echo "$name did not listen on $port (see $file.log)" >&2; return 1; }
   case $test in
-    ws-fanout) out=$(timeout $((secs * 4 + 180)) "$BIN/rtload" ws-fanout --url-base "http://$host" --subs "$SUBS" \
+    *-fanout) local sub=${test/lp-/long-poll-}
+               out=$(timeout $((secs * 4 + 180)) "$BIN/rtload" "$sub" --url-base "http://$host" --subs "$SUBS" \
                  --rate "$RATE" --size "$SIZE" --duration "$secs" --grace 60 --label "$name" 2>>"$file.rtload.err") ;;
     echo) out=$(timeout $((secs * 4 + 180)) "$BIN/rtload" ws-echo --url "ws://$host/echo" --conns "$ECHO_CONNS" \
                  --size "$SIZE" --duration "$secs" --warmup 0 --label "$name" 2>>"$file.rtload.err") ;;
@@ -107,7 +110,7 @@ run_one() {
   local ir n
   ir=$(awk '/^(summary|totals):/ {v = $2} END {print v}' "$file")
   case $test in
-    ws-fanout) n=$(grep -o '"delivered":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
+    *-fanout) n=$(grep -o '"delivered":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
     echo) n=$(grep -o '"msgs_all":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
   esac
   [[ -n $ir && -n $n ]] || { echo "no Ir or count for $name $test $secs s (see $file*)" >&2; return 1; }
@@ -120,9 +123,9 @@ for spec in "${SPECS[@]}"; do
   IFS='|' read -r name caps url cmd <<<"$spec"
   [[ -n $cmd ]] || { echo "$name: callgrind.sh needs a COMMAND to start the server" >&2; continue; }
   hp=${url#*://}; hp=${hp%%/*}; port=${hp##*:}
-  for test in ws-fanout echo; do
+  for test in ws-fanout echo sse-fanout lp-fanout; do
     [[ $test =~ $ONLY ]] || continue
-    cap=$test; [[ $test == ws-fanout ]] && cap=ws
+    cap=${test%-fanout}
     [[ ,$caps, == *,$cap,* ]] || continue
     pers=()
     for ((rep = 1; rep <= REPS; rep++)); do
