@@ -12,7 +12,17 @@ pub mod stats;
 /// Parses a query string into `after` and `timeout`, the two parameters the API uses.
 /// Unknown parameters are ignored, as browsers and proxies add their own (cache busters).
 pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find(|(k, _)| *k == name).map(|(_, v)| v)
+    use crate::proto::http::cut;
+    let mut rest = query?;
+    loop {
+        // `a=1&b&c=3`: a pair without `=` is a name with an empty value.
+        let (pair, next) = cut(rest, b'&').map_or((rest, None), |(pair, next)| (pair, Some(next)));
+        let (key, value) = cut(pair, b'=').unwrap_or((pair, ""));
+        if key == name {
+            return Some(value);
+        }
+        rest = next?;
+    }
 }
 
 /// The cascade's handshake (`GET /negotiate/{channel}`), after SignalR's `/negotiate`:
@@ -33,4 +43,38 @@ pub async fn negotiate(shared: &crate::net::Shared, channel: &str) -> Result<Str
         "cursor": cursor,
     })
     .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_param;
+
+    /// The scan gives what splitting on `&` and then on the first `=` gives.
+    #[test]
+    fn query_parameters() {
+        let by_split = |q: &'static str, name: &str| {
+            q.split('&').map(|kv| kv.split_once('=').unwrap_or((kv, ""))).find(|(k, _)| *k == name).map(|(_, v)| v)
+        };
+        let queries = [
+            "",
+            "after=3",
+            "after=3&timeout=5",
+            "timeout=5&after=3",
+            "after",
+            "after=",
+            "a=1&after=1=2",
+            "&&after=2&",
+            "after=1&after=2",
+            "xafter=1&after=2",
+            "after=%33",
+            "=1&after=4",
+            "timeout=1e3",
+        ];
+        for q in queries {
+            for name in ["after", "timeout", "a", ""] {
+                assert_eq!(query_param(Some(q), name), by_split(q, name), "{q:?} {name:?}");
+            }
+        }
+        assert_eq!(query_param(None, "after"), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! The router: API.md's endpoint table as a pure function of method and path.
 
 use super::stats::Transport;
+use crate::proto::http::cut;
 
 /// One row of API.md's endpoint table, with its channel where it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +62,7 @@ const POST: &str = "POST";
 
 /// Matches a request to a route. GET routes also answer HEAD (RFC 9110 §9.3.2).
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
-    let (allow, route) = match path.split_once('/').map(|(_, rest)| rest.split_once('/')) {
+    let (allow, route) = match cut(path, b'/').map(|(_, rest)| cut(rest, b'/')) {
         // The WebSocket endpoints take any method: the opening handshake itself refuses
         // a method other than GET with `400` (RFC 6455 §4.2.1 item 1, API.md), which
         // says more than a 405 would.
@@ -84,7 +85,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             if !valid_channel(channel) {
                 return Err(RouteError::BadChannel);
             }
-            (allow, make(channel.to_string()))
+            return Ok(make(channel.to_string())); // the method was allowed above
         }
         Some(None) if path == "/stats" => (GET, Route::Stats),
         Some(None) if path == "/" => (GET, Route::Dashboard),
@@ -97,13 +98,41 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     Ok(route)
 }
 
+/// Whether `method` is one of `allow`'s (a list such as `GET, HEAD`). Cut at each comma
+/// by a byte scan (`cut`), rather than split on `", "`, whose searcher costs more to set
+/// up than this whole comparison.
 fn allowed(allow: &str, method: &str) -> bool {
-    allow.split(", ").any(|m| m == method)
+    let mut rest = allow;
+    loop {
+        let (m, next) = cut(rest, b',').unwrap_or((rest, ""));
+        if m.trim_start() == method {
+            return true;
+        }
+        if next.is_empty() {
+            return false;
+        }
+        rest = next;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_lists() {
+        for (allow, method, yes) in [
+            (GET, "GET", true),
+            (GET, "HEAD", true),
+            (GET, "POST", false),
+            (GET, "GE", false),
+            (GET, "", false),
+            (POST, "POST", true),
+            (POST, "GET", false),
+        ] {
+            assert_eq!(allowed(allow, method), yes, "{method:?} in {allow:?}");
+        }
+    }
 
     #[test]
     fn routes_and_errors() {

@@ -505,11 +505,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         keep_alive: bool,
         transport: Transport,
     ) -> bool {
-        let date = super::date::now();
-        let ctx = Context { version, head_request, keep_alive, date: &date };
         self.out.clear();
         self.out.reserve(RESPONSE_HEAD_ROOM + response.body.len());
-        response.encode(&ctx, &mut self.out);
+        super::date::with_now(|date| {
+            let ctx = Context { version, head_request, keep_alive, date };
+            response.encode(&ctx, &mut self.out);
+        });
         if self.io.write_all(&self.out).await.is_err() {
             return false;
         }
@@ -622,14 +623,28 @@ pub fn poll_body(snap: &Snapshot) -> Bytes {
         .count();
     let messages = &snap.messages[..included];
     let next = if included < snap.messages.len() { messages[included - 1].id } else { snap.next };
-    let mut out = BytesMut::with_capacity(size.min(MAX_POLL_ANSWER) + 64);
-    out.extend_from_slice(if snap.truncated { b"{\"truncated\":true,\"messages\":[" } else { b"{\"messages\":[" });
+    let start: &[u8] = if snap.truncated { b"{\"truncated\":true,\"messages\":[" } else { b"{\"messages\":[" };
+    const NEXT: &[u8] = b"],\"next\":";
+    let commas = messages.len().saturating_sub(1);
+    let len = start.len()
+        + messages.iter().map(|m| m.json().len()).sum::<usize>()
+        + commas
+        + NEXT.len()
+        + crate::proto::decimal_len(next)
+        + 1;
+    // Sized exactly, so that `freeze` hands the buffer over whole: with room to spare, it
+    // allocates a header to keep the capacity.
+    let mut out = BytesMut::with_capacity(len);
+    out.extend_from_slice(start);
     for (i, m) in messages.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(b",");
         }
         out.extend_from_slice(m.json());
     }
-    out.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
+    out.extend_from_slice(NEXT);
+    crate::proto::put_decimal(&mut out, next);
+    out.extend_from_slice(b"}");
+    debug_assert_eq!(out.len(), len);
     out.freeze()
 }

@@ -18,7 +18,8 @@
 //! - [`ws`]: WebSocket (RFC 6455): handshake, frames and their parts (what the trace and
 //!   `decode ws` print), masking, the message session, and [`ws::liveness`], the
 //!   server's ping, zombie and closing timers as data.
-//! - [`Role`] (this file): which end of a connection, for all of them.
+//! - [`Role`] (this file): which end of a connection, for all of them; and
+//!   [`put_decimal`], numbers written without formatting a `String`.
 //!
 //! Time is data here too: a timer table is given instants and says when its next
 //! deadline is (`poll_timeout`) and what is due when it comes (`handle_timeout`); the
@@ -31,6 +32,27 @@ pub mod resp;
 pub mod sse;
 pub mod sse_timers;
 pub mod ws;
+
+/// How many decimal digits `n` has (to size a buffer exactly before writing it).
+pub fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Writes `n` in decimal digits (a status code, a length, a message id, an SSE `id:`)
+/// straight into `out`: formatting it as a `String` first would allocate per number.
+pub fn put_decimal(out: &mut impl bytes::BufMut, mut n: u64) {
+    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[start..]);
+}
 
 /// Which end of a connection: the client (it sends requests and, on WebSocket, masks
 /// its frames) or the server. Says which end a session or a tap is, and which end wrote

@@ -37,6 +37,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 // HTTP's chunked coding belongs to the HTTP codec: one implementation, used here.
 use super::http::response::chunked;
+use super::{decimal_len, put_decimal};
 
 // ---------------------------------------------------------------------------
 // 1. Lines
@@ -165,26 +166,6 @@ pub fn classify_line(line: &str) -> LineKind<'_> {
 // newline inside `data` would end the line early at the client and the rest
 // would be read as a new (possibly injected) field. That is why data is split
 // into one `data:` line per line of text.
-
-/// Number of decimal digits of `n` (for exact length precomputation).
-fn decimal_len(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |d| d as usize + 1)
-}
-
-/// Writes `n` in decimal without allocating.
-fn put_decimal(out: &mut impl BufMut, mut n: u64) {
-    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_slice(&digits[i..]);
-}
 
 /// The event name as it will be written, if a line is written at all.
 ///

@@ -76,16 +76,33 @@ pub struct Fields {
 }
 
 impl Fields {
+    /// `headers` are (name, value) ranges of `raw`, each name the span of a `&str` that
+    /// httparse returned from `raw`'s bytes (the only two callers, the request and the
+    /// response head parsers, make them so): what [`Fields::text`] relies on.
     fn new(raw: Bytes, headers: Vec<(Range<usize>, Range<usize>)>) -> Self {
-        Fields { raw, headers }
+        let fields = Fields { raw, headers };
+        debug_assert!(fields.headers.iter().all(|(n, _)| std::str::from_utf8(&fields.raw[n.clone()]).is_ok()));
+        fields
+    }
+
+    /// The text at `range` of the head, without checking it again: only for ranges that
+    /// were a `&str` when httparse returned them (a method, a target, a field name).
+    /// Checking them on every look-up cost more than anything else in reading a request's
+    /// fields (a look-up walks every name, and a request is looked up a dozen times).
+    fn text(&self, range: &Range<usize>) -> &str {
+        let bytes = &self.raw[range.clone()];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: `range` covers the bytes of a `&str` (valid UTF-8) that httparse handed
+        // out from these same bytes, or from a copy that differs only in the version's
+        // minor digit (`request::parse_head`; see `new` and `RequestHead`'s fields); `raw`
+        // is an immutable `Bytes`, so they are still those bytes.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
     /// Every field line in order, as (name, value).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter().map(|(n, v)| {
-            // Field names are tokens (ASCII); httparse checked them.
-            (std::str::from_utf8(&self.raw[n.clone()]).unwrap_or(""), &self.raw[v.clone()])
-        })
+        // Field names are tokens (ASCII); httparse checked them.
+        self.headers.iter().map(|(n, v)| (self.text(n), &self.raw[v.clone()]))
     }
 
     /// The first field with this name (names are case-insensitive, RFC 9110 §5.1).
@@ -173,6 +190,17 @@ pub fn header_tokens<'a>(
         .flat_map(|(_, v)| std::str::from_utf8(v).unwrap_or("").split(','))
         .map(|t| t.trim_matches([' ', '\t']))
         .filter(|t| !t.is_empty())
+}
+
+/// `s` cut at the first `byte` (an ASCII delimiter such as `?`, `/`, `&`, `=`), without
+/// it: `str::split_once` for one ASCII byte, by a plain scan. The pattern searcher that
+/// `split_once` sets up costs more than the scan of a request target's few bytes, and
+/// each request cuts its target half a dozen times (path, query, route, parameters).
+pub fn cut(s: &str, byte: u8) -> Option<(&str, &str)> {
+    debug_assert!(byte.is_ascii());
+    let i = s.bytes().position(|b| b == byte)?;
+    // An ASCII byte is always a whole character in UTF-8, so both sides are `str`s.
+    Some((&s[..i], &s[i + 1..]))
 }
 
 /// Turns a sub-slice of `buf` (as httparse returns them) into a range of `buf`.

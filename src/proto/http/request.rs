@@ -61,6 +61,8 @@ pub struct HeadLimits {
 #[derive(Clone, Debug)]
 pub struct RequestHead {
     fields: Fields,
+    /// The spans of the method and the target that httparse returned as `&str`s (read
+    /// back without a second check: `Fields::text`).
     method: Range<usize>,
     target: Range<usize>,
     pub version: Version,
@@ -71,24 +73,26 @@ pub struct RequestHead {
 
 impl RequestHead {
     pub fn method(&self) -> &str {
-        // httparse accepts only token characters (ASCII) in a method.
-        std::str::from_utf8(&self.fields.raw()[self.method.clone()]).unwrap_or("")
+        // httparse accepts only token characters (ASCII) in a method, and returned it as
+        // a `&str` (`parse_head`).
+        self.fields.text(&self.method)
     }
 
     /// The request target as sent, e.g. `/poll/lobby?after=3`.
     pub fn target(&self) -> &str {
-        std::str::from_utf8(&self.fields.raw()[self.target.clone()]).unwrap_or("")
+        // httparse returned the target as a `&str` (`parse_head`).
+        self.fields.text(&self.target)
     }
 
     /// The path part of the target, before any `?`.
     pub fn path(&self) -> &str {
         let t = self.target();
-        t.split_once('?').map_or(t, |(p, _)| p)
+        super::cut(t, b'?').map_or(t, |(p, _)| p)
     }
 
     /// The query part of the target, after the `?`, if any.
     pub fn query(&self) -> Option<&str> {
-        self.target().split_once('?').map(|(_, q)| q)
+        super::cut(self.target(), b'?').map(|(_, q)| q)
     }
 }
 

@@ -10,9 +10,12 @@
 //! [`chunk`] per piece: chunked on HTTP/1.1, and on HTTP/1.0, which has no chunked coding,
 //! raw bytes delimited by closing the connection (RFC 9112 §6.3 rule 8).
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Fields, HttpError, MAX_HEADERS, Version, header_tokens};
+use crate::proto::put_decimal;
 
 /// The reason phrase for a status code (RFC 9110 §15). Clients ignore it; people read it.
 pub fn reason_phrase(status: u16) -> &'static str {
@@ -40,7 +43,8 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[derive(Clone, Debug)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    /// Field lines after `Date`; a value known at compile time is not copied.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     pub body: Bytes,
 }
 
@@ -62,9 +66,9 @@ impl Response {
         Response { status, headers: Vec::new(), body: Bytes::new() }
     }
 
-    pub fn with_body(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+    pub fn with_body(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
         let mut r = Response::new(status);
-        r.headers.push(("Content-Type", content_type.to_string()));
+        r.headers.push(("Content-Type", Cow::Borrowed(content_type)));
         r.body = body.into();
         r
     }
@@ -77,7 +81,7 @@ impl Response {
         Self::with_body(status, "text/plain; charset=utf-8", body)
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
@@ -87,7 +91,9 @@ impl Response {
         self.encode_status_and_headers(ctx, out);
         // RFC 9110 §8.6: no Content-Length in a 1xx or 204 response.
         if self.status >= 200 && self.status != 204 {
-            put_header(out, "Content-Length", itoa(self.body.len() as u64).as_str());
+            out.put_slice(b"Content-Length: ");
+            put_decimal(out, self.body.len() as u64);
+            out.put_slice(b"\r\n");
         }
         out.put_slice(b"\r\n");
         if !ctx.head_request && self.status != 204 {
@@ -111,7 +117,7 @@ impl Response {
     fn encode_status_and_headers(&self, ctx: &Context, out: &mut BytesMut) {
         out.put_slice(ctx.version.as_str().as_bytes());
         out.put_u8(b' ');
-        out.put_slice(itoa(self.status as u64).as_bytes());
+        put_decimal(out, self.status as u64);
         out.put_u8(b' ');
         out.put_slice(reason_phrase(self.status).as_bytes());
         out.put_slice(b"\r\n");
@@ -140,13 +146,21 @@ fn put_header(out: &mut BytesMut, name: &str, value: &str) {
     out.put_slice(b"\r\n");
 }
 
-fn itoa(n: u64) -> String {
-    n.to_string()
-}
-
-/// The chunk-size line for `len` bytes of data: `{len:x}\r\n`.
+/// The chunk-size line for `len` bytes of data: `{len:x}\r\n`, in lowercase hex digits
+/// (RFC 9112 §7.1: `chunk-size = 1*HEXDIG`, either case).
 pub fn chunk_size_line(len: usize, out: &mut BytesMut) {
-    out.put_slice(format!("{len:x}\r\n").as_bytes());
+    let mut digits = [0u8; 16]; // usize::MAX has 16 hex digits
+    let (mut n, mut start) = (len, digits.len());
+    loop {
+        start -= 1;
+        digits[start] = b"0123456789abcdef"[n % 16];
+        n /= 16;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[start..]);
+    out.put_slice(b"\r\n");
 }
 
 /// One whole chunk: size line, data, CRLF (RFC 9112 §7.1). An empty `data` would be
@@ -278,6 +292,21 @@ mod tests {
             encode(&r, &ctx(Version::Http11, true, false)),
             "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"id\":1}"
         );
+    }
+
+    #[test]
+    fn numbers_are_written_as_format_would() {
+        for n in [0u64, 1, 9, 10, 99, 100, 204, 65_535, 1 << 32, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_decimal(&mut out, n);
+            assert_eq!(&out[..], n.to_string().as_bytes());
+            assert_eq!(crate::proto::decimal_len(n), n.to_string().len());
+        }
+        for len in [1usize, 9, 10, 15, 16, 255, 256, 4096, 1 << 20, usize::MAX] {
+            let mut out = BytesMut::new();
+            chunk_size_line(len, &mut out);
+            assert_eq!(&out[..], format!("{len:x}\r\n").as_bytes());
+        }
     }
 
     #[test]
