@@ -153,8 +153,9 @@ pub const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const BACKLOG_CHECK: Duration = Duration::from_secs(1);
 
 /// Write coalescing (`--coalesce`): the least time between two writes of channel
-/// messages to one subscriber (WebSocket and SSE); those that come sooner are held and
-/// leave together (`proto::coalesce`). Off by default: every message is written as it
+/// messages to one subscriber (WebSocket and SSE), or between two long-poll answers with
+/// messages on one connection; those that come sooner are held and leave together
+/// (`proto::coalesce`). Off by default: every message is written as it
 /// comes. On, it trades a delay of at most this much for fewer `write` calls when a
 /// channel sends more often than this (docs/performance.md).
 pub const DEFAULT_COALESCE: Duration = Duration::ZERO;

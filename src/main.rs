@@ -261,7 +261,8 @@ struct ServeArgs {
     #[arg(long, env = "WIRE_ACADEMY_MAX_BODY_MEMORY", default_value_t = config::DEFAULT_MAX_BODY_MEMORY)]
     max_body_memory: usize,
     /// Least seconds between two writes of channel messages to one WebSocket or SSE
-    /// subscriber; those that come sooner leave together (0: each at once; at most 1).
+    /// subscriber, or two long-poll answers with messages on one connection; those that
+    /// come sooner leave together (0: each at once; at most 1).
     #[arg(long, env = "WIRE_ACADEMY_COALESCE", value_parser = coalesce, default_value_t = Secs(config::DEFAULT_COALESCE))]
     coalesce: Secs,
     /// Where channels live: `memory` (one process, the default; nothing to install), or a

@@ -27,7 +27,8 @@ use crate::app::hub::Snapshot;
 use crate::app::query_param;
 use crate::app::routes::{self, Route, RouteError};
 use crate::app::stats::Transport;
-use crate::config::{LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER};
+use crate::config::{COALESCE_MOST, LINGER_BYTES, LINGER_TIME, MAX_POLL_ANSWER};
+use crate::proto::coalesce::Coalesce;
 use crate::proto::http::response::Context;
 use crate::proto::http::{BodyKind, Event, HeadLimits, HttpError, MessageStream, RequestHead, Response, Unit, Version};
 use crate::proto::ws::deflate::ServerDeflateConfig;
@@ -88,6 +89,9 @@ pub struct Conn<S> {
     pub(super) shared: Arc<Shared>,
     /// The requests on this connection: where each one and its body ends.
     requests: MessageStream,
+    /// `--coalesce` for the long polls on this connection: at most one answer with
+    /// messages per interval (`long_poll`).
+    coalesce: Coalesce,
 }
 
 /// Serves one connection until it closes.
@@ -108,6 +112,7 @@ impl<S> Conn<S> {
             buf: BytesMut::new(),
             out: BytesMut::new(),
             requests: MessageStream::requests(limits),
+            coalesce: Coalesce::new(c.coalesce, COALESCE_MOST),
             shared,
         }
     }
@@ -400,6 +405,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
             }
         };
+        let snap = match snap {
+            Some(s) if !s.messages.is_empty() => match self.coalesced(channel, cursor, s, &mut rx).await {
+                Ok(snap) => Some(snap),
+                Err(next) => return next,
+            },
+            other => other,
+        };
         let response = match snap {
             Some(snap) => {
                 shared.stats.delivered(Transport::LongPoll, snap.messages.len());
@@ -408,6 +420,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             None => Response::new(204),
         };
         self.respond(head, response, Transport::LongPoll).await
+    }
+
+    /// `--coalesce` on a long poll (`proto::coalesce`, as on WebSocket and SSE streams):
+    /// an answer with messages goes at once if this connection's last one went at least
+    /// an interval ago; otherwise it waits until an interval after the last one, and
+    /// carries everything the channel sent meanwhile, so that a client polling a busy
+    /// channel makes one request per interval instead of one per message. It goes early
+    /// once `COALESCE_MOST` messages wait, or when the server shuts down.
+    /// `Err(Next::Close)`: the client went away meanwhile.
+    async fn coalesced(
+        &mut self,
+        channel: &str,
+        cursor: u64,
+        snap: Snapshot,
+        rx: &mut crate::app::hub::Subscription,
+    ) -> Result<Snapshot, Next> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut waiting = snap.messages.len();
+        if self.coalesce.on_queued(waiting, super::now) {
+            return Ok(snap);
+        }
+        let shared = self.shared.clone();
+        let due = self.coalesce.deadline().map_or_else(Instant::now, Instant::from_std);
+        let flush = sleep_until(due);
+        tokio::pin!(flush);
+        let mut shutdown = shared.watch_shutdown();
+        let read_cap = shared.config.max_header + shared.config.max_target;
+        loop {
+            tokio::select! {
+                () = &mut flush => {
+                    self.coalesce.fire(super::now());
+                    break;
+                }
+                r = rx.recv() => {
+                    waiting += match r {
+                        Ok(_) => 1,
+                        Err(RecvError::Lagged(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+                        // The channel is gone: answer with what there is.
+                        Err(RecvError::Closed) => COALESCE_MOST,
+                    };
+                    if self.coalesce.on_queued(waiting, super::now) {
+                        break;
+                    }
+                }
+                r = super::read_lean(&mut self.io, &mut self.buf), if self.buf.len() < read_cap => match r {
+                    Ok(0) | Err(_) => return Err(Next::Close),
+                    Ok(_) => {}
+                },
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    self.coalesce.clear();
+                    break;
+                }
+            }
+        }
+        // Everything after the cursor now; what was there before if the broker fails.
+        Ok(shared.broker.since(channel, Some(cursor)).await.unwrap_or(snap))
     }
 
     /// `GET /ws/{channel}` and `GET /echo`: the opening handshake (RFC 6455 §4.2) on
@@ -647,4 +715,137 @@ pub fn poll_body(snap: &Snapshot) -> Bytes {
     out.extend_from_slice(b"}");
     debug_assert_eq!(out.len(), len);
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Long polls with `--coalesce`, under paused time (tokio's test-util): the clock
+    //! stands still while any task can run and jumps to the next timer when all wait, so
+    //! each answer's moment is checked exactly, over an in-memory pipe.
+
+    use tokio::io::{AsyncReadExt, DuplexStream, duplex};
+    use tokio::time::sleep;
+
+    use super::*;
+    use crate::config::Config;
+
+    const EVERY: Duration = Duration::from_millis(20);
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A keep-alive connection to a server with `coalesce`; the client's end and the state.
+    fn connect(coalesce: Duration) -> (DuplexStream, Arc<Shared>) {
+        let shared = Arc::new(Shared::new(Config { coalesce, ..Config::default() }, None));
+        let (client, server) = duplex(64 * 1024);
+        tokio::spawn(serve(server, shared.clone()));
+        (client, shared)
+    }
+
+    /// Sends a long poll for what follows `after`, and lets the server take it in.
+    async fn send(client: &mut DuplexStream, after: u64) {
+        let request = format!("GET /long-poll/c?after={after}&timeout=30 HTTP/1.1\r\nHost: x\r\n\r\n");
+        client.write_all(request.as_bytes()).await.unwrap();
+        for _ in 0..50 {
+            tokio::task::yield_now().await; // the clock does not move meanwhile
+        }
+    }
+
+    /// The answer to the poll sent: its status, its body, and when it came.
+    async fn answer(client: &mut DuplexStream) -> (u16, String, Instant) {
+        let mut got = Vec::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = client.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the server closed the connection");
+            got.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+            let length =
+                head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).map_or(0, |v| v.parse().unwrap());
+            if body.len() >= length {
+                return (head[9..12].parse().unwrap(), body.to_string(), Instant::now());
+            }
+        }
+    }
+
+    async fn publish(shared: &Shared, text: &'static str) {
+        shared.broker.publish("c", Bytes::from_static(text.as_bytes())).await.unwrap();
+    }
+
+    /// The messages' texts in an answer's body, and its `next`.
+    fn texts(body: &str) -> (Vec<String>, u64) {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let texts = v["messages"].as_array().unwrap().iter().map(|m| m["data"].as_str().unwrap().to_string()).collect();
+        (texts, v["next"].as_u64().unwrap())
+    }
+
+    /// With `--coalesce`, a connection gets at most one answer with messages per interval:
+    /// one that would come sooner waits until an interval after the last one, and carries
+    /// what the channel sent meanwhile; one after a quiet spell goes at once.
+    #[tokio::test(start_paused = true)]
+    async fn coalesced_long_polls_answer_at_most_once_per_interval() {
+        let (mut client, shared) = connect(EVERY);
+        publish(&shared, "m1").await;
+        let t0 = Instant::now();
+        send(&mut client, 0).await;
+        let (status, body, at) = answer(&mut client).await;
+        assert_eq!((status, texts(&body), at), (200, (vec!["m1".into()], 1), t0), "the first answer: at once");
+
+        // A message already there when the next poll comes, within the interval: held.
+        sleep(5 * MS).await;
+        publish(&shared, "m2").await;
+        sleep(3 * MS).await;
+        send(&mut client, 1).await;
+        sleep(2 * MS).await;
+        publish(&shared, "m3").await;
+        let (status, body, at) = answer(&mut client).await;
+        assert_eq!((status, texts(&body)), (200, (vec!["m2".into(), "m3".into()], 3)), "both in one answer");
+        assert_eq!(at - t0, EVERY, "an interval after the last answer");
+
+        // After a quiet spell, at once; a message that wakes a held poll within the next
+        // interval waits for its end.
+        send(&mut client, 3).await;
+        sleep(100 * MS).await;
+        publish(&shared, "m4").await;
+        let t1 = Instant::now();
+        let (_, body, at) = answer(&mut client).await;
+        assert_eq!((texts(&body), at), ((vec!["m4".into()], 4), t1), "after a quiet spell: at once");
+        send(&mut client, 4).await;
+        sleep(5 * MS).await;
+        publish(&shared, "m5").await;
+        let (_, body, at) = answer(&mut client).await;
+        assert_eq!((texts(&body), at - t1), ((vec!["m5".into()], 5), EVERY), "woken within the interval: held");
+    }
+
+    /// Without `--coalesce` (the default), each message is answered as it comes.
+    #[tokio::test(start_paused = true)]
+    async fn without_coalesce_a_held_poll_is_answered_at_once() {
+        let (mut client, shared) = connect(Duration::ZERO);
+        publish(&shared, "m1").await;
+        send(&mut client, 0).await;
+        let (_, body, _) = answer(&mut client).await;
+        assert_eq!(texts(&body), (vec!["m1".into()], 1));
+        send(&mut client, 1).await;
+        sleep(5 * MS).await;
+        publish(&shared, "m2").await;
+        let t = Instant::now();
+        let (_, body, at) = answer(&mut client).await;
+        assert_eq!((texts(&body), at), ((vec!["m2".into()], 2), t));
+    }
+
+    /// A hold ends early once `COALESCE_MOST` messages wait.
+    #[tokio::test(start_paused = true)]
+    async fn a_coalesced_hold_ends_when_enough_messages_wait() {
+        let (mut client, shared) = connect(EVERY);
+        publish(&shared, "m1").await;
+        send(&mut client, 0).await;
+        answer(&mut client).await;
+        send(&mut client, 1).await;
+        sleep(MS).await;
+        let t = Instant::now();
+        for _ in 0..COALESCE_MOST {
+            publish(&shared, "m").await;
+        }
+        let (_, body, at) = answer(&mut client).await;
+        assert_eq!((texts(&body).0.len(), at), (COALESCE_MOST, t));
+    }
 }

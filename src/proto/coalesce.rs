@@ -24,6 +24,9 @@
 //! Both timer tables of a push stream ([`super::ws::liveness`], [`super::sse_timers`])
 //! carry one; the driver keeps taking messages from its channel while it holds, writes
 //! none of them until the hold ends, and stops holding when the stream starts to close.
+//! A keep-alive HTTP connection carries one for its long polls (`net::http`): there a
+//! "write" is an answer with messages, and what a hold gathers is the next answer, so a
+//! client polling a busy channel makes one request per interval, not one per message.
 
 use std::time::{Duration, Instant};
 
