@@ -202,17 +202,26 @@ pub(crate) async fn read_lean<S: tokio::io::AsyncRead + Unpin>(
 /// busy channel). It is moved only to an earlier deadline, or after it fired: a deadline
 /// that moves later (traffic postpones a heartbeat with every message) leaves it where it
 /// is; it then wakes early, the table finds nothing due, and it is moved then.
+///
+/// Polling a pending `Sleep` costs more than a turn of an echo loop otherwise does (it
+/// takes the timer's lock to store the waker again). So once it has been polled, has
+/// stored this task's waker and not been moved since, the alarm answers `Pending` itself
+/// until the timer has fired (`Sleep::is_elapsed`, one load): the stored waker is
+/// the one that would be stored again.
 pub(crate) struct Alarm {
     sleep: std::pin::Pin<Box<Sleep>>,
     /// What the table last asked for; `None`: nothing to wait for.
     due: Option<std::time::Instant>,
+    /// The waker the `Sleep` holds since it was last polled, if it has not been moved
+    /// since (moving it registers it with the timer wheel afresh).
+    armed: Option<std::task::Waker>,
 }
 
 impl Alarm {
     pub(crate) fn new() -> Alarm {
         // Parked where no deadline comes in practice, until the first `set`.
         let never = Instant::now() + Duration::from_secs(86400 * 365);
-        Alarm { sleep: Box::pin(sleep_until(never)), due: None }
+        Alarm { sleep: Box::pin(sleep_until(never)), due: None, armed: None }
     }
 
     /// Waits for `due` from now on (the table's `poll_timeout()`).
@@ -222,6 +231,7 @@ impl Alarm {
             && (due < self.sleep.deadline() || self.sleep.is_elapsed())
         {
             self.sleep.as_mut().reset(due);
+            self.armed = None;
         }
     }
 
@@ -234,8 +244,21 @@ impl Alarm {
     /// Completes when the timer fires, with the time then: what to hand the table's
     /// `handle_timeout`. Poll only while [`is_set`](Self::is_set).
     pub(crate) async fn fired(&mut self) -> std::time::Instant {
-        self.sleep.as_mut().await;
-        now()
+        std::future::poll_fn(|cx| {
+            let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+            if armed && !self.sleep.is_elapsed() {
+                return std::task::Poll::Pending; // the timer will wake this task
+            }
+            if std::future::Future::poll(self.sleep.as_mut(), cx).is_ready() {
+                self.armed = None;
+                return std::task::Poll::Ready(now());
+            }
+            if !armed {
+                self.armed = Some(cx.waker().clone());
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 
