@@ -345,8 +345,54 @@ pub struct Session {
     /// Outgoing bytes: `out_chunks` first, then `out_tail`, which collects
     /// small frames so that they go out together.
     out_chunks: VecDeque<Bytes>,
-    out_tail: BytesMut,
+    out_tail: Tail,
     out_len: usize,
+}
+
+/// The small-frame output buffer: frames are appended at the back and written from
+/// `head`; once all of it is written it starts again at the front of the same
+/// allocation. (A `BytesMut` advanced to its end gives back its room only through
+/// `reserve`'s reclaiming path, which cost more than the rest of queuing a small echo.)
+#[derive(Default)]
+struct Tail {
+    buf: Vec<u8>,
+    /// Where the bytes not yet written start.
+    head: usize,
+}
+
+impl Tail {
+    fn is_empty(&self) -> bool {
+        self.head == self.buf.len()
+    }
+
+    /// The bytes not yet written.
+    fn unwritten(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
+    /// `n` of them were written.
+    fn consume(&mut self, n: usize) {
+        self.head += n;
+        debug_assert!(self.head <= self.buf.len());
+        if self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        }
+    }
+
+    /// The bytes not yet written, as a chunk of their own (left empty). Without a copy
+    /// when nothing of them was written yet, which is the usual case.
+    fn take(&mut self) -> Bytes {
+        let taken = if self.head == 0 {
+            Bytes::from(std::mem::take(&mut self.buf))
+        } else {
+            let rest = Bytes::copy_from_slice(self.unwritten());
+            self.buf.clear();
+            rest
+        };
+        self.head = 0;
+        taken
+    }
 }
 
 impl fmt::Debug for Session {
@@ -391,7 +437,7 @@ impl Session {
             failure: None,
             deflate: None,
             out_chunks: VecDeque::new(),
-            out_tail: BytesMut::new(),
+            out_tail: Tail::default(),
             out_len: 0,
         }
     }
@@ -483,7 +529,7 @@ impl Session {
             self.read_buf = BytesMut::new();
         }
         if self.out_tail.is_empty() {
-            self.out_tail = BytesMut::new();
+            self.out_tail = Tail::default();
         }
     }
 
@@ -807,7 +853,7 @@ impl Session {
     pub fn take_outgoing(&mut self) -> Option<Bytes> {
         let chunk = match self.out_chunks.pop_front() {
             Some(c) => Some(c),
-            None if !self.out_tail.is_empty() => Some(self.out_tail.split().freeze()),
+            None if !self.out_tail.is_empty() => Some(self.out_tail.take()),
             None => None,
         };
         if let Some(c) = &chunk {
@@ -833,7 +879,7 @@ impl Session {
     /// the small-frame buffer is written where it is and reused.
     pub fn outgoing_slices<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
         let chunks = self.out_chunks.iter().map(|c| &c[..]);
-        let tail = (!self.out_tail.is_empty()).then_some(&self.out_tail[..]);
+        let tail = (!self.out_tail.is_empty()).then_some(self.out_tail.unwritten());
         chunks.chain(tail).zip(dst.iter_mut()).map(|(b, d)| *d = std::io::IoSlice::new(b)).count()
     }
 
@@ -842,7 +888,7 @@ impl Session {
     pub fn outgoing_front(&self) -> Option<(&[u8], bool)> {
         match self.out_chunks.front() {
             Some(c) => Some((&c[..], self.out_chunks.len() == 1 && self.out_tail.is_empty())),
-            None if !self.out_tail.is_empty() => Some((&self.out_tail[..], true)),
+            None if !self.out_tail.is_empty() => Some((self.out_tail.unwritten(), true)),
             None => None,
         }
     }
@@ -862,9 +908,9 @@ impl Session {
                 n -= front.len();
                 self.out_chunks.pop_front();
             } else {
-                // What the tail's allocation has left behind is reused by the next
-                // frames once the tail is empty (`BytesMut::reserve` reclaims it).
-                self.out_tail.advance(n);
+                // Once the tail is all written, the next frames reuse its allocation
+                // from the front (`Tail::consume`).
+                self.out_tail.consume(n);
                 break;
             }
         }
@@ -936,7 +982,7 @@ impl Session {
             // Copied beside the frames around it (one write for a burst), from the
             // shared bytes: no reference count is taken, so the subscribers of a busy
             // channel do not contend for one.
-            self.out_tail.extend_from_slice(frame);
+            self.out_tail.buf.extend_from_slice(frame);
         } else {
             self.push_chunk(frame.clone());
         }
@@ -1004,11 +1050,12 @@ impl Session {
 
     /// Encode `header` and its payload (masked with the header's key, if any).
     fn queue_header_and_payload(&mut self, header: FrameHeader, payload: &[u8]) {
-        header.encode(&mut self.out_tail);
-        let start = self.out_tail.len();
-        self.out_tail.extend_from_slice(payload);
+        let tail = &mut self.out_tail.buf;
+        header.encode(tail);
+        let start = tail.len();
+        tail.extend_from_slice(payload);
         if let Some(key) = header.mask {
-            apply_mask(&mut self.out_tail[start..], key, 0);
+            apply_mask(&mut tail[start..], key, 0);
         }
         self.out_len += header.encoded_len() + payload.len();
     }
@@ -1037,7 +1084,7 @@ impl Session {
             return;
         }
         let header = FrameHeader::new(true, opcode, None, payload.len() as u64);
-        header.encode(&mut self.out_tail);
+        header.encode(&mut self.out_tail.buf);
         self.out_len += header.encoded_len() + payload.len();
         self.push_chunk(payload);
     }
@@ -1045,7 +1092,7 @@ impl Session {
     /// Queue `chunk` after everything queued so far.
     fn push_chunk(&mut self, chunk: Bytes) {
         if !self.out_tail.is_empty() {
-            self.out_chunks.push_back(self.out_tail.split().freeze());
+            self.out_chunks.push_back(self.out_tail.take());
         }
         self.out_chunks.push_back(chunk);
     }
@@ -1769,6 +1816,44 @@ mod tests {
         assert_eq!(a.take_outgoing().unwrap().as_ptr(), big.as_ptr());
         let mut c = Session::client(SessionLimits::default(), || KEY);
         assert_eq!(c.send_encoded(&frame), Err(SendError::NotServer));
+    }
+
+    /// What a driver sees when the socket takes part of the queue at a time: the small
+    /// frames' buffer is written on from where the last write stopped, its room is
+    /// reused once it is all written, and a large frame queued behind a partly written
+    /// small one keeps every byte in order.
+    #[test]
+    fn a_partly_written_queue_goes_on_where_it_stopped() {
+        let frame = |data: &[u8]| {
+            let mut one = Session::server(SessionLimits::default());
+            one.send_binary(data).unwrap();
+            drain(&mut one)
+        };
+        let mut s = Session::server(SessionLimits::default());
+        s.send_binary(&[1; 10]).unwrap();
+        s.consume_outgoing(5);
+        s.send_binary(&[2; 3]).unwrap();
+        let (front, alone) = s.outgoing_front().unwrap();
+        assert_eq!((front, alone), (&[&frame(&[1; 10])[5..], &frame(&[2; 3])[..]].concat()[..], true));
+        let start = front.as_ptr() as usize - 5; // where the buffer begins
+        s.consume_outgoing(s.outgoing_len());
+        assert_eq!(s.outgoing_front(), None);
+        s.send_binary(&[3; 4]).unwrap();
+        let (front, _) = s.outgoing_front().unwrap();
+        assert_eq!((front, front.as_ptr() as usize), (&frame(&[3; 4])[..], start), "the same room, from its front");
+
+        // A large frame behind a partly written small one.
+        s.consume_outgoing(2);
+        let big = Bytes::from(vec![4u8; 5000]);
+        s.send_binary_bytes(big.clone()).unwrap();
+        let mut slices = [std::io::IoSlice::new(&[]); 4];
+        let n = s.outgoing_slices(&mut slices);
+        let queued: Vec<u8> = slices[..n].iter().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(queued, [&frame(&[3; 4])[2..], &frame(&big)[..]].concat());
+        assert_eq!(slices[n - 1].as_ptr(), big.as_ptr(), "the large payload is not copied");
+        let total = s.outgoing_len();
+        s.consume_outgoing(total);
+        assert_eq!((s.outgoing_len(), s.take_outgoing()), (0, None));
     }
 
     #[test]
