@@ -14,9 +14,9 @@
 //! - **limits**: no unit is larger than its limit, every byte taken off a buffer is
 //!   accounted for, and a refused input stays refused when more bytes arrive.
 //!
-//! An input is [`PARAMS`] bytes of parameters (the two cuts, flags, a limit), then the
+//! An input is [`PARAMS`](crate::fuzzing::PARAMS) bytes of parameters (the two cuts, flags, a limit), then the
 //! bytes the parser reads. The corpus files in `fuzz/corpus/TARGET/` have that layout;
-//! [`seeds`] builds the hand-written ones (RFC vectors, the codecs' own test inputs).
+//! [`seeds`](crate::fuzzing::seeds) builds the hand-written ones (RFC vectors, the codecs' own test inputs).
 //!
 
 use bytes::{BufMut, BytesMut};

@@ -16,7 +16,7 @@
 //!   to its own subscribers through a local [`Hub`] (used only for that: ids come from
 //!   Redis). Pub/sub delivers in the order the scripts ran, that is, in id order.
 //! - **Resuming**: `after=ID` is read from the Redis history ([`SINCE_SCRIPT`]) and turned
-//!   into a snapshot by the memory hub's own rule ([`snapshot_of`]), so `truncated`
+//!   into a snapshot by the memory hub's own rule (`hub::snapshot_of`), so `truncated`
 //!   means exactly what it means in memory. A client may resume on any instance.
 //!
 //! Two connections per instance, whatever the number of clients: one for commands,

@@ -18,7 +18,7 @@
 //! data: 12                                        how many blocks it missed
 //! ```
 //!
-//! The blocks are the tracer's own ([`Tracer::watch`]), formatted once, for the output
+//! The blocks are the tracer's own ([`Tracer::watch`](crate::trace::Tracer::watch)), formatted once, for the output
 //! and for every watcher. This connection's own bytes are kept out of them
 //! ([`trace::unwatched`](crate::trace::unwatched)): each block sent here would otherwise
 //! be traced as a new block, sent here in turn, without end.

@@ -77,7 +77,7 @@
 //!
 //! When the handshake agreed on permessage-deflate (RFC 7692, `proto::ws::deflate`), the
 //! session compresses what it sends and inflates what it reads. What a channel message
-//! shares between subscribers depends on the parameters ([`send_message`]): without
+//! shares between subscribers depends on the parameters (`send_message`): without
 //! deflate, every subscriber queues the message's one plain frame; with deflate and no
 //! server context takeover at the default window (what `net::http` answers on every
 //! channel), every such subscriber queues the message's one compressed frame, compressed

@@ -116,7 +116,7 @@ impl PcapWriter {
         Ok(Some(Arc::new(PcapWriter { tx, next_conn: AtomicU64::new(1), stopped })))
     }
 
-    /// Waits (at most [`FLUSH_LIMIT`]) until everything recorded so far is in the file:
+    /// Waits (at most `FLUSH_LIMIT`) until everything recorded so far is in the file:
     /// what a command does before it exits.
     pub fn flush(&self) {
         let (done, written) = mpsc::channel();

@@ -109,7 +109,7 @@ impl Tracer {
         self.live.subscribe()
     }
 
-    /// Waits (at most [`FLUSH_LIMIT`]) until every block traced so far is written: what
+    /// Waits (at most `FLUSH_LIMIT`) until every block traced so far is written: what
     /// a command does before it exits, since the writer thread dies with the process
     /// and would take the last blocks with it.
     pub fn flush(&self) {
