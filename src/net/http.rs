@@ -14,16 +14,19 @@
 //! handed to the stream drivers in `net::sse` and `net::trace` (the live byte trace), and
 //! the connection closes when the stream ends.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep, sleep, sleep_until, timeout};
 
 use super::{Shared, ws};
 use crate::app::broker::BrokerError;
-use crate::app::hub::Snapshot;
+use crate::app::hub::{Snapshot, Subscription};
 use crate::app::query_param;
 use crate::app::routes::{self, Route, RouteError};
 use crate::app::stats::Transport;
@@ -77,6 +80,14 @@ enum HeadError {
     /// The header section did not finish within `--header-timeout`: `408`.
     Timeout,
     Http(HttpError),
+}
+
+/// How the wait of a held long poll ended (`Conn::hold`).
+enum Woken {
+    /// The channel sent a message; or the receiver lagged behind or the channel closed.
+    Message(Result<(), RecvError>),
+    Expired,
+    ShuttingDown,
 }
 
 /// One connection: the socket, its read buffer, its write buffer, and what every
@@ -372,30 +383,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             let mut shutdown = shared.watch_shutdown();
             let expiry = sleep(hold);
             tokio::pin!(expiry);
-            // Cap on bytes read ahead while holding (a pipelining client's next request).
-            let read_cap = shared.config.max_header + shared.config.max_target;
-            /// How the wait ended.
-            enum Woken {
-                Message,
-                Expired,
-                ShuttingDown,
-            }
-            let woken = loop {
-                tokio::select! {
-                    // Lagged or closed: whatever happened, the history has the answer.
-                    _ = rx.recv() => break Woken::Message,
-                    _ = &mut expiry => break Woken::Expired,
-                    // Notice a client that gives up, so its task and socket are freed now,
-                    // not when the timeout fires.
-                    r = super::read_lean(&mut self.io, &mut self.buf), if self.buf.len() < read_cap => match r {
-                        Ok(0) | Err(_) => return Next::Close,
-                        Ok(_) => {}
-                    },
-                    _ = shutdown.wait_for(|stop| *stop) => break Woken::ShuttingDown,
-                }
+            let woken = match self.hold(&mut rx, expiry, &mut shutdown).await {
+                Ok(woken) => woken,
+                Err(next) => return next,
             };
             match woken {
-                Woken::Message => shared.broker.since(channel, Some(cursor)).await.ok(),
+                // Lagged or closed too: whatever happened, the history has the answer.
+                Woken::Message(_) => shared.broker.since(channel, Some(cursor)).await.ok(),
                 Woken::Expired => None,
                 // Answered now, with whatever there is (204 if nothing): held long-polls
                 // must not keep a shutdown waiting.
@@ -422,6 +416,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.respond(head, response, Transport::LongPoll).await
     }
 
+    /// Waits while a long poll is held, for the channel's next message, `expiry`, or the
+    /// server's shutdown. It reads the socket meanwhile, so that a client that gives up is
+    /// noticed and its task and socket freed now, not when the timeout fires:
+    /// `Err(Next::Close)`. The caller owns `expiry` and `shutdown`, so that waiting again
+    /// registers nothing anew.
+    async fn hold(
+        &mut self,
+        rx: &mut Subscription,
+        mut expiry: Pin<&mut Sleep>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Woken, Next> {
+        // Cap on bytes read ahead while holding (a pipelining client's next request).
+        let read_cap = self.shared.config.max_header + self.shared.config.max_target;
+        loop {
+            tokio::select! {
+                r = rx.recv() => return Ok(Woken::Message(r.map(drop))),
+                () = &mut expiry => return Ok(Woken::Expired),
+                r = super::read_lean(&mut self.io, &mut self.buf), if self.buf.len() < read_cap => match r {
+                    Ok(0) | Err(_) => return Err(Next::Close),
+                    Ok(_) => {}
+                },
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(Woken::ShuttingDown),
+            }
+        }
+    }
+
     /// `--coalesce` on a long poll (`proto::coalesce`, as on WebSocket and SSE streams):
     /// an answer with messages goes at once if this connection's last one went at least
     /// an interval ago; otherwise it waits until an interval after the last one, and
@@ -434,9 +454,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         channel: &str,
         cursor: u64,
         snap: Snapshot,
-        rx: &mut crate::app::hub::Subscription,
+        rx: &mut Subscription,
     ) -> Result<Snapshot, Next> {
-        use tokio::sync::broadcast::error::RecvError;
         let mut waiting = snap.messages.len();
         if self.coalesce.on_queued(waiting, super::now) {
             return Ok(snap);
@@ -446,16 +465,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let flush = sleep_until(due);
         tokio::pin!(flush);
         let mut shutdown = shared.watch_shutdown();
-        let read_cap = shared.config.max_header + shared.config.max_target;
         loop {
-            tokio::select! {
-                () = &mut flush => {
+            match self.hold(rx, flush.as_mut(), &mut shutdown).await? {
+                Woken::Expired => {
                     self.coalesce.fire(super::now());
                     break;
                 }
-                r = rx.recv() => {
+                Woken::Message(r) => {
                     waiting += match r {
-                        Ok(_) => 1,
+                        Ok(()) => 1,
                         Err(RecvError::Lagged(n)) => usize::try_from(n).unwrap_or(usize::MAX),
                         // The channel is gone: answer with what there is.
                         Err(RecvError::Closed) => COALESCE_MOST,
@@ -464,11 +482,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         break;
                     }
                 }
-                r = super::read_lean(&mut self.io, &mut self.buf), if self.buf.len() < read_cap => match r {
-                    Ok(0) | Err(_) => return Err(Next::Close),
-                    Ok(_) => {}
-                },
-                _ = shutdown.wait_for(|stop| *stop) => {
+                Woken::ShuttingDown => {
                     self.coalesce.clear();
                     break;
                 }
