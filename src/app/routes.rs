@@ -98,21 +98,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     Ok(route)
 }
 
-/// Whether `method` is one of `allow`'s (a list such as `GET, HEAD`). Cut at each comma
-/// by a byte scan (`cut`), rather than split on `", "`, whose searcher costs more to set
-/// up than this whole comparison.
+/// Whether `method` is one of `allow`'s (a list such as `GET, HEAD`).
 fn allowed(allow: &str, method: &str) -> bool {
-    let mut rest = allow;
-    loop {
-        let (m, next) = cut(rest, b',').unwrap_or((rest, ""));
-        if m.trim_start() == method {
-            return true;
-        }
-        if next.is_empty() {
-            return false;
-        }
-        rest = next;
-    }
+    allow.split(',').any(|m| m.trim_start() == method)
 }
 
 #[cfg(test)]
