@@ -40,13 +40,22 @@ pub fn decimal_len(n: u64) -> usize {
 
 /// Writes `n` in decimal digits (a status code, a length, a message id, an SSE `id:`)
 /// straight into `out`: formatting it as a `String` first would allocate per number.
-pub fn put_decimal(out: &mut impl bytes::BufMut, mut n: u64) {
-    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
+pub fn put_decimal(out: &mut impl bytes::BufMut, n: u64) {
+    put_digits(out, n, 10);
+}
+
+/// Writes `n` in lowercase hexadecimal digits (a chunk size), as [`put_decimal`] does.
+pub fn put_hex(out: &mut impl bytes::BufMut, n: u64) {
+    put_digits(out, n, 16);
+}
+
+fn put_digits(out: &mut impl bytes::BufMut, mut n: u64, radix: u64) {
+    let mut digits = [0u8; 20]; // u64::MAX has 20 decimal digits, 16 hex ones
     let mut start = digits.len();
     loop {
         start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
+        digits[start] = b"0123456789abcdef"[(n % radix) as usize];
+        n /= radix;
         if n == 0 {
             break;
         }

@@ -149,17 +149,7 @@ fn put_header(out: &mut BytesMut, name: &str, value: &str) {
 /// The chunk-size line for `len` bytes of data: `{len:x}\r\n`, in lowercase hex digits
 /// (RFC 9112 §7.1: `chunk-size = 1*HEXDIG`, either case).
 pub fn chunk_size_line(len: usize, out: &mut BytesMut) {
-    let mut digits = [0u8; 16]; // usize::MAX has 16 hex digits
-    let (mut n, mut start) = (len, digits.len());
-    loop {
-        start -= 1;
-        digits[start] = b"0123456789abcdef"[n % 16];
-        n /= 16;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_slice(&digits[start..]);
+    crate::proto::put_hex(out, len as u64);
     out.put_slice(b"\r\n");
 }
 
