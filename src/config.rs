@@ -95,9 +95,9 @@ pub const DEFAULT_MAX_CHANNELS: usize = 10_000;
 /// answer's `next` tells the client where to continue.
 pub const MAX_POLL_ANSWER: usize = 4 << 20;
 
-/// Request-body bytes all connections together may hold while bodies arrive
-/// (`--max-body-memory`, `net::budget`): past it, a body larger than its fair share of it
-/// (this divided by the bodies in progress) is refused with `503`. Bounds what a thousand
+/// Bytes all connections together may hold while request bodies and WebSocket messages
+/// arrive (`--max-body-memory`, `net::budget`): past it, one larger than its fair share of
+/// it (this divided by those in progress) is refused with `503` (close `1013` on WebSocket). Bounds what a thousand
 /// never-ending bodies cost at about twice this, instead of `--max-connections` ×
 /// `--max-message` (docs/abuse.md). 64 such full-size messages at once at the defaults.
 /// 0: no limit.

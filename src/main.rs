@@ -256,8 +256,8 @@ struct ServeArgs {
     /// (TCP_NOTSENT_LOWAT; bytes in flight do not count; 0: no limit but the send buffer).
     #[arg(long, env = "WIRE_ACADEMY_NOTSENT_LOWAT", default_value_t = config::DEFAULT_NOTSENT_LOWAT)]
     notsent_lowat: usize,
-    /// Request-body bytes all connections may hold at once; past it, a body over its fair
-    /// share gets 503 (0: no limit).
+    /// Bytes all connections may hold at once for request bodies and WebSocket messages in
+    /// progress; past it, one over its fair share gets 503, or close 1013 (0: no limit).
     #[arg(long, env = "WIRE_ACADEMY_MAX_BODY_MEMORY", default_value_t = config::DEFAULT_MAX_BODY_MEMORY)]
     max_body_memory: usize,
     /// Least seconds between two writes of channel messages to one WebSocket or SSE

@@ -1,7 +1,10 @@
-//! One bound on the request-body bytes all connections hold at once.
+//! One bound on the message bytes all connections hold at once while they arrive: request
+//! bodies, and WebSocket messages that span reads.
 //!
 //! A request body is read to its end before it is acted on (a published message is one
-//! piece), so each body in progress holds what has arrived, up to `--max-message`.
+//! piece), so each body in progress holds what has arrived, up to `--max-message`; so does
+//! a WebSocket message arriving over several reads (a large frame, or fragments being
+//! reassembled). Both count here as "bodies".
 //! Per connection that is bounded; across connections it is `--max-connections` ×
 //! `--max-message` (16 GiB at the defaults), a bound on paper only: a thousand clients
 //! that each send a body that never ends (docs/abuse.md, `endless-chunked`) would hold a
@@ -68,6 +71,18 @@ impl Hold<'_> {
         self.held += n;
         true
     }
+
+    /// Counts exactly `n` bytes for this body from now on: more (as [`grow`](Self::grow),
+    /// refused the same way, keeping what was counted) or fewer (always). For what holds
+    /// a varying amount, such as a WebSocket message arriving over several reads.
+    pub fn set(&mut self, n: usize) -> bool {
+        if n >= self.held {
+            return self.grow(n - self.held);
+        }
+        self.budget.held.fetch_sub(self.held - n, Relaxed);
+        self.held = n;
+        true
+    }
 }
 
 impl Drop for Hold<'_> {
@@ -119,6 +134,22 @@ mod tests {
         assert_eq!(b.held(), 0);
         let mut d = b.start();
         assert!(d.grow(100), "all of it again, once the others are gone");
+    }
+
+    #[test]
+    fn set_counts_what_is_held_now_up_or_down() {
+        let b = BodyBudget::new(1000);
+        let mut a = b.start();
+        assert!(a.set(700));
+        assert!(a.set(200), "fewer: always");
+        assert_eq!(b.held(), 200);
+        let mut c = b.start();
+        assert!(c.set(800), "the budget exactly");
+        assert!(!c.set(900), "past the budget and its share of 500: refused");
+        assert_eq!(b.held(), 1000, "and what it held stays counted");
+        assert!(a.set(450), "within its share: grows");
+        drop(c);
+        assert_eq!(b.held(), 450);
     }
 
     #[test]

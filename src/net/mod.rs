@@ -53,7 +53,8 @@ pub struct Shared {
     /// The byte tracer when `--trace-bytes` (or `--trace-out`) is on: `GET /trace`
     /// streams its blocks live.
     pub tracer: Option<Arc<Tracer>>,
-    /// The request-body bytes all connections hold at once (`--max-body-memory`).
+    /// The bytes of request bodies and WebSocket messages in progress that all connections
+    /// hold at once (`--max-body-memory`).
     pub bodies: budget::BodyBudget,
     /// When to give memory freed by closed connections back to the system.
     pub trim: trim::TrimPolicy,

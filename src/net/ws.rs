@@ -40,7 +40,11 @@
 //! # Bounds
 //!
 //! - Input: the session reads at most one frame ahead and refuses a message over
-//!   `--max-message` from its header alone (close `1009`). While more than
+//!   `--max-message` from its header alone (close `1009`). A message that spans reads
+//!   (a large frame, or fragments) holds what has arrived until its end: that is counted
+//!   with the request bodies against `--max-body-memory` (`net::budget`), and one past
+//!   its fair share of a spent budget is refused with close `1013` (try again later) and
+//!   its connection dropped at once, which frees what it held. While more than
 //!   [`unsent_limit`] bytes wait to be written (an `/echo` peer that sends and never
 //!   reads), the driver stops reading, so the peer's own writes block instead of our
 //!   memory growing.
@@ -113,6 +117,7 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
+use super::budget::Hold;
 use super::{Alarm, Shared};
 use crate::app::broker::BrokerError;
 use crate::app::feed::{self, Feed, FeedEnd};
@@ -145,7 +150,8 @@ mod code {
     /// that stopped reading and for one that stopped answering.
     pub const POLICY: u16 = 1008;
     /// "Try Again Later" (IANA WebSocket close code registry, RFC 6455 §11.7): a message
-    /// the client sent could not be published (the shared broker is unreachable).
+    /// the client sent could not be published (the shared broker is unreachable), or
+    /// could not be held while it arrives (`--max-body-memory` is spent).
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
@@ -280,6 +286,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // Whether the socket has refused bytes since the channel was last read (its
         // backlog is judged until then).
         let mut stalled = false;
+        // The message in progress's share of `--max-body-memory`, while one spans reads.
+        let mut incoming: Option<Hold<'_>> = None;
 
         loop {
             self.count_writes();
@@ -288,6 +296,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             // (such as the Close of a protocol error right behind it).
             while let Some(event) = self.session.next_event() {
                 self.on_event(event).await;
+            }
+            // What a message spanning reads holds now, against the budget all message
+            // bodies share (0 between messages: no hold, no shared counter touched).
+            let held = self.session.incoming_held();
+            if held == 0 {
+                incoming = None;
+            } else if !incoming.get_or_insert_with(|| shared.bodies.start()).set(held) {
+                // Past its fair share of a spent budget: it cannot wait for a closing
+                // handshake while the peer goes on sending, so it ends now (as an HTTP
+                // body gets 503 and a close), which frees what it held.
+                let _ = self.session.abort(code::TRY_AGAIN_LATER, "server busy: too many messages in progress");
+                incoming = None;
             }
             // Channel messages held by `--coalesce` wait for their flush (the table's).
             let holding = timers.is_holding();
@@ -628,11 +648,17 @@ mod tests {
     async fn open() -> (Peer, Arc<Shared>, JoinHandle<()>) {
         let config = Config { ping_interval: INTERVAL, ping_timeout: TIMEOUT, ..Config::default() };
         let shared = Arc::new(Shared::new(config, None));
+        let (peer, task) = echo_on(&shared).await;
+        (peer, shared, task)
+    }
+
+    /// One more `/echo` connection on the server of `shared`.
+    async fn echo_on(shared: &Arc<Shared>) -> (Peer, JoinHandle<()>) {
         let (client, mut server) = duplex(64 * 1024);
         let upgraded = Upgraded::new(shared.clone(), Endpoint::Echo, None).await.unwrap();
         let task = tokio::spawn(async move { upgraded.run(&mut server, BytesMut::new()).await });
         let session = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
-        (Peer { io: client, session }, shared, task)
+        (Peer { io: client, session }, task)
     }
 
     /// A subscriber of `channel` on a server with `config`, over a pipe of `pipe` bytes:
@@ -834,6 +860,38 @@ mod tests {
         task.await.unwrap();
         // Closed at the check: dropped when the Close went unanswered for the close timeout.
         assert_eq!(start.elapsed(), BACKLOG_CHECK + WS_CLOSE_TIMEOUT);
+    }
+
+    /// Messages spanning reads share `--max-body-memory` with request bodies: past it, the
+    /// one past its fair share is closed with 1013 at once and what it held is given back;
+    /// the other goes on and is echoed.
+    #[tokio::test(start_paused = true)]
+    async fn a_message_in_progress_past_its_share_of_the_body_memory_is_closed_with_1013() {
+        use crate::proto::ws::frame::{OpCode, encode_frame};
+        let config = Config { max_body_memory: 10_000, ..Config::default() };
+        let shared = Arc::new(Shared::new(config, None));
+        let (mut hog, hog_task) = echo_on(&shared).await;
+        let (mut small, _small_task) = echo_on(&shared).await;
+        let frame = |op, fin, n: usize| encode_frame(op, fin, &vec![b'x'; n], Some([1, 2, 3, 4]));
+        // Settled: the server has read all that was sent (nothing else runs meanwhile).
+        let settle = || sleep(Duration::from_millis(1));
+        hog.io.write_all(&frame(OpCode::Binary, false, 8_000)).await.unwrap();
+        settle().await;
+        assert_eq!(shared.bodies.held(), 8_000, "a message spanning reads is counted");
+        small.io.write_all(&frame(OpCode::Binary, false, 3_000)).await.unwrap();
+        settle().await;
+        assert_eq!(shared.bodies.held(), 11_000, "past the budget, but within its share of 5,000");
+        hog.io.write_all(&frame(OpCode::Continuation, false, 100)).await.unwrap();
+        settle().await;
+        let close = hog.next().await;
+        assert!(matches!(close, Some(Event::Close { code: Some(1013), .. })), "{close:?}");
+        assert_eq!(hog.next().await, None, "dropped at once, without waiting for a Close");
+        hog_task.await.unwrap();
+        assert_eq!(shared.bodies.held(), 3_000, "what it held is given back");
+        // The other one finishes its message and has it echoed, whole.
+        small.io.write_all(&frame(OpCode::Continuation, true, 2_000)).await.unwrap();
+        assert!(matches!(small.next().await, Some(Event::Binary(b)) if b.len() == 5_000));
+        assert_eq!(shared.bodies.held(), 0, "nothing held between messages");
     }
 
     fn ping(n: u64) -> Option<Event> {

@@ -533,6 +533,16 @@ impl Session {
         }
     }
 
+    /// Bytes of incoming messages held now: a frame arriving over several reads (in the
+    /// read buffer), the fragments of a message being reassembled, and what a compressed
+    /// one has inflated to so far. After `next_event` has returned `None` between messages
+    /// it is 0 (or the few bytes of a header split across reads). A server counts it
+    /// against its memory for messages in progress, since one message may hold up to
+    /// `max_message` while it arrives, for as long as the peer takes to send it.
+    pub fn incoming_held(&self) -> usize {
+        self.read_buf.len() + self.message.as_ref().map_or(0, |m| m.data.len() + m.inflated.len())
+    }
+
     fn is_reading(&self) -> bool {
         matches!(self.state, CloseState::Open | CloseState::CloseSent)
     }
@@ -831,8 +841,29 @@ impl Session {
         if self.state == CloseState::Open {
             self.queue_close(Some(v.code()), v.reason());
         }
-        self.state = CloseState::Closed;
         self.failure = Some(v);
+        self.stop_reading();
+        Event::ProtocolError { code: v.code(), reason: v.reason() }
+    }
+
+    /// Ends the connection from this side at once, for a reason of the application's
+    /// rather than the peer's breaking the protocol: a Close with `code` and `reason` is
+    /// queued (unless one was sent already), nothing more is read, and what was arriving
+    /// is let go of. A server does this when it cannot hold the message in progress
+    /// (1013, "try again later", when its memory for messages in progress is spent): it
+    /// cannot wait for the closing handshake (§7.1.2) while the peer goes on sending.
+    /// Write what `take_outgoing` still returns, then close TCP, as after a violation.
+    pub fn abort(&mut self, code: u16, reason: &str) -> Result<(), SendError> {
+        if self.state == CloseState::Open {
+            self.close(code, reason)?;
+        }
+        self.stop_reading();
+        Ok(())
+    }
+
+    /// Reads nothing more, and lets go of every incoming buffer.
+    fn stop_reading(&mut self) {
+        self.state = CloseState::Closed;
         self.frame = None;
         self.message = None;
         if let Some(d) = &mut self.deflate {
@@ -840,8 +871,7 @@ impl Session {
             d.inflated_before += d.inflater.take().map_or(0, |i| i.inflated());
             d.deflater = None;
         }
-        self.read_buf.clear();
-        Event::ProtocolError { code: v.code(), reason: v.reason() }
+        self.read_buf = BytesMut::new();
     }
 
     // ------------------------------------------------------------------
@@ -1303,6 +1333,50 @@ mod tests {
         let mut server = Session::server(SessionLimits::default());
         server.send_binary_bytes(Bytes::from(payload)).unwrap();
         assert_eq!(drain(&mut server), wire);
+    }
+
+    #[test]
+    fn incoming_held_is_what_a_message_spanning_reads_holds_so_far() {
+        let mut s = new_session(Role::Server, SessionLimits::default());
+        let first = peer(Role::Server, OpCode::Text, false, &[b'a'; 100]);
+        let last = peer(Role::Server, OpCode::Continuation, true, &[b'b'; 300]);
+        assert!(feed(&mut s, &first, first.len()).is_empty());
+        assert_eq!(s.incoming_held(), 100, "the first fragment, reassembled");
+        // The second frame's header (8 bytes: 2, the 16-bit length, the key) and 50 bytes.
+        assert!(feed(&mut s, &last[..58], 58).is_empty());
+        assert_eq!(s.incoming_held(), 150, "and the part of the frame that has arrived");
+        let events = feed(&mut s, &last[58..], last.len());
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(s.incoming_held(), 0, "handed over: nothing held");
+        // Half a header, between messages.
+        assert!(feed(&mut s, &first[..1], 1).is_empty());
+        assert_eq!(s.incoming_held(), 1);
+    }
+
+    #[test]
+    fn abort_closes_with_the_code_given_and_lets_go_of_the_message_in_progress() {
+        let mut s = new_session(Role::Server, SessionLimits::default());
+        let first = peer(Role::Server, OpCode::Binary, false, &[7; 5000]);
+        assert!(feed(&mut s, &first, 1000).is_empty());
+        assert_eq!(s.incoming_held(), 5000);
+        s.abort(1013, "busy").unwrap();
+        assert_eq!(s.state(), CloseState::Closed);
+        assert_eq!(s.incoming_held(), 0);
+        assert!(s.failure().is_none(), "not the peer's violation");
+        let frames = sent_frames(&drain(&mut s));
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0.opcode, OpCode::Close);
+        assert_eq!(frames[0].1, b"\x03\xf5busy", "1013, then the reason");
+        // Whatever comes next is not read.
+        assert!(feed(&mut s, &peer(Role::Server, OpCode::Continuation, true, b"more"), 64).is_empty());
+        assert_eq!(s.incoming_held(), 0);
+        // After our own Close, an abort queues no second one.
+        let mut s = new_session(Role::Server, SessionLimits::default());
+        s.close(1000, "bye").unwrap();
+        drain(&mut s);
+        s.abort(1013, "busy").unwrap();
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.state(), CloseState::Closed);
     }
 
     // ---------------------------------------------------------------
