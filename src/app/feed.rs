@@ -71,7 +71,8 @@ impl Feed {
             match self.rx.recv().await {
                 Ok(m) => {
                     if self.take(m, out) {
-                        return self.drain(max, out);
+                        self.drain(1, max, out);
+                        return Ok(());
                     }
                 }
                 Err(RecvError::Lagged(_)) => self.lagging = true,
@@ -80,16 +81,41 @@ impl Feed {
         }
     }
 
+    /// What a driver waits on: [`recv`](Self::recv), or, while it holds messages for
+    /// `--coalesce`, the channel's pressure signal (`Subscription::pressure`) and then
+    /// what the ring holds ([`take_ready`](Self::take_ready)). A holding subscriber is
+    /// then woken once per many messages instead of once per message, and the messages
+    /// wait in the channel's shared ring meanwhile, not in its own queue; it takes them
+    /// when its hold ends, or when the signal says that many have come (a hold that is
+    /// full ends at once, and the ring does not overtake it). Cancel-safe, as `recv`.
+    pub async fn next(&mut self, broker: &Broker, holding: bool, out: &mut Vec<Arc<Message>>) -> Result<(), FeedEnd> {
+        if !holding {
+            return self.recv(broker, BATCH, out).await;
+        }
+        self.rx.pressure().await;
+        self.take_ready(usize::MAX, out);
+        Ok(())
+    }
+
     /// Messages published to the channel since the feed last handed one out, not yet
     /// taken: how far behind the subscriber is if it takes nothing now. Counted from the
     /// ring's positions, so it goes on counting past what the ring still holds.
     pub fn pending(&self) -> usize {
-        self.rx.len()
+        self.rx.pending()
     }
 
-    /// Takes what the ring already holds, without waiting, up to `max` in all.
-    fn drain(&mut self, max: usize, out: &mut Vec<Arc<Message>>) -> Result<(), FeedEnd> {
-        let mut taken = 1;
+    /// Takes what the ring holds now, without waiting, up to `max`: what a coalescing
+    /// driver that let its hold sleep collects when the hold ends. After a lag it takes
+    /// nothing; the next [`recv`](Self::recv) reads the hole from the history.
+    pub fn take_ready(&mut self, max: usize, out: &mut Vec<Arc<Message>>) {
+        if !self.lagging {
+            self.drain(0, max, out);
+        }
+    }
+
+    /// Takes what the ring already holds, without waiting, up to `max` in all (`taken`
+    /// of them already).
+    fn drain(&mut self, mut taken: usize, max: usize, out: &mut Vec<Arc<Message>>) {
         // Asking the ring takes its lock, which every subscriber of the channel contends
         // for; the message just taken says whether anything was sent after it.
         while taken < max && out.last().is_none_or(|m| m.is_followed()) {
@@ -110,7 +136,6 @@ impl Feed {
                 Err(TryRecvError::Closed) => break, // the next recv says so
             }
         }
-        Ok(())
     }
 
     /// Hands `m` out unless the history already did (after a lag, the ring may still
@@ -174,6 +199,54 @@ mod tests {
     async fn feed(broker: &Broker, channel: &str) -> Feed {
         let (snap, rx) = broker.subscribe(channel, None).await.unwrap();
         Feed::new(channel, &snap, rx)
+    }
+
+    /// While its driver holds (`--coalesce`), a feed is not ready on each message: only on
+    /// the channel's pressure signal, every `PRESSURE_EVERY` messages; it then takes what
+    /// the ring holds, in order. Not holding, each message makes it ready, as always.
+    #[tokio::test]
+    async fn a_holding_feed_waits_for_the_pressure_signal_then_takes_what_the_ring_holds() {
+        use std::future::{Future, poll_fn};
+        use std::task::Poll;
+        let every = crate::app::hub::PRESSURE_EVERY;
+        let broker = Broker::memory(1000, 1024, 10);
+        let mut f = feed(&broker, "p").await;
+        let mut got = Vec::new();
+        {
+            let next = f.next(&broker, true, &mut got);
+            tokio::pin!(next);
+            let mut poll_once = async || poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx).is_ready())).await;
+            assert!(!poll_once().await);
+            for i in 1..every {
+                broker.publish("p", Bytes::from(format!("m{i}"))).await.unwrap();
+                assert!(!poll_once().await, "not ready after {i} messages");
+            }
+            broker.publish("p", Bytes::from("last")).await.unwrap();
+            assert!(poll_once().await, "ready at the signal");
+        }
+        assert_eq!(ids(&got), (1..=every).collect::<Vec<_>>(), "all of them, in order");
+        broker.publish("p", Bytes::from("live")).await.unwrap();
+        let mut more = Vec::new();
+        f.next(&broker, false, &mut more).await.unwrap();
+        assert_eq!(ids(&more), vec![every + 1], "not holding: each message, as it comes");
+    }
+
+    #[test]
+    fn the_pressure_signal_comes_at_least_twice_per_ring() {
+        use crate::app::hub::Hub;
+        let hub = Hub::new(100, 8);
+        let (_, sub) = hub.subscribe("r", None).unwrap();
+        let signalled = |n: usize| {
+            let mut wait = Box::pin(sub.pressure());
+            wait.as_mut().enable();
+            for i in 0..n {
+                hub.publish("r", Bytes::from(format!("m{i}"))).unwrap();
+            }
+            let waker = std::task::Waker::noop();
+            wait.as_mut().poll(&mut std::task::Context::from_waker(waker)).is_ready()
+        };
+        assert!(!signalled(3), "a ring of 8: not after 3");
+        assert!(signalled(1), "after the 4th: half the ring");
     }
 
     #[tokio::test]

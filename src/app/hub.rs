@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, broadcast};
 
 use crate::proto::sse;
 use crate::proto::ws;
@@ -127,8 +128,44 @@ pub struct Snapshot {
     pub next: u64,
 }
 
-/// A live subscription: messages published after the snapshot it was taken with.
-pub type Subscription = broadcast::Receiver<Arc<Message>>;
+/// A live subscription: messages published after the snapshot it was taken with, and the
+/// channel's pressure signal.
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<Message>>,
+    pressure: Arc<Notify>,
+}
+
+impl Subscription {
+    /// The next message (see `broadcast::Receiver::recv`: `Lagged` when the ring has
+    /// overtaken this subscriber).
+    pub async fn recv(&mut self) -> Result<Arc<Message>, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+
+    /// The next message if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Result<Arc<Message>, broadcast::error::TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    /// Messages sent and not yet taken (counted from the ring's positions).
+    pub fn pending(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Completes the next time the channel signals pressure: every [`Channel`]'s
+    /// `pressure_every` messages (at most [`PRESSURE_EVERY`], at most half its ring). A
+    /// subscriber that holds messages without taking them from the ring (`--coalesce`)
+    /// waits on this instead of on every message, so that it is woken once per many
+    /// messages and still takes them before the ring overtakes it.
+    pub fn pressure(&self) -> Notified<'_> {
+        self.pressure.notified()
+    }
+}
+
+/// How many messages a channel sends between two pressure signals, at most: half of
+/// `COALESCE_MOST`, so that a coalescing subscriber learns that its hold is full soon
+/// after it is.
+pub const PRESSURE_EVERY: u64 = crate::config::COALESCE_MOST as u64 / 2;
 
 struct Log {
     last_id: u64,
@@ -141,12 +178,17 @@ struct Log {
 }
 
 impl Log {
-    /// Sends `msg` to the subscribers, after marking the one before it `followed`.
-    fn broadcast(&mut self, tx: &broadcast::Sender<Arc<Message>>, msg: Arc<Message>) {
+    /// Sends `msg` to the subscribers, after marking the one before it `followed`, and
+    /// signals pressure every `pressure_every` messages.
+    fn broadcast(&mut self, c: &Channel, msg: Arc<Message>) {
         if let Some(before) = self.newest.replace(msg.clone()) {
             before.followed.store(true, Ordering::Release);
         }
-        let _ = tx.send(msg);
+        let id = msg.id;
+        let _ = c.tx.send(msg);
+        if id.is_multiple_of(c.pressure_every) {
+            c.pressure.notify_waiters();
+        }
     }
 
     fn head(&self) -> Option<u64> {
@@ -157,6 +199,9 @@ impl Log {
 pub struct Channel {
     log: Mutex<Log>,
     tx: broadcast::Sender<Arc<Message>>,
+    /// Signalled every `pressure_every` messages (`Subscription::pressure`).
+    pressure: Arc<Notify>,
+    pressure_every: u64,
     history: usize,
     /// When the channel was last used (the hub's clock), to evict the idlest first.
     last_used: AtomicU64,
@@ -173,6 +218,8 @@ impl Channel {
                 start: None,
             }),
             tx: broadcast::channel(queue.max(1)).0,
+            pressure: Arc::new(Notify::new()),
+            pressure_every: (queue as u64 / 2).clamp(1, PRESSURE_EVERY),
             history,
             last_used: AtomicU64::new(0),
         }
@@ -190,7 +237,7 @@ impl Channel {
         }
         // Sent under the lock so that subscribers see ids in order, and so that a
         // snapshot-plus-subscribe (below) can never miss or double a message.
-        log.broadcast(&self.tx, msg.clone());
+        log.broadcast(self, msg.clone());
         msg
     }
 
@@ -214,7 +261,7 @@ impl Channel {
             }
             log.history.push_back(msg.clone());
         }
-        log.broadcast(&self.tx, msg);
+        log.broadcast(self, msg);
         true
     }
 }
@@ -399,7 +446,7 @@ impl Hub {
     pub fn subscribe(&self, channel: &str, after: Option<u64>) -> Result<(Snapshot, Subscription), TooManyChannels> {
         let c = self.channel(channel)?;
         let log = c.log.lock().unwrap_or_else(|e| e.into_inner());
-        let rx = c.tx.subscribe();
+        let rx = Subscription { rx: c.tx.subscribe(), pressure: c.pressure.clone() };
         Ok((Channel::snapshot(&log, after), rx))
     }
 

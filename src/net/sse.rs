@@ -54,7 +54,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::Alarm;
 use super::http::{Conn, Next, cursor};
-use crate::app::feed::{self, Feed, FeedEnd};
+use crate::app::feed::{Feed, FeedEnd};
 use crate::app::hub::{Message, Snapshot};
 use crate::app::stats::{Stats, Transport};
 use crate::config::{BACKLOG_CHECK, COALESCE_MOST, SSE_READ_SINK, WRITE_VECTORS};
@@ -425,9 +425,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Io::Closed => break End::Gone,
                 },
                 // A burst comes as one batch, so that it leaves in one vectored write.
-                // Also while holding: what comes meanwhile joins the held messages (and a
-                // hold that fills ends at once: the channel's ring must not overtake us).
-                r = feed.recv(&shared.broker, feed::BATCH, &mut batch), if !timers.is_closing() && !refused => {
+                // While holding, not per message: what comes meanwhile waits in the
+                // channel's ring, and is taken when the channel signals that many have come
+                // (a hold that fills ends at once: the ring must not overtake us) or at the
+                // flush (`Feed::next`).
+                r = feed.next(&shared.broker, timers.is_holding(), &mut batch), if !timers.is_closing() && !refused => {
                     stalled = false;
                     behind += batch.len();
                     owed.extend(batch.drain(..));
@@ -448,8 +450,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Some(Timeout::GiveUp) => break End::Stuck,
                     // Still blocked: the top of the loop judges the backlog.
                     Some(Timeout::CheckBacklog) => {}
-                    // The held messages are due: the top of the loop writes them.
-                    Some(Timeout::Flush) => {}
+                    // The held messages are due: the top of the loop writes them, with
+                    // what the channel sent meanwhile.
+                    Some(Timeout::Flush) => {
+                        feed.take_ready(usize::MAX, &mut batch);
+                        behind += batch.len();
+                        owed.extend(batch.drain(..));
+                    }
                     None => {} // woke before a deadline that moved later
                 },
             }

@@ -120,7 +120,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use super::budget::Hold;
 use super::{Alarm, Shared};
 use crate::app::broker::BrokerError;
-use crate::app::feed::{self, Feed, FeedEnd};
+use crate::app::feed::{Feed, FeedEnd};
 use crate::app::hub::Message;
 use crate::app::stats::Transport;
 use crate::config::{BACKLOG_CHECK, COALESCE_MOST, WRITE_VECTORS, WS_CLOSE_TIMEOUT};
@@ -370,9 +370,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         Io::Eof | Io::Failed => return,
                     }
                 }
-                // Also while holding: what comes meanwhile joins the held messages (and a
-                // hold that fills ends at once: the channel's ring must not overtake us).
-                r = next_messages(&mut feed, &shared.broker, &mut batch), if open && feed.is_some() && !refused => {
+                // While holding, not per message: what comes meanwhile waits in the
+                // channel's ring, and is taken when the channel signals that many have come
+                // (a hold that fills ends at once: the ring must not overtake us) or at the
+                // flush (`Feed::next`).
+                r = next_messages(&mut feed, &shared.broker, holding, &mut batch), if open && feed.is_some() && !refused => {
                     stalled = false;
                     self.on_messages(r, &mut batch);
                     // Written now, or held to leave with what follows.
@@ -400,8 +402,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         // The socket still refuses bytes: the top of the loop judges the
                         // backlog, counting what the channel sent meanwhile.
                         Some(Timeout::CheckBacklog) => {}
-                        // The held channel messages are due: the top of the loop writes them.
-                        Some(Timeout::Flush) => {}
+                        // The held channel messages are due: the top of the loop writes them,
+                        // with what the channel sent meanwhile.
+                        Some(Timeout::Flush) => {
+                            if let Some(f) = feed.as_mut() {
+                                f.take_ready(usize::MAX, &mut batch);
+                                self.on_messages(Ok(()), &mut batch);
+                            }
+                        }
                         None => {} // woke before a deadline that moved later
                     }
                 }
@@ -511,14 +519,16 @@ fn send_message(session: &mut Session, m: &Message) -> Result<(), SendError> {
     }
 }
 
-/// The feed's next messages; pending forever on `/echo`, which has no subscription.
+/// The feed's next messages (`Feed::next`: while holding, once the channel signals that
+/// many have come); pending forever on `/echo`, which has no subscription.
 async fn next_messages(
     feed: &mut Option<&mut Feed>,
     broker: &crate::app::broker::Broker,
+    holding: bool,
     batch: &mut Vec<Arc<Message>>,
 ) -> Result<(), FeedEnd> {
     match feed {
-        Some(feed) => feed.recv(broker, feed::BATCH, batch).await,
+        Some(feed) => feed.next(broker, holding, batch).await,
         None => std::future::pending().await,
     }
 }
@@ -662,28 +672,33 @@ mod tests {
     }
 
     /// A subscriber of `channel` on a server with `config`, over a pipe of `pipe` bytes:
-    /// the client's end, the server's state, the connection's task, and how many of the
-    /// server's writes took bytes.
-    async fn subscribe(
-        config: Config,
-        channel: &str,
-        pipe: usize,
-    ) -> (Peer, Arc<Shared>, JoinHandle<()>, Arc<std::sync::atomic::AtomicUsize>) {
+    /// the client's end, the server's state, the connection's task, and counts of what the
+    /// server did with its socket.
+    async fn subscribe(config: Config, channel: &str, pipe: usize) -> (Peer, Arc<Shared>, JoinHandle<()>, Arc<Counts>) {
         let shared = Arc::new(Shared::new(config, None));
         let endpoint = Endpoint::Channel { name: channel.into(), after: None };
         let upgraded = Upgraded::new(shared.clone(), endpoint, None).await.unwrap();
         let (client, server) = duplex(pipe);
-        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut io = Counted { inner: server, writes: writes.clone() };
+        let counts = Arc::new(Counts::default());
+        let mut io = Counted { inner: server, counts: counts.clone() };
         let task = tokio::spawn(async move { upgraded.run(&mut io, BytesMut::new()).await });
         let session = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
-        (Peer { io: client, session }, shared, task, writes)
+        (Peer { io: client, session }, shared, task, counts)
     }
 
-    /// A stream that counts the writes that took bytes.
+    #[derive(Default)]
+    struct Counts {
+        /// Writes that took bytes.
+        writes: std::sync::atomic::AtomicUsize,
+        /// Reads tried: the driver tries one in every turn of its loop, so this counts the
+        /// times its task was woken (and once more at the start).
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    /// A stream that counts what is done with it.
     struct Counted<S> {
         inner: S,
-        writes: Arc<std::sync::atomic::AtomicUsize>,
+        counts: Arc<Counts>,
     }
 
     impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -692,6 +707,7 @@ mod tests {
             cx: &mut Context<'_>,
             buf: &mut tokio::io::ReadBuf<'_>,
         ) -> Poll<std::io::Result<()>> {
+            self.counts.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Pin::new(&mut self.inner).poll_read(cx, buf)
         }
     }
@@ -700,7 +716,7 @@ mod tests {
         fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
             let r = Pin::new(&mut self.inner).poll_write(cx, buf);
             if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-                self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.counts.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             r
         }
@@ -711,7 +727,7 @@ mod tests {
         ) -> Poll<std::io::Result<usize>> {
             let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
             if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-                self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.counts.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             r
         }
@@ -729,7 +745,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_to_one_subscriber_leaves_in_fewer_writes_than_messages() {
         const BURST: usize = 50;
-        let (mut peer, shared, _task, writes) = subscribe(Config::default(), "burst", 256 * 1024).await;
+        let (mut peer, shared, _task, counts) = subscribe(Config::default(), "burst", 256 * 1024).await;
         // The whole burst is published before the subscriber's task first runs (this
         // test's runtime has one thread, and nothing here yields until the reads below),
         // as when a publisher outpaces the scheduler.
@@ -743,10 +759,10 @@ mod tests {
                 "message {i}, in order"
             );
         }
-        let writes = writes.load(std::sync::atomic::Ordering::Relaxed);
+        let writes = counts.writes.load(std::sync::atomic::Ordering::Relaxed);
         assert!(writes < BURST, "{BURST} messages left in {writes} writes");
         // One batch from the feed (at most feed::BATCH), one vectored write.
-        assert_eq!(writes, BURST.div_ceil(feed::BATCH), "{BURST} messages left in {writes} writes");
+        assert_eq!(writes, BURST.div_ceil(crate::app::feed::BATCH), "{BURST} messages left in {writes} writes");
     }
 
     /// With `--coalesce`, the first message leaves at once; those published within the
@@ -757,7 +773,7 @@ mod tests {
         use std::sync::atomic::Ordering::Relaxed;
         const EVERY: Duration = Duration::from_millis(20);
         let config = Config { coalesce: EVERY, ..Config::default() };
-        let (mut peer, shared, _task, writes) = subscribe(config, "c", 64 * 1024).await;
+        let (mut peer, shared, _task, counts) = subscribe(config, "c", 64 * 1024).await;
         let publish = |i: u32| {
             let shared = shared.clone();
             async move { shared.broker.publish("c", Bytes::from(format!("m{i}"))).await.unwrap() }
@@ -770,7 +786,7 @@ mod tests {
         let start = Instant::now();
         publish(1).await;
         assert_eq!(expect(1).await, start, "the first: at once");
-        assert_eq!(writes.load(Relaxed), 1);
+        assert_eq!(counts.writes.load(Relaxed), 1);
         // Two more within the interval, 5 and 10 ms after that write.
         sleep(Duration::from_millis(5)).await;
         publish(2).await;
@@ -778,20 +794,59 @@ mod tests {
         publish(3).await;
         assert_eq!(expect(2).await, start + EVERY, "held until an interval after the last write");
         assert_eq!(expect(3).await, start + EVERY, "the one published while 2 was held goes with it");
-        assert_eq!(writes.load(Relaxed), 2, "both in one write");
+        assert_eq!(counts.writes.load(Relaxed), 2, "both in one write");
         // A quiet spell longer than the interval: the next leaves at once.
         sleep(EVERY * 3).await;
         let quiet = Instant::now();
         publish(4).await;
         assert_eq!(expect(4).await, quiet, "after a quiet spell: at once");
-        assert_eq!(writes.load(Relaxed), 3);
+        assert_eq!(counts.writes.load(Relaxed), 3);
+    }
+
+    /// While it holds messages for `--coalesce`, a subscriber is not woken by each message
+    /// the channel sends: they wait in the channel's ring and it takes them all at the
+    /// flush, woken once for the hold instead of once per message.
+    #[tokio::test(start_paused = true)]
+    async fn a_coalescing_subscriber_is_woken_once_per_hold_not_once_per_message() {
+        use std::sync::atomic::Ordering::Relaxed;
+        const EVERY: Duration = Duration::from_millis(20);
+        const HELD: usize = 15;
+        let config = Config { coalesce: EVERY, ..Config::default() };
+        let (mut peer, shared, _task, counts) = subscribe(config, "quiet", 64 * 1024).await;
+        let publish = |i: usize| {
+            let shared = shared.clone();
+            async move { shared.broker.publish("quiet", Bytes::from(format!("m{i}"))).await.unwrap() }
+        };
+        let start = Instant::now();
+        publish(0).await;
+        assert!(matches!(peer.next().await, Some(Event::Text(_))), "the first: at once");
+        let before = counts.reads.load(Relaxed);
+        // Fifteen more, one a millisecond: all within the interval after that write
+        // (fewer than the channel's pressure signal, every PRESSURE_EVERY messages).
+        assert!((HELD as u64) < crate::app::hub::PRESSURE_EVERY);
+        for i in 1..=HELD {
+            sleep(Duration::from_millis(1)).await;
+            publish(i).await;
+        }
+        for i in 1..=HELD {
+            let want = format!("{{\"id\":{},\"data\":\"m{i}\"}}", i + 1);
+            assert!(matches!(peer.next().await, Some(Event::Text(t)) if t == want.as_str()), "message {i}, in order");
+        }
+        assert_eq!(start.elapsed(), EVERY, "held until an interval after the first write");
+        // Two wake-ups, the hold's start (the first held message) and its flush, none per
+        // message; each tries a read twice (the turn that handles it and the next one,
+        // which finds nothing and sleeps).
+        let tries = counts.reads.load(Relaxed) - before;
+        assert!(tries <= 4, "{tries} read tries for {HELD} held messages");
+        assert_eq!(counts.writes.load(Relaxed), 2, "the first, then the fifteen together");
     }
 
     /// A coalescing subscriber of a channel that sends more in one interval than its ring
     /// and the history hold still gets everything, in order and without waiting for the
-    /// interval: it keeps taking messages while it holds, and a hold that reaches
-    /// `COALESCE_MOST` leaves at once. (Were it to stop taking while holding, the ring would
-    /// overtake it, the history would not cover the gap, and it would be cut.)
+    /// interval: the channel's pressure signal wakes it while it holds, it takes what the
+    /// ring holds then, and a hold that reaches `COALESCE_MOST` leaves at once. (Were it to
+    /// sleep until its flush, the ring would overtake it, the history would not cover the
+    /// gap, and it would be cut.)
     #[tokio::test(start_paused = true)]
     async fn a_channel_faster_than_a_hold_overtakes_no_coalescing_subscriber() {
         const EVERY: Duration = Duration::from_secs(1);

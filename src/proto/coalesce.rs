@@ -22,8 +22,12 @@
 //! ```
 //!
 //! Both timer tables of a push stream ([`super::ws::liveness`], [`super::sse_timers`])
-//! carry one; the driver keeps taking messages from its channel while it holds, writes
-//! none of them until the hold ends, and stops holding when the stream starts to close.
+//! carry one; the driver writes nothing while it holds and stops holding when the stream
+//! starts to close. Nor does it take each message from its channel as it comes: it sleeps
+//! until the flush, or until the channel signals that many have come (every
+//! `hub::PRESSURE_EVERY` messages), and then takes what the channel's ring holds
+//! (`Feed::next`). So a coalescing subscriber is woken about once per interval, not once
+//! per message, and what it holds waits in the channel's shared ring, not in its queue.
 //! A keep-alive HTTP connection carries one for its long polls (`net::http`): there a
 //! "write" is an answer with messages, and what a hold gathers is the next answer, so a
 //! client polling a busy channel makes one request per interval, not one per message.
@@ -80,8 +84,7 @@ impl Coalesce {
         }
     }
 
-    /// Whether messages are being held (the driver writes nothing and takes nothing more
-    /// from the channel meanwhile).
+    /// Whether messages are being held (the driver writes nothing meanwhile).
     pub fn is_holding(&self) -> bool {
         self.due.is_some()
     }
