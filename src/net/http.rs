@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep, sleep_until, timeout};
 
@@ -82,10 +82,44 @@ enum HeadError {
     Http(HttpError),
 }
 
+/// What a held long poll waits for on its channel: each message; or, while it holds an
+/// answer for `--coalesce`, only the channel's pressure signal (every
+/// `hub::PRESSURE_EVERY` messages), so that it is not woken once per message.
+async fn wait_on(rx: &mut Subscription, coalescing: bool) -> Woken {
+    if coalescing {
+        rx.pressure().await;
+        return Woken::Pressure;
+    }
+    let _ = rx.recv().await;
+    Woken::Message
+}
+
+/// Takes what the ring holds and counts the messages after `last` (the answer has those
+/// up to it already), moving `last` on. The answer itself is read from the history.
+fn newer_in_ring(rx: &mut Subscription, last: &mut u64) -> usize {
+    let mut n = 0usize;
+    loop {
+        match rx.try_recv() {
+            Ok(m) if m.id > *last => {
+                *last = m.id;
+                n += 1;
+            }
+            Ok(_) => {}
+            Err(TryRecvError::Lagged(k)) => n = n.saturating_add(usize::try_from(k).unwrap_or(usize::MAX)),
+            Err(TryRecvError::Empty) => return n,
+            // The channel is gone: answer with what there is.
+            Err(TryRecvError::Closed) => return COALESCE_MOST,
+        }
+    }
+}
+
 /// How the wait of a held long poll ended (`Conn::hold`).
 enum Woken {
-    /// The channel sent a message; or the receiver lagged behind or the channel closed.
-    Message(Result<(), RecvError>),
+    /// The channel sent a message; or the receiver lagged behind or the channel closed
+    /// (the history has the answer either way).
+    Message,
+    /// While coalescing: the channel's pressure signal (`Subscription::pressure`).
+    Pressure,
     Expired,
     ShuttingDown,
 }
@@ -383,13 +417,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             let mut shutdown = shared.watch_shutdown();
             let expiry = sleep(hold);
             tokio::pin!(expiry);
-            let woken = match self.hold(&mut rx, expiry, &mut shutdown).await {
+            let woken = match self.hold(&mut rx, false, expiry, &mut shutdown).await {
                 Ok(woken) => woken,
                 Err(next) => return next,
             };
             match woken {
                 // Lagged or closed too: whatever happened, the history has the answer.
-                Woken::Message(_) => shared.broker.since(channel, Some(cursor)).await.ok(),
+                Woken::Message | Woken::Pressure => shared.broker.since(channel, Some(cursor)).await.ok(),
                 Woken::Expired => None,
                 // Answered now, with whatever there is (204 if nothing): held long-polls
                 // must not keep a shutdown waiting.
@@ -424,6 +458,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn hold(
         &mut self,
         rx: &mut Subscription,
+        coalescing: bool,
         mut expiry: Pin<&mut Sleep>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Woken, Next> {
@@ -431,7 +466,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let read_cap = self.shared.config.max_header + self.shared.config.max_target;
         loop {
             tokio::select! {
-                r = rx.recv() => return Ok(Woken::Message(r.map(drop))),
+                woken = wait_on(rx, coalescing) => return Ok(woken),
                 () = &mut expiry => return Ok(Woken::Expired),
                 r = super::read_lean(&mut self.io, &mut self.buf), if self.buf.len() < read_cap => match r {
                     Ok(0) | Err(_) => return Err(Next::Close),
@@ -446,8 +481,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// an answer with messages goes at once if this connection's last one went at least
     /// an interval ago; otherwise it waits until an interval after the last one, and
     /// carries everything the channel sent meanwhile, so that a client polling a busy
-    /// channel makes one request per interval instead of one per message. It goes early
-    /// once `COALESCE_MOST` messages wait, or when the server shuts down.
+    /// channel makes one request per interval instead of one per message. Meanwhile it is
+    /// not woken by each message, only by the channel's pressure signal; it goes early once
+    /// that shows `COALESCE_MOST` messages waiting, or when the server shuts down.
     /// `Err(Next::Close)`: the client went away meanwhile.
     async fn coalesced(
         &mut self,
@@ -460,24 +496,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.coalesce.on_queued(waiting, super::now) {
             return Ok(snap);
         }
+        // The last message the answer has so far: what the ring holds up to it is counted.
+        let mut last = snap.next;
         let shared = self.shared.clone();
         let due = self.coalesce.deadline().map_or_else(Instant::now, Instant::from_std);
         let flush = sleep_until(due);
         tokio::pin!(flush);
         let mut shutdown = shared.watch_shutdown();
         loop {
-            match self.hold(rx, flush.as_mut(), &mut shutdown).await? {
+            match self.hold(rx, true, flush.as_mut(), &mut shutdown).await? {
                 Woken::Expired => {
                     self.coalesce.fire(super::now());
                     break;
                 }
-                Woken::Message(r) => {
-                    waiting += match r {
-                        Ok(()) => 1,
-                        Err(RecvError::Lagged(n)) => usize::try_from(n).unwrap_or(usize::MAX),
-                        // The channel is gone: answer with what there is.
-                        Err(RecvError::Closed) => COALESCE_MOST,
-                    };
+                // Many messages have come (the hold sleeps through each one): count them.
+                Woken::Message | Woken::Pressure => {
+                    waiting = waiting.saturating_add(newer_in_ring(rx, &mut last));
                     if self.coalesce.on_queued(waiting, super::now) {
                         break;
                     }
@@ -844,6 +878,28 @@ mod tests {
         let t = Instant::now();
         let (_, body, at) = answer(&mut client).await;
         assert_eq!((texts(&body), at), ((vec!["m2".into()], 2), t));
+    }
+
+    /// A hold that fills while it waits (it is not woken by each message) ends at the
+    /// channel's next pressure signal, not at the end of its interval.
+    #[tokio::test(start_paused = true)]
+    async fn a_coalesced_hold_that_fills_meanwhile_ends_before_its_interval() {
+        let (mut client, shared) = connect(EVERY);
+        publish(&shared, "m1").await;
+        send(&mut client, 0).await;
+        answer(&mut client).await;
+        send(&mut client, 1).await;
+        sleep(MS).await;
+        publish(&shared, "m2").await; // wakes the poll, which holds it: within the interval
+        sleep(MS).await;
+        let t = Instant::now();
+        // Ids 3 to 66: the channel signals pressure at 32 and 64.
+        let more = 2 * crate::app::hub::PRESSURE_EVERY as usize;
+        for _ in 0..more {
+            publish(&shared, "m").await;
+        }
+        let (_, body, at) = answer(&mut client).await;
+        assert_eq!((texts(&body).0.len(), at), (1 + more, t), "all of them, at once");
     }
 
     /// A hold ends early once `COALESCE_MOST` messages wait.

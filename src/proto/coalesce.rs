@@ -10,7 +10,8 @@
 //! for fewer system calls, as Centrifugo PRO's `client.write_delay` trades it. A message
 //! after a quiet spell (nothing written for `every`) leaves at once, with no delay.
 //!
-//! A hold also ends as soon as it holds `most` messages. A burst leaves in few writes
+//! A hold also ends once it holds `most` messages (as soon as the driver learns of them:
+//! at the channel's pressure signal, every `hub::PRESSURE_EVERY` messages). A burst leaves in few writes
 //! without being held, and a channel that sends faster than the subscriber's share of its
 //! ring can keep for one interval would otherwise overtake a subscriber that is reading
 //! (and get it cut as too far behind, though its client reads at once).
