@@ -880,16 +880,23 @@ mod tests {
         assert_eq!((texts(&body), at), ((vec!["m2".into()], 2), t));
     }
 
-    /// A hold that fills while it waits (it is not woken by each message) ends at the
-    /// channel's next pressure signal, not at the end of its interval.
-    #[tokio::test(start_paused = true)]
-    async fn a_coalesced_hold_that_fills_meanwhile_ends_before_its_interval() {
+    /// A coalescing connection whose first poll was answered (m1) and whose second waits,
+    /// a millisecond later: an answer now would come within the interval.
+    async fn second_poll_waiting() -> (DuplexStream, Arc<Shared>) {
         let (mut client, shared) = connect(EVERY);
         publish(&shared, "m1").await;
         send(&mut client, 0).await;
         answer(&mut client).await;
         send(&mut client, 1).await;
         sleep(MS).await;
+        (client, shared)
+    }
+
+    /// A hold that fills while it waits (it is not woken by each message) ends at the
+    /// channel's next pressure signal, not at the end of its interval.
+    #[tokio::test(start_paused = true)]
+    async fn a_coalesced_hold_that_fills_meanwhile_ends_before_its_interval() {
+        let (mut client, shared) = second_poll_waiting().await;
         publish(&shared, "m2").await; // wakes the poll, which holds it: within the interval
         sleep(MS).await;
         let t = Instant::now();
@@ -905,12 +912,7 @@ mod tests {
     /// A hold ends early once `COALESCE_MOST` messages wait.
     #[tokio::test(start_paused = true)]
     async fn a_coalesced_hold_ends_when_enough_messages_wait() {
-        let (mut client, shared) = connect(EVERY);
-        publish(&shared, "m1").await;
-        send(&mut client, 0).await;
-        answer(&mut client).await;
-        send(&mut client, 1).await;
-        sleep(MS).await;
+        let (mut client, shared) = second_poll_waiting().await;
         let t = Instant::now();
         for _ in 0..COALESCE_MOST {
             publish(&shared, "m").await;
