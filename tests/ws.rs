@@ -339,6 +339,32 @@ async fn protocol_violations_get_the_close_code_api_md_names() {
     s.stop().await;
 }
 
+/// WebSocket messages in progress count against `--max-body-memory` with the request
+/// bodies: one past its fair share of a spent budget is closed with 1013 (try again
+/// later) and dropped at once, and what it held is given back.
+#[tokio::test]
+async fn a_message_in_progress_past_the_body_memory_is_closed_with_1013() {
+    const BUDGET: usize = 100_000;
+    let s = start(Config { max_body_memory: BUDGET, ..config() }).await;
+    let mut hog = Raw::open(s.addr, "/echo", b"").await;
+    hog.send(&frame(0x81, b"before", true)).await;
+    // A binary message in three fragments of 40,000 bytes, none final: the budget is
+    // passed during the third, and this message alone holds all of it.
+    hog.send(&frame(0x02, &[b'x'; 40_000], true)).await;
+    for _ in 0..2 {
+        hog.send(&frame(0x00, &[b'x'; 40_000], true)).await;
+    }
+    let (code, reason, echoed) = hog.close().await;
+    assert_eq!((code, echoed), (1013, 1), "closed with {code} ({reason})");
+    // Given back: a message of 90,000 bytes (over the share of two messages in progress)
+    // is taken in whole and echoed.
+    let mut ws = connect(s.addr, "/echo").await;
+    ws.send(Message::Binary(vec![7u8; 90_000].into())).await.unwrap();
+    assert!(matches!(next(&mut ws).await, Message::Binary(b) if b.len() == 90_000));
+    ws.close(None).await.unwrap();
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn frames_sent_with_the_handshake_are_kept() {
     let s = start(config()).await;
