@@ -97,10 +97,10 @@ pub const MAX_POLL_ANSWER: usize = 4 << 20;
 
 /// Bytes all connections together may hold while request bodies and WebSocket messages
 /// arrive (`--max-body-memory`, `net::budget`): past it, one larger than its fair share of
-/// it (this divided by those in progress) is refused with `503` (close `1013` on WebSocket). Bounds what a thousand
-/// never-ending bodies cost at about twice this, instead of `--max-connections` ×
-/// `--max-message` (docs/abuse.md). 64 such full-size messages at once at the defaults.
-/// 0: no limit.
+/// it (this divided by those in progress) is refused with `503` (close `1013` on
+/// WebSocket). Bounds what a thousand never-ending bodies cost at about twice this,
+/// instead of `--max-connections` × `--max-message` (docs/abuse.md). 64 such full-size
+/// messages at once at the defaults. 0: no limit.
 pub const DEFAULT_MAX_BODY_MEMORY: usize = 64 << 20;
 
 /// Messages one subscriber may fall behind before it is cut off (API.md `--max-queue`).

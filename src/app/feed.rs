@@ -93,7 +93,7 @@ impl Feed {
             return self.recv(broker, BATCH, out).await;
         }
         self.rx.pressure().await;
-        self.take_ready(usize::MAX, out);
+        self.take_ready(out);
         Ok(())
     }
 
@@ -104,12 +104,12 @@ impl Feed {
         self.rx.pending()
     }
 
-    /// Takes what the ring holds now, without waiting, up to `max`: what a coalescing
-    /// driver that let its hold sleep collects when the hold ends. After a lag it takes
-    /// nothing; the next [`recv`](Self::recv) reads the hole from the history.
-    pub fn take_ready(&mut self, max: usize, out: &mut Vec<Arc<Message>>) {
+    /// Takes all the ring holds now, without waiting: what a coalescing driver that let
+    /// its hold sleep collects when the hold ends. After a lag it takes nothing; the next
+    /// [`recv`](Self::recv) reads the hole from the history.
+    pub fn take_ready(&mut self, out: &mut Vec<Arc<Message>>) {
         if !self.lagging {
-            self.drain(0, max, out);
+            self.drain(0, usize::MAX, out);
         }
     }
 

@@ -85,13 +85,12 @@ enum HeadError {
 /// What a held long poll waits for on its channel: each message; or, while it holds an
 /// answer for `--coalesce`, only the channel's pressure signal (every
 /// `hub::PRESSURE_EVERY` messages), so that it is not woken once per message.
-async fn wait_on(rx: &mut Subscription, coalescing: bool) -> Woken {
+async fn wait_on(rx: &mut Subscription, coalescing: bool) {
     if coalescing {
         rx.pressure().await;
-        return Woken::Pressure;
+    } else {
+        let _ = rx.recv().await;
     }
-    let _ = rx.recv().await;
-    Woken::Message
 }
 
 /// Takes what the ring holds and counts the messages after `last` (the answer has those
@@ -115,11 +114,9 @@ fn newer_in_ring(rx: &mut Subscription, last: &mut u64) -> usize {
 
 /// How the wait of a held long poll ended (`Conn::hold`).
 enum Woken {
-    /// The channel sent a message; or the receiver lagged behind or the channel closed
-    /// (the history has the answer either way).
+    /// The channel sent a message (while coalescing: its pressure signal came), or the
+    /// receiver lagged behind, or the channel closed: the history has the answer.
     Message,
-    /// While coalescing: the channel's pressure signal (`Subscription::pressure`).
-    Pressure,
     Expired,
     ShuttingDown,
 }
@@ -422,8 +419,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Err(next) => return next,
             };
             match woken {
-                // Lagged or closed too: whatever happened, the history has the answer.
-                Woken::Message | Woken::Pressure => shared.broker.since(channel, Some(cursor)).await.ok(),
+                Woken::Message => shared.broker.since(channel, Some(cursor)).await.ok(),
                 Woken::Expired => None,
                 // Answered now, with whatever there is (204 if nothing): held long-polls
                 // must not keep a shutdown waiting.
@@ -466,7 +462,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let read_cap = self.shared.config.max_header + self.shared.config.max_target;
         loop {
             tokio::select! {
-                woken = wait_on(rx, coalescing) => return Ok(woken),
+                () = wait_on(rx, coalescing) => return Ok(Woken::Message),
                 () = &mut expiry => return Ok(Woken::Expired),
                 r = super::read_lean(&mut self.io, &mut self.buf), if self.buf.len() < read_cap => match r {
                     Ok(0) | Err(_) => return Err(Next::Close),
@@ -510,7 +506,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     break;
                 }
                 // Many messages have come (the hold sleeps through each one): count them.
-                Woken::Message | Woken::Pressure => {
+                Woken::Message => {
                     waiting = waiting.saturating_add(newer_in_ring(rx, &mut last));
                     if self.coalesce.on_queued(waiting, super::now) {
                         break;

@@ -453,7 +453,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     // The held messages are due: the top of the loop writes them, with
                     // what the channel sent meanwhile.
                     Some(Timeout::Flush) => {
-                        feed.take_ready(usize::MAX, &mut batch);
+                        feed.take_ready(&mut batch);
                         behind += batch.len();
                         owed.extend(batch.drain(..));
                     }

@@ -406,7 +406,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         // with what the channel sent meanwhile.
                         Some(Timeout::Flush) => {
                             if let Some(f) = feed.as_mut() {
-                                f.take_ready(usize::MAX, &mut batch);
+                                f.take_ready(&mut batch);
                                 self.on_messages(Ok(()), &mut batch);
                             }
                         }

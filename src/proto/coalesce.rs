@@ -11,10 +11,11 @@
 //! after a quiet spell (nothing written for `every`) leaves at once, with no delay.
 //!
 //! A hold also ends once it holds `most` messages (as soon as the driver learns of them:
-//! at the channel's pressure signal, every `hub::PRESSURE_EVERY` messages). A burst leaves in few writes
-//! without being held, and a channel that sends faster than the subscriber's share of its
-//! ring can keep for one interval would otherwise overtake a subscriber that is reading
-//! (and get it cut as too far behind, though its client reads at once).
+//! at the channel's pressure signal, every `hub::PRESSURE_EVERY` messages). A burst
+//! leaves in few writes without being held, and a channel that sends faster than the
+//! subscriber's share of its ring can keep for one interval would otherwise overtake a
+//! subscriber that is reading (and get it cut as too far behind, though its client reads
+//! at once).
 //!
 //! ```text
 //! queued, last write ≥ every ago ──► write now (the write is at now)
