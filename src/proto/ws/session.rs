@@ -329,6 +329,11 @@ pub struct Session {
     read_buf: BytesMut,
     /// The frame being received, once its header has been read.
     frame: Option<IncomingFrame>,
+    /// The payload length of the last frame read (at most `READ_AHEAD_MAX`), while
+    /// frames flow; 0 once the idle buffers were let go of. Between frames the next one
+    /// is expected to be like it: `read_buf` has room for it, so a peer that sends
+    /// 16 KiB messages has each read in one piece, straight into this buffer.
+    recent_frame: u32,
     /// The fragmented message being reassembled, from its first frame's
     /// header until its final fragment.
     message: Option<PartialMessage>,
@@ -431,6 +436,7 @@ impl Session {
             // No memory until bytes arrive (`read_buf`, `receive_data`).
             read_buf: BytesMut::new(),
             frame: None,
+            recent_frame: 0,
             message: None,
             utf8: Utf8Validator::new(),
             state: CloseState::Open,
@@ -506,19 +512,24 @@ impl Session {
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let missing = match &self.frame {
             Some(f) => f.len.saturating_sub(self.read_buf.len()),
-            None => 0,
+            // Between frames: room for one like the last, so it arrives in one read.
+            None => self.recent_frame as usize,
         };
         let want = (missing.min(READ_AHEAD_MAX) + MAX_HEADER_LEN).max(READ_CHUNK);
         self.read_buf.reserve(want);
         &mut self.read_buf
     }
 
-    /// Whether [`read_buf`](Self::read_buf) has room already, or is in the middle of a
-    /// frame: read straight into it then. Otherwise the connection is between messages
-    /// and a driver that keeps idle connections small reads elsewhere (a buffer on its
-    /// stack) and hands the bytes to [`receive_data`](Self::receive_data).
+    /// Whether [`read_buf`](Self::read_buf) has room already, is in the middle of a
+    /// frame, or frames have been flowing since the idle buffers were last let go of:
+    /// read straight into it then (a copy less per read). Otherwise the connection is
+    /// idle, and a driver that keeps idle connections small reads elsewhere (a buffer on
+    /// its stack) and hands the bytes to [`receive_data`](Self::receive_data).
     pub fn wants_read_buf(&self) -> bool {
-        self.read_buf.capacity() > self.read_buf.len() || self.frame.is_some() || !self.read_buf.is_empty()
+        self.read_buf.capacity() > self.read_buf.len()
+            || self.frame.is_some()
+            || !self.read_buf.is_empty()
+            || self.recent_frame > 0
     }
 
     /// Lets go of the input buffer and of the small-frame output buffer when they hold
@@ -527,6 +538,7 @@ impl Session {
     pub fn release_idle_buffers(&mut self) {
         if self.read_buf.is_empty() && self.frame.is_none() {
             self.read_buf = BytesMut::new();
+            self.recent_frame = 0;
         }
         if self.out_tail.is_empty() {
             self.out_tail = Tail::default();
@@ -613,6 +625,7 @@ impl Session {
             // Stage 3: the frame is complete. Split its payload off the read
             // buffer: a reference-counted view, not a copy.
             let frame = self.frame.take().expect("set above");
+            self.recent_frame = frame.len.min(READ_AHEAD_MAX) as u32;
             let payload = self.read_buf.split_to(frame.len).freeze();
             match self.on_frame(frame.header, payload) {
                 Ok(Some(event)) => return Some(event),
@@ -1449,6 +1462,27 @@ mod tests {
         s.read_buf().extend_from_slice(&wire[4..]);
         assert_eq!(s.next_event(), Some(text("direct")));
         assert!(s.read_buf().is_empty());
+    }
+
+    #[test]
+    fn after_a_large_frame_the_next_one_is_read_straight_in_and_in_one_piece() {
+        let mut s = Session::server(SessionLimits::default());
+        let wire = peer(Role::Server, OpCode::Binary, true, &[7; 16 * 1024]);
+        // Idle: the driver reads elsewhere and hands the bytes over (one copy).
+        assert!(!s.wants_read_buf());
+        s.receive_data(&wire);
+        assert!(matches!(s.next_event(), Some(Event::Binary(b)) if b.len() == 16 * 1024));
+        // Frames are flowing: the next read goes straight in, with room for a frame
+        // like the last, header included, so it does not arrive in pieces.
+        assert!(s.wants_read_buf());
+        let buf = s.read_buf();
+        assert!(buf.capacity() - buf.len() >= wire.len(), "room for {} bytes", wire.len());
+        buf.extend_from_slice(&wire);
+        assert!(matches!(s.next_event(), Some(Event::Binary(b)) if b.len() == 16 * 1024));
+        // Quiet again: nothing held, and reads go elsewhere until frames flow.
+        s.release_idle_buffers();
+        assert!(!s.wants_read_buf());
+        assert_eq!(s.read_buf.capacity(), 0);
     }
 
     #[test]
