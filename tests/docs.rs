@@ -511,8 +511,14 @@ impl Daemon {
         for _ in 0..20 {
             let port = free_port();
             let stderr = std::fs::File::create(dir.join(format!("{what}.stderr"))).unwrap();
-            let mut child =
-                program(&args(port)).stdout(Stdio::piped()).stderr(stderr).spawn().expect("wire-academy starts");
+            // In the scenario's directory, as the learner's terminals are: a relative path
+            // such as `--trace-pcap session.pcap` lands where the block's later commands look.
+            let mut child = program(&args(port))
+                .current_dir(dir)
+                .stdout(Stdio::piped())
+                .stderr(stderr)
+                .spawn()
+                .expect("wire-academy starts");
             let mut line = String::new();
             let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
             if line.contains(" listening on ") {
