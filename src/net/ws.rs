@@ -125,7 +125,7 @@ use crate::app::hub::Message;
 use crate::app::stats::Transport;
 use crate::config::{BACKLOG_CHECK, COALESCE_MOST, WRITE_VECTORS, WS_CLOSE_TIMEOUT};
 use crate::proto::ws::liveness::{Liveness, LivenessConfig, Timeout};
-use crate::proto::ws::{CloseState, DeflateParams, Event, SendError, Session, SessionLimits};
+use crate::proto::ws::{CloseState, DeflateParams, Event, SendError, Session, SessionLimits, Utf8Bytes};
 
 /// What the upgraded connection is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,7 +295,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             // echo must leave before anything the session queues for a later frame
             // (such as the Close of a protocol error right behind it).
             while let Some(event) = self.session.next_event() {
-                self.on_event(event).await;
+                // Answered here, without an await, unless it is a message to publish
+                // (an echo is queued at once: no future is made per message for it).
+                if let Some(publish) = self.on_event(event) {
+                    self.publish(publish).await;
+                }
             }
             // What a message spanning reads holds now, against the budget all message
             // bodies share (0 between messages: no hold, no shared counter touched).
@@ -421,7 +425,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         }
     }
 
-    async fn on_event(&mut self, event: Event) {
+    /// Answers one event; returns a channel message that is to be published (which
+    /// waits for the broker), and handles every other event at once.
+    fn on_event(&mut self, event: Event) -> Option<Utf8Bytes> {
         let stats = &self.shared.stats;
         match (event, &self.endpoint) {
             (Event::Text(text), Endpoint::Echo) => {
@@ -434,24 +440,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     stats.delivered(Transport::WebSocket, 1);
                 }
             }
-            (Event::Text(text), Endpoint::Channel { name, .. }) => {
-                // Validated as UTF-8 by the session, so it is a message as it stands;
-                // it comes back to this client too, with its id, through the hub.
-                // This connection subscribes to the channel, so it exists and has its
-                // slot: publishing to it cannot be refused for want of channels. A
-                // shared broker can refuse it (Redis unreachable): a text frame has no
-                // answer of its own, so the client is told by the close, and resumes
-                // by cursor, knowing its message was not taken.
-                if self.shared.broker.publish(name, text.into_bytes()).await.is_err() {
-                    self.close(code::TRY_AGAIN_LATER, "not published: the message broker is unavailable");
-                }
-            }
+            // Validated as UTF-8 by the session, so it is a message as it stands; it
+            // comes back to this client too, with its id, through the hub.
+            (Event::Text(text), Endpoint::Channel { .. }) => return Some(text),
             (Event::Binary(_), Endpoint::Channel { .. }) => {
                 self.close(code::UNSUPPORTED_DATA, "a channel carries text messages only");
             }
             // The session has already queued the Pong, the Close echo, or the Close
             // that reports a protocol error; reading the bytes proved the peer alive.
             (Event::Ping(_) | Event::Pong(_) | Event::Close { .. } | Event::ProtocolError { .. }, _) => {}
+        }
+        None
+    }
+
+    /// Publishes a text message this client sent to its channel.
+    async fn publish(&mut self, text: Utf8Bytes) {
+        let Endpoint::Channel { name, .. } = &self.endpoint else { return };
+        // This connection subscribes to the channel, so it exists and has its slot:
+        // publishing to it cannot be refused for want of channels. A shared broker can
+        // refuse it (Redis unreachable): a text frame has no answer of its own, so the
+        // client is told by the close, and resumes by cursor, knowing its message was
+        // not taken.
+        if self.shared.broker.publish(name, text.into_bytes()).await.is_err() {
+            self.close(code::TRY_AGAIN_LATER, "not published: the message broker is unavailable");
         }
     }
 
@@ -546,7 +557,9 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
     reading: bool,
     written: &mut u64,
 ) -> Poll<Io> {
-    let wrote = if writing {
+    // Nothing queued is the common case here (the loop wrote what it queued before
+    // waiting): no write is tried for it.
+    let wrote = if writing && session.outgoing_len() > 0 {
         let Ok(wrote) = poll_flush(io, cx, session, written) else { return Poll::Ready(Io::Failed) };
         wrote
     } else {

@@ -296,34 +296,28 @@ impl FrameHeader {
     /// minimal number of bytes MUST be used to encode the length"). The
     /// payload is not written; if `mask` is set, the caller masks it.
     pub fn encode(&self, out: &mut impl BufMut) {
-        // Put together on the stack and written with one `put_slice`: each `put_u8`
-        // checks for room on its own.
-        let mut head = [0u8; MAX_HEADER_LEN];
-        head[0] = (u8::from(self.fin) << 7)
+        let b0 = (u8::from(self.fin) << 7)
             | (u8::from(self.rsv1) << 6)
             | (u8::from(self.rsv2) << 5)
             | (u8::from(self.rsv3) << 4)
             | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        let mut n = 2;
+        // Each part is written with a slice of a fixed length: a store or two each, not
+        // a call to copy a length known only at run time.
         match LenForm::minimal_for(self.payload_len) {
-            LenForm::Bits7 => head[1] = mask_bit | self.payload_len as u8,
+            LenForm::Bits7 => out.put_slice(&[b0, mask_bit | self.payload_len as u8]),
             LenForm::Bits16 => {
-                head[1] = mask_bit | 126;
-                head[2..4].copy_from_slice(&(self.payload_len as u16).to_be_bytes());
-                n = 4;
+                out.put_slice(&[b0, mask_bit | 126]);
+                out.put_slice(&(self.payload_len as u16).to_be_bytes());
             }
             LenForm::Bits64 => {
-                head[1] = mask_bit | 127;
-                head[2..10].copy_from_slice(&self.payload_len.to_be_bytes());
-                n = 10;
+                out.put_slice(&[b0, mask_bit | 127]);
+                out.put_slice(&self.payload_len.to_be_bytes());
             }
         }
         if let Some(key) = self.mask {
-            head[n..n + 4].copy_from_slice(&key);
-            n += 4;
+            out.put_slice(&key);
         }
-        out.put_slice(&head[..n]);
     }
 
     /// Did the sender use the shortest length encoding?

@@ -125,10 +125,17 @@ impl Liveness {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.give_up_at {
             Some(at) => Some(at),
-            None => [self.next_ping, self.answer_by, self.backlog.deadline(), self.coalesce.deadline()]
-                .into_iter()
-                .flatten()
-                .min(),
+            // Asked once per turn of a driver's loop: pairwise, not through an iterator.
+            None => {
+                let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                earliest(
+                    earliest(self.next_ping, self.answer_by),
+                    earliest(self.backlog.deadline(), self.coalesce.deadline()),
+                )
+            }
         }
     }
 

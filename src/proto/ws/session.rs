@@ -1093,14 +1093,17 @@ impl Session {
 
     /// Encode `header` and its payload (masked with the header's key, if any).
     fn queue_header_and_payload(&mut self, header: FrameHeader, payload: &[u8]) {
+        let frame_len = header.encoded_len() + payload.len();
         let tail = &mut self.out_tail.buf;
+        // Room for the whole frame at once: the two appends below then only check it.
+        tail.reserve(frame_len);
         header.encode(tail);
         let start = tail.len();
         tail.extend_from_slice(payload);
         if let Some(key) = header.mask {
             apply_mask(&mut tail[start..], key, 0);
         }
-        self.out_len += header.encoded_len() + payload.len();
+        self.out_len += frame_len;
     }
 
     /// A text or binary message: compressed if permessage-deflate is on
