@@ -86,6 +86,20 @@ pub const SSE_READ_SINK: usize = 512;
 /// The process's open-file limit is raised to fit at start-up (see `net::rlimit`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
+/// At `--max-connections`, how many of the connections that have waited longest for a
+/// request head are let go of at a time to make room for new ones (`net::reclaim`); the
+/// new connections that follow take the rest of the room. nginx drains 32 at a time.
+pub const RECLAIM_BATCH: usize = 8;
+
+/// How long a new connection at `--max-connections` waits for the room made for it
+/// before it is answered `503` (a connection let go of frees its slot within a write
+/// and a close; the wait is only long when nothing could be let go of).
+pub const RECLAIM_WAIT: Duration = Duration::from_millis(500);
+
+/// How many new connections may wait for room at once at `--max-connections`; past it,
+/// `503` at once. Their descriptors come out of `net::rlimit::RESERVED_FDS`.
+pub const MAX_WAITING_FOR_ROOM: usize = 64;
+
 /// Channels that may exist at once (`--max-channels`). Each holds its history and a
 /// broadcast ring of `--max-queue` slots, so without a bound, clients inventing channel
 /// names could grow memory without end. Idle channels make room for new ones.
@@ -210,6 +224,9 @@ pub struct Config {
     pub heartbeat: Duration,
     pub sse_retry: Duration,
     pub max_connections: usize,
+    /// At `max_connections`, make room for a new connection by letting go of those that
+    /// have waited longest for a request head (`--reclaim-waiting`; `net::reclaim`).
+    pub reclaim_waiting: bool,
     pub max_queue: usize,
     pub send_buffer: usize,
     pub notsent_lowat: usize,
@@ -262,6 +279,7 @@ impl Default for Config {
             heartbeat: DEFAULT_HEARTBEAT,
             sse_retry: DEFAULT_SSE_RETRY,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            reclaim_waiting: false,
             max_queue: DEFAULT_MAX_QUEUE,
             send_buffer: DEFAULT_SEND_BUFFER,
             notsent_lowat: DEFAULT_NOTSENT_LOWAT,

@@ -246,6 +246,11 @@ struct ServeArgs {
     /// Connections served at once (past it: 503).
     #[arg(long, env = "WIRE_ACADEMY_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// At --max-connections, make room for a new connection by closing those that have
+    /// waited longest for a request head (408 if one had begun), as nginx does with idle
+    /// keep-alive connections, instead of answering 503.
+    #[arg(long, env = "WIRE_ACADEMY_RECLAIM_WAITING")]
+    reclaim_waiting: bool,
     /// Messages a subscriber may fall behind before it is cut off.
     #[arg(long, env = "WIRE_ACADEMY_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
@@ -574,6 +579,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_hold: args.max_hold.0,
         heartbeat: args.heartbeat.0,
         max_connections: args.max_connections,
+        reclaim_waiting: args.reclaim_waiting,
         max_queue: args.max_queue,
         send_buffer: args.send_buffer,
         notsent_lowat: args.notsent_lowat,

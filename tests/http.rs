@@ -172,6 +172,25 @@ async fn other_http_major_versions_get_505_and_a_higher_minor_is_served_as_1_1()
     s.stop().await;
 }
 
+/// One more client at a server whose connections are all taken: `503` with
+/// `Retry-After`, and closed.
+async fn one_more_is_refused(addr: std::net::SocketAddr) {
+    let mut c = Client::connect(addr).await;
+    c.send(get("/poll/a")).await;
+    let r = c.response().await;
+    assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+    c.expect_closed().await;
+}
+
+/// Closes `a`, one of the two connections of a full server: once the server has counted
+/// it closed, a new client gets in.
+async fn a_freed_slot_is_reused(s: &wire_academy::net::server::Running, a: Client) {
+    drop(a);
+    let connections = || s.shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
+    wait_until("the server counts the dropped connection closed", || std::future::ready(connections() == 1)).await;
+    assert_eq!(once(s.addr, get("/poll/a")).await.status, 200, "a slot freed by a closed connection is reused");
+}
+
 #[tokio::test]
 async fn past_max_connections_503_and_the_others_carry_on() {
     let s = start(Config { max_connections: 2, ..config() }).await;
@@ -179,19 +198,72 @@ async fn past_max_connections_503_and_the_others_carry_on() {
     let mut b = Client::connect(s.addr).await;
     assert_eq!(a.request(get("/poll/a")).await.status, 200);
     assert_eq!(b.request(get("/poll/a")).await.status, 200);
-    let mut third = Client::connect(s.addr).await;
-    third.send(get("/poll/a")).await;
-    let r = third.response().await;
-    assert_eq!(r.status, 503);
-    third.expect_closed().await;
-    // The two open connections are unaffected.
+    one_more_is_refused(s.addr).await;
+    // The two open connections are unaffected, idle as they are between requests.
     assert_eq!(a.request(get("/poll/a")).await.status, 200);
     assert_eq!(b.request(get("/poll/a")).await.status, 200);
-    drop(a);
-    // Once the server has counted it closed, a new client gets in.
+    a_freed_slot_is_reused(&s, a).await;
+    s.stop().await;
+}
+
+/// With `--reclaim-waiting`, at `--max-connections` with every connection in a request
+/// (two held long polls), nothing can be let go of: one more gets `503`, and the two
+/// carry on.
+#[tokio::test]
+async fn reclaiming_past_max_connections_503_when_none_waits_for_a_request() {
+    let s = start(Config { max_connections: 2, reclaim_waiting: true, ..config() }).await;
+    let mut a = Client::connect(s.addr).await;
+    let mut b = Client::connect(s.addr).await;
+    a.send(get("/long-poll/full?after=0&timeout=30")).await;
+    b.send(get("/long-poll/full?after=0&timeout=30")).await;
+    wait_held(&s, LongPoll, 2).await;
+    one_more_is_refused(s.addr).await;
+    // The two open connections are unaffected: a message (published in-process: there
+    // is no slot for a client to publish with) answers both.
+    s.shared.broker.publish("full", bytes::Bytes::from_static(b"m")).await.unwrap();
+    assert_eq!(a.response().await.status, 200);
+    assert_eq!(b.response().await.status, 200);
+    a_freed_slot_is_reused(&s, a).await;
+    s.stop().await;
+}
+
+/// At `--max-connections` with `--reclaim-waiting`, a flood of connections that never
+/// finish a request cannot lock out a client that does (`net::reclaim`): the connections
+/// that have waited longest for a request head are let go of to make room, with `408` if
+/// they had begun one and without a word if they had not (as an idle keep-alive
+/// connection is closed); the newcomer is served, and a connection being answered is
+/// never touched.
+#[tokio::test]
+async fn at_max_connections_those_waiting_longest_for_a_request_make_room() {
+    let s = start(Config { max_connections: 4, reclaim_waiting: true, ..config() }).await;
+    // Oldest first: an idle keep-alive connection, then one that sent half a head, then
+    // one holding a long poll (in a request: never let go of), then a silent one.
+    let mut idle = Client::connect(s.addr).await;
+    assert_eq!(idle.request(get("/poll/a")).await.status, 200);
+    let mut half = Client::connect(s.addr).await;
+    half.send("GET /ws/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n").await;
+    let mut held = Client::connect(s.addr).await;
+    held.send(get("/long-poll/a?after=0&timeout=30")).await;
+    wait_held(&s, LongPoll, 1).await;
+    let silent = Client::connect(s.addr).await;
     let connections = || s.shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed);
-    wait_until("the server counts the dropped connection closed", || std::future::ready(connections() == 1)).await;
-    assert_eq!(once(s.addr, get("/poll/a")).await.status, 200, "a slot freed by a closed connection is reused");
+    wait_until("the server counts four connections", || std::future::ready(connections() == 4)).await;
+
+    // Full. A newcomer is served all the same; the longest waiting were let go of.
+    let r = once(s.addr, get("/poll/a")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    idle.expect_closed().await; // nothing begun: closed without a word
+    let r = half.response().await;
+    assert_eq!((r.status, r.header("connection")), (408, Some("close")));
+    half.expect_closed().await;
+    // The held long poll is answered as usual, and the silent one (let go of too, at
+    // most RECLAIM_BATCH at a time) or not, the server goes on serving.
+    s.shared.broker.publish("a", bytes::Bytes::from_static(b"still here")).await.unwrap();
+    let r = held.response().await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("still here"), "{}", r.text());
+    drop(silent);
+    assert_eq!(once(s.addr, get("/poll/a")).await.status, 200);
     s.stop().await;
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep, sleep_until, timeout};
 
+use super::reclaim::Entry;
 use super::{Shared, ws};
 use crate::app::broker::BrokerError;
 use crate::app::hub::{Snapshot, Subscription};
@@ -82,6 +83,14 @@ enum HeadError {
     Http(HttpError),
 }
 
+/// Completes when the connection is told to make room (`reclaim`); never without an entry.
+async fn reclaimed(heads: &Option<Entry>) {
+    match heads {
+        Some(heads) => heads.reclaimed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What a held long poll waits for on its channel: each message; or, while it holds an
 /// answer for `--coalesce`, only the channel's pressure signal (every
 /// `hub::PRESSURE_EVERY` messages), so that it is not woken once per message.
@@ -134,6 +143,9 @@ pub struct Conn<S> {
     /// `--coalesce` for the long polls on this connection: at most one answer with
     /// messages per interval (`long_poll`).
     coalesce: Coalesce,
+    /// Its place among the connections that may wait for a request head (`reclaim`),
+    /// with `--reclaim-waiting`: given up when it becomes an event stream or a WebSocket.
+    heads: Option<Entry>,
 }
 
 /// Serves one connection until it closes.
@@ -155,6 +167,7 @@ impl<S> Conn<S> {
             out: BytesMut::new(),
             requests: MessageStream::requests(limits),
             coalesce: Coalesce::new(c.coalesce, COALESCE_MOST),
+            heads: c.reclaim_waiting.then(|| shared.heads.enter()),
             shared,
         }
     }
@@ -182,8 +195,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Step::Hold { head, channel, after, hold } => {
                     Box::pin(self.long_poll(&head, &channel, after, hold)).await
                 }
-                Step::Stream { head, channel } => Box::pin(self.sse(head, &channel)).await,
+                Step::Stream { head, channel } => {
+                    self.heads = None; // never waits for a request again
+                    Box::pin(self.sse(head, &channel)).await
+                }
                 Step::Upgraded(upgraded) => {
+                    self.heads = None;
                     // Whatever was read past the request head is the start of the frame
                     // stream; the HTTP buffers go with it (the session reads into its own).
                     let leftover = std::mem::take(&mut self.buf);
@@ -221,6 +238,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// connection may wait `--keep-alive-timeout`; once a request has begun (or on a
     /// fresh connection) its head must be complete within `--header-timeout`.
     async fn read_head(&mut self, first: bool) -> Result<RequestHead, HeadError> {
+        if let Some(heads) = &self.heads {
+            heads.waiting();
+        }
+        let head = self.wait_for_head(first).await;
+        if let Some(heads) = &self.heads {
+            heads.not_waiting();
+        }
+        head
+    }
+
+    async fn wait_for_head(&mut self, first: bool) -> Result<RequestHead, HeadError> {
         let config = &self.shared.config;
         let mut shutdown = self.shared.watch_shutdown();
         let mut header_deadline = (first || !self.buf.is_empty()).then(|| Instant::now() + config.header_timeout);
@@ -249,6 +277,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // Shutting down: a connection with no request begun simply closes (a fresh
                 // one too: a browser's preconnect must not hold up the shutdown).
                 _ = shutdown.wait_for(|stop| *stop), if self.buf.is_empty() => return Err(HeadError::Gone),
+                // The server is at --max-connections and this one has waited longest:
+                // its head did not come in the time the server could give it (`reclaim`).
+                () = reclaimed(&self.heads) => {
+                    crate::trace::closing_because("at --max-connections: waited longest for a request head");
+                    return Err(if self.buf.is_empty() { HeadError::Gone } else { HeadError::Timeout });
+                }
             }
         }
     }

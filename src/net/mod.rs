@@ -15,10 +15,13 @@
 //!   which runs the protocol on the upgraded socket.
 //! - [`date`]: the `Date` header's value, formatted once a second.
 //! - [`rlimit`]: raising the open-file limit to fit `--max-connections`.
+//! - [`reclaim`]: at `--max-connections`, room for a new connection made by letting go
+//!   of those that have waited longest for a request head.
 
 pub mod budget;
 pub mod date;
 pub mod http;
+pub mod reclaim;
 pub mod rlimit;
 pub mod server;
 pub mod sse;
@@ -58,6 +61,9 @@ pub struct Shared {
     pub bodies: budget::BodyBudget,
     /// When to give memory freed by closed connections back to the system.
     pub trim: trim::TrimPolicy,
+    /// The connections that may wait for a request head, oldest first when a new
+    /// connection needs room (`reclaim`).
+    pub heads: Arc<reclaim::Registry>,
 }
 
 impl Shared {
@@ -79,6 +85,7 @@ impl Shared {
             tracer,
             bodies,
             trim: trim::TrimPolicy::default(),
+            heads: Arc::default(),
             config,
         }
     }

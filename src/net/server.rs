@@ -1,7 +1,9 @@
 //! The accept loop, the connection limit, and graceful shutdown (mini-redis's shape).
 //!
 //! - A semaphore caps connections at `--max-connections`; one more gets `503` and is
-//!   closed, and the connections already open never notice.
+//!   closed, and the connections already open never notice. With `--reclaim-waiting`,
+//!   the connections that have waited longest for a request head are let go of first to
+//!   make room for it (`super::reclaim`), and only if none waits for one is it refused.
 //! - Shutdown: a watch channel says "stop"; every connection task holds a clone of an
 //!   mpsc sender, so when the last one finishes the receiver sees the channel close.
 
@@ -14,13 +16,13 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Shared, http, rlimit};
 use crate::app::broker::{Broker, BrokerKind};
 use crate::app::redis::RedisBroker;
-use crate::config::Config;
+use crate::config::{Config, MAX_WAITING_FOR_ROOM, RECLAIM_BATCH, RECLAIM_WAIT};
 use crate::proto::http::response::Context;
 use crate::proto::http::{Response, Version};
 use crate::trace::{PcapWriter, Recorders, Tracer};
@@ -31,6 +33,8 @@ pub struct Server {
     /// `--trace-bytes` and `--trace-pcap`, when on.
     recorders: Recorders,
     limiter: Arc<Semaphore>,
+    /// New connections waiting for room at the limit (`MAX_WAITING_FOR_ROOM`).
+    waiting_for_room: Arc<Semaphore>,
 }
 
 impl Server {
@@ -72,7 +76,8 @@ impl Server {
         };
         let shared = Arc::new(Shared::with_broker(config, broker, tracer.clone()));
         let limiter = Arc::new(Semaphore::new(shared.config.max_connections));
-        Ok(Server { listener, shared, recorders: Recorders { trace: tracer, pcap }, limiter })
+        let waiting_for_room = Arc::new(Semaphore::new(MAX_WAITING_FOR_ROOM));
+        Ok(Server { listener, shared, recorders: Recorders { trace: tracer, pcap }, limiter, waiting_for_room })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -121,32 +126,78 @@ impl Server {
         let _ = set_send_buffer(&stream, self.shared.config.send_buffer);
         let _ = set_notsent_lowat(&stream, self.shared.config.notsent_lowat);
         let shared = self.shared.clone();
-        let permit = self.limiter.clone().try_acquire_owned();
-        // Recording off: the driver gets the bare socket, not even a branch on the data path.
-        shared.stats.accepted.fetch_add(1, Relaxed);
-        // One `spawn` per kind of connection: a task is sized for its own future, and the
-        // common one (served, not traced) is not made room for the others.
-        #[cfg(feature = "trace")]
-        if self.recorders.any() {
-            let r = self.recorders.clone();
-            match permit {
-                // A traced connection runs in a trace scope, so that the one carrying the
-                // live trace (`GET /trace`) can keep its own bytes out of it.
-                Ok(permit) => spawn_holding((done, permit), move || {
-                    let io = r.wrap(stream, peer.to_string(), crate::trace::Role::Server);
-                    crate::trace::connection_scope(serve_counted(io, shared))
-                }),
-                Err(_) => spawn_holding(done, move || {
-                    refuse_busy(r.wrap(stream, peer.to_string(), crate::trace::Role::Server), shared)
-                }),
-            }
-            return;
+        match self.limiter.clone().try_acquire_owned() {
+            Ok(permit) => spawn_connection(&self.recorders, stream, peer, done, shared, Ok(permit)),
+            // At the limit: room is made by letting go of the connections that have
+            // waited longest for a request head, and this one waits for it (`reclaim`),
+            // in a task of its own; the connection's own task starts once it has a slot.
+            Err(_) => match self.waiting_for_room.clone().try_acquire_owned() {
+                Ok(waiting) if shared.config.reclaim_waiting => {
+                    let room = Room { limiter: self.limiter.clone(), shared: shared.clone(), _waiting: waiting };
+                    let recorders = self.recorders.clone();
+                    tokio::spawn(async move {
+                        let permit = room.wait().await.ok_or(());
+                        spawn_connection(&recorders, stream, peer, done, shared, permit);
+                    });
+                }
+                _ => spawn_connection(&self.recorders, stream, peer, done, shared, Err(())),
+            },
         }
-        let _ = peer; // named only by the trace
+    }
+}
+
+/// Starts a connection's task: served with its slot, or answered `503` without one.
+fn spawn_connection(
+    recorders: &Recorders,
+    stream: TcpStream,
+    peer: SocketAddr,
+    done: mpsc::Sender<()>,
+    shared: Arc<Shared>,
+    permit: Result<OwnedSemaphorePermit, ()>,
+) {
+    // Recording off: the driver gets the bare socket, not even a branch on the data path.
+    shared.stats.accepted.fetch_add(1, Relaxed);
+    // One `spawn` per kind of connection: a task is sized for its own future, and the
+    // common one (served, not traced) is not made room for the others.
+    #[cfg(feature = "trace")]
+    if recorders.any() {
+        let r = recorders.clone();
         match permit {
-            Ok(permit) => spawn_holding((done, permit), move || serve_counted(stream, shared)),
-            Err(_) => spawn_holding(done, move || refuse_busy(stream, shared)),
+            // A traced connection runs in a trace scope, so that the one carrying the
+            // live trace (`GET /trace`) can keep its own bytes out of it.
+            Ok(permit) => spawn_holding((done, permit), move || {
+                let io = r.wrap(stream, peer.to_string(), crate::trace::Role::Server);
+                crate::trace::connection_scope(serve_counted(io, shared))
+            }),
+            Err(()) => spawn_holding(done, move || {
+                refuse_busy(r.wrap(stream, peer.to_string(), crate::trace::Role::Server), shared)
+            }),
         }
+        return;
+    }
+    let _ = (peer, recorders); // named only by the trace
+    match permit {
+        Ok(permit) => spawn_holding((done, permit), move || serve_counted(stream, shared)),
+        Err(()) => spawn_holding(done, move || refuse_busy(stream, shared)),
+    }
+}
+
+/// A new connection at `--max-connections`, waiting for room.
+struct Room {
+    limiter: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    _waiting: OwnedSemaphorePermit,
+}
+
+impl Room {
+    /// Lets go of the connections that have waited longest for a request head, unless
+    /// room is already on its way, and waits for a slot (at most `RECLAIM_WAIT`).
+    async fn wait(self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.limiter.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        self.shared.heads.reclaim(RECLAIM_BATCH);
+        tokio::time::timeout(RECLAIM_WAIT, self.limiter.acquire_owned()).await.ok()?.ok()
     }
 }
 
