@@ -189,8 +189,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Size of the read buffers of the client and the proxy, reused for every read on their
 /// connection; large enough for a typical response head in one read. (The server's
-/// connections read into the stack between messages instead, `net::STACK_READ`, so an
-/// idle one holds no buffer.)
+/// connections read into a scratch buffer of their thread between messages instead,
+/// `net::SCRATCH_READ`, so an idle one holds no buffer.)
 pub const READ_BUFFER: usize = 8 * 1024;
 
 /// After answering with an error and `Connection: close`, the server keeps reading (and

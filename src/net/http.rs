@@ -161,8 +161,8 @@ impl<S> Conn<S> {
         Conn {
             io,
             // Both start empty and hold memory only while a request or an answer is
-            // in them: reads go through the stack (`super::read_lean`), so a connection
-            // waiting for its next request holds no buffer.
+            // in them: reads go through the thread's scratch buffer (`super::read_lean`),
+            // so a connection waiting for its next request holds no buffer.
             buf: BytesMut::new(),
             out: BytesMut::new(),
             requests: MessageStream::requests(limits),

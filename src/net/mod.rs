@@ -147,18 +147,27 @@ pub(crate) fn stopped<'a, F: std::future::Future>(
 
 pub use server::{Running, Server};
 
-/// Bytes one read may take into a buffer on the stack, when the connection's own
+/// Bytes one read may take into the thread's scratch buffer, when the connection's own
 /// buffer has no room (see [`poll_read_lean`]): a request head, a burst of small frames,
 /// or the first part of a large one.
-pub(crate) const STACK_READ: usize = 64 * 1024;
+pub(crate) const SCRATCH_READ: usize = 64 * 1024;
+
+thread_local! {
+    /// The scratch buffer of [`poll_read_scratch`], one per thread of the runtime. It was
+    /// an array on the stack of each poll: 64 KiB of stack made every poll of a waiting
+    /// connection's socket probe 16 pages of stack, whether or not anything had arrived
+    /// (about 130 instructions per delivered message of a fan-out).
+    static SCRATCH: std::cell::RefCell<Box<[std::mem::MaybeUninit<u8>]>> =
+        std::cell::RefCell::new(Box::new_uninit_slice(SCRATCH_READ));
+}
 
 /// Reads into `buf` without making an idle connection hold a buffer while it waits.
 ///
 /// A read must be given its buffer before the socket has anything for it: the waiting
 /// itself would hold the memory, and most connections of a real-time server wait most
-/// of the time. So when `buf` has no spare room, the read goes into a buffer on the
-/// stack (alive only during this poll, not in the connection's state) and what arrived
-/// is copied into `buf`, sized to it. When `buf` already has room (a message is
+/// of the time. So when `buf` has no spare room, the read goes into the thread's scratch
+/// buffer (shared by every connection the thread polls, not in any connection's state)
+/// and what arrived is copied into `buf`, sized to it. When `buf` already has room (a message is
 /// arriving; the caller reserved for it), the read goes straight in, without a copy.
 pub(crate) fn poll_read_lean<S: tokio::io::AsyncRead + Unpin>(
     io: &mut S,
@@ -171,26 +180,29 @@ pub(crate) fn poll_read_lean<S: tokio::io::AsyncRead + Unpin>(
         use tokio::io::AsyncReadExt;
         return std::pin::pin!(io.read_buf(buf)).poll(cx);
     }
-    poll_read_stack(io, cx, |bytes| buf.extend_from_slice(bytes))
+    poll_read_scratch(io, cx, |bytes| buf.extend_from_slice(bytes))
 }
 
-/// One read into a buffer on the stack (alive only during this poll); `take` gets what
-/// arrived (nothing at end of stream). Returns the bytes read.
-pub(crate) fn poll_read_stack<S: tokio::io::AsyncRead + Unpin>(
+/// One read into the thread's scratch buffer ([`SCRATCH_READ`] bytes); `take` gets what
+/// arrived (nothing at end of stream) before the poll returns. Returns the bytes read.
+pub(crate) fn poll_read_scratch<S: tokio::io::AsyncRead + Unpin>(
     io: &mut S,
     cx: &mut std::task::Context<'_>,
     take: impl FnOnce(&[u8]),
 ) -> std::task::Poll<std::io::Result<usize>> {
-    use std::mem::MaybeUninit;
     use std::pin::Pin;
     use std::task::{Poll, ready};
     use tokio::io::ReadBuf;
 
-    let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
-    let mut read = ReadBuf::uninit(&mut stack);
-    ready!(Pin::new(io).poll_read(cx, &mut read))?;
-    take(read.filled());
-    Poll::Ready(Ok(read.filled().len()))
+    SCRATCH.with(|scratch| {
+        // Borrowed for this one read: `take` copies out of it before the poll returns,
+        // and nothing it does polls another socket.
+        let mut scratch = scratch.borrow_mut();
+        let mut read = ReadBuf::uninit(&mut scratch[..]);
+        ready!(Pin::new(io).poll_read(cx, &mut read))?;
+        take(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
+    })
 }
 
 /// [`poll_read_lean`] as a future: the bytes read, 0 at end of stream.

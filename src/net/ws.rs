@@ -22,7 +22,7 @@
 //!     move the session's outgoing bytes to the write queue, and write it now (vectored)
 //!     select! {   (biased: in this order)
 //!         socket (poll_fn): write what is left, and read (into session.read_buf() in
-//!                           the middle of a frame, else into a stack buffer: an idle
+//!                           the middle of a frame, else into a scratch buffer: an idle
 //!                           connection holds no read buffer)
 //!         hub broadcast:    the messages waiting -> send_encoded(each shared frame)
 //!         the alarm:        the liveness table's next deadline -> what it says is due:
@@ -573,7 +573,7 @@ fn poll_io<S: AsyncRead + AsyncWrite + Unpin>(
             pin!(io.read_buf(session.read_buf())).poll(cx)
         } else {
             // Between messages: wait without holding a buffer (`super::poll_read_lean`).
-            super::poll_read_stack(io, cx, |bytes| session.receive_data(bytes))
+            super::poll_read_scratch(io, cx, |bytes| session.receive_data(bytes))
         };
         match read {
             Poll::Ready(Ok(0)) => return Poll::Ready(Io::Eof),

@@ -523,8 +523,8 @@ impl Session {
     /// Whether [`read_buf`](Self::read_buf) has room already, is in the middle of a
     /// frame, or frames have been flowing since the idle buffers were last let go of:
     /// read straight into it then (a copy less per read). Otherwise the connection is
-    /// idle, and a driver that keeps idle connections small reads elsewhere (a buffer on
-    /// its stack) and hands the bytes to [`receive_data`](Self::receive_data).
+    /// idle, and a driver that keeps idle connections small reads elsewhere (a scratch
+    /// buffer it shares) and hands the bytes to [`receive_data`](Self::receive_data).
     pub fn wants_read_buf(&self) -> bool {
         self.read_buf.capacity() > self.read_buf.len()
             || self.frame.is_some()
