@@ -14,13 +14,14 @@
 //! # One task, full duplex, no split
 //!
 //! A WebSocket is full duplex: the peer may send while we write. Rather than split the
-//! stream into two halves and two tasks, one `select!` loop waits on everything at once:
+//! stream into two halves and two tasks, one loop waits on everything at once (a
+//! hand-written `select`):
 //!
 //! ```text
 //! loop {
 //!     drain session events: echo / publish / note that the peer is alive
 //!     move the session's outgoing bytes to the write queue, and write it now (vectored)
-//!     select! {   (biased: in this order)
+//!     select {   (in this order; the channel first after it was what woke the loop)
 //!         socket (poll_fn): write what is left, and read (into session.read_buf() in
 //!                           the middle of a frame, else into a scratch buffer: an idle
 //!                           connection holds no read buffer)
@@ -32,8 +33,12 @@
 //! }
 //! ```
 //!
-//! The socket branch is a `poll_fn` that polls both directions of the one stream in
-//! the same poll, so a peer that is sending does not stop us from writing and a peer
+//! One task per connection is what keeps an idle one small (docs/performance.md); the
+//! price is that a message wakes a task that also owns the socket. Looking at the
+//! channel first after a message woke the loop means the socket's (empty) read side is
+//! looked at once per message, not twice, as a two-task server's writer never does.
+//!
+//! The socket branch polls both directions of the one stream in the same poll, so a peer that is sending does not stop us from writing and a peer
 //! that is not reading does not stop us from reading. It becomes ready as soon as
 //! either direction makes progress.
 //!
@@ -240,6 +245,25 @@ struct Driver<'a, S> {
     counted: u64,
 }
 
+/// Which of the loop's waits ended it (the branches of its `select`).
+enum Woken {
+    Io(Io),
+    Messages(Result<(), FeedEnd>),
+    Alarm(std::time::Instant),
+    Stop,
+}
+
+/// Turns in a row that may look at the channel before the socket (after the channel was
+/// what woke the loop), before the socket is looked at first again: a channel that is
+/// always ready cannot keep the socket from being read for longer than this.
+const CHANNEL_FIRST_MOST: u32 = 8;
+
+/// The turns in a row that will have looked at the channel first, after a turn that
+/// `channel_turns` say so far and that messages ended or not.
+fn next_channel_turns(channel_turns: u32, by_messages: bool) -> u32 {
+    if by_messages && channel_turns < CHANNEL_FIRST_MOST { channel_turns + 1 } else { 0 }
+}
+
 /// What the socket branch reports.
 enum Io {
     /// Bytes were written, or read into the session, or both.
@@ -288,6 +312,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         let mut stalled = false;
         // The message in progress's share of `--max-body-memory`, while one spans reads.
         let mut incoming: Option<Hold<'_>> = None;
+        // Turns in a row that looked at the channel first (`CHANNEL_FIRST_MOST`).
+        let mut channel_turns = 0;
 
         loop {
             self.count_writes();
@@ -357,34 +383,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 && self.session.outgoing_len() < unsent_limit(config.max_message);
             let stats = &shared.stats;
             alarm.set(timers.poll_timeout());
-            tokio::select! {
-                // In this order, without drawing a random one per turn: the socket, then
-                // the channel, then time. Each is cheap to poll when it has nothing.
-                biased;
-                io = poll_fn(|cx| poll_io(&mut *self.io, cx, &mut self.session, !holding, reading, &mut self.written)) => {
-                    match io {
-                        Io::Progress { read } => {
-                            if read > 0 {
-                                stats.read(Transport::WebSocket, read);
-                                timers.on_bytes_received(); // any bytes show the peer alive
-                            }
-                        }
-                        // EOF before the closing handshake: the peer is gone (1006,
-                        // "abnormal closure", in the RFC's terms). Nothing to send to.
-                        Io::Eof | Io::Failed => return,
+            // The socket, the channel, time, the shutdown: in this order, without drawing
+            // a random one per turn, except that after the channel woke the loop, the
+            // channel is looked at first (a subscriber's wake-ups are mostly messages:
+            // its socket's empty read side is then looked at once per message, not
+            // twice), at most `CHANNEL_FIRST_MOST` turns in a row.
+            let channel_first = channel_turns > 0;
+            let woken = {
+                let messages_on = open && feed.is_some() && !refused;
+                let mut messages = pin!(next_messages(&mut feed, &shared.broker, holding, &mut batch));
+                let alarm_on = alarm.is_set();
+                let mut fired = pin!(alarm.fired());
+                let stop_on = open && !stop_seen;
+                let mut stop = pin!(super::stopped(&shared, stopping.as_mut(), stopped_already));
+                let (io, session, written) = (&mut *self.io, &mut self.session, &mut self.written);
+                poll_fn(|cx| {
+                    if channel_first
+                        && messages_on
+                        && let Poll::Ready(r) = messages.as_mut().poll(cx)
+                    {
+                        return Poll::Ready(Woken::Messages(r));
                     }
-                }
+                    if let Poll::Ready(io) = poll_io(io, cx, session, !holding, reading, written) {
+                        return Poll::Ready(Woken::Io(io));
+                    }
+                    if !channel_first
+                        && messages_on
+                        && let Poll::Ready(r) = messages.as_mut().poll(cx)
+                    {
+                        return Poll::Ready(Woken::Messages(r));
+                    }
+                    if alarm_on && let Poll::Ready(now) = fired.as_mut().poll(cx) {
+                        return Poll::Ready(Woken::Alarm(now));
+                    }
+                    if stop_on && stop.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Woken::Stop);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+            channel_turns = next_channel_turns(channel_turns, matches!(woken, Woken::Messages(_)));
+            match woken {
+                Woken::Io(io) => match io {
+                    Io::Progress { read } => {
+                        if read > 0 {
+                            stats.read(Transport::WebSocket, read);
+                            timers.on_bytes_received(); // any bytes show the peer alive
+                        }
+                    }
+                    // EOF before the closing handshake: the peer is gone (1006,
+                    // "abnormal closure", in the RFC's terms). Nothing to send to.
+                    Io::Eof | Io::Failed => return,
+                },
                 // While holding, not per message: what comes meanwhile waits in the
                 // channel's ring, and is taken when the channel signals that many have come
                 // (a hold that fills ends at once: the ring must not overtake us) or at the
                 // flush (`Feed::next`).
-                r = next_messages(&mut feed, &shared.broker, holding, &mut batch), if open && feed.is_some() && !refused => {
+                Woken::Messages(r) => {
                     stalled = false;
                     self.on_messages(r, &mut batch);
                     // Written now, or held to leave with what follows.
                     timers.on_queued(self.unsent.len(), super::now);
                 }
-                now = alarm.fired(), if alarm.is_set() => {
+                Woken::Alarm(now) => {
                     let due = timers.handle_timeout(now);
                     if !matches!(due, Some(Timeout::CheckBacklog | Timeout::Flush)) {
                         // A liveness deadline (at least a ping interval since the last
@@ -417,7 +479,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         None => {} // woke before a deadline that moved later
                     }
                 }
-                () = super::stopped(&shared, stopping.as_mut(), stopped_already), if open && !stop_seen => {
+                Woken::Stop => {
                     stop_seen = true; // a finished future must not be polled again
                     self.close(code::GOING_AWAY, "server shutting down");
                 }
@@ -852,6 +914,43 @@ mod tests {
         let tries = counts.reads.load(Relaxed) - before;
         assert!(tries <= 4, "{tries} read tries for {HELD} held messages");
         assert_eq!(counts.writes.load(Relaxed), 2, "the first, then the fifteen together");
+    }
+
+    /// A subscriber that messages wake looks at its socket once per message (the turn
+    /// after it wrote one, before it sleeps), not also in the turn the message woke: the
+    /// channel is looked at first then.
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_woken_by_messages_tries_its_socket_once_per_message() {
+        use std::sync::atomic::Ordering::Relaxed;
+        const N: usize = 20;
+        let (mut peer, shared, _task, counts) = subscribe(Config::default(), "busy", 64 * 1024).await;
+        let before = counts.reads.load(Relaxed);
+        for i in 0..N {
+            shared.broker.publish("busy", Bytes::from(format!("m{i}"))).await.unwrap();
+            assert!(matches!(peer.next().await, Some(Event::Text(_))), "message {i}");
+        }
+        // The first message comes after the socket's turn (the subscription's start), so
+        // it finds the socket first, as does every message after CHANNEL_FIRST_MOST in a
+        // row; every other one finds the channel first. (Socket first each time: 2N.)
+        let tries = counts.reads.load(Relaxed) - before;
+        let most = N + 1 + N / (CHANNEL_FIRST_MOST as usize + 1);
+        assert!(tries <= most, "{tries} read tries for {N} messages (at most {most})");
+    }
+
+    /// After `CHANNEL_FIRST_MOST` turns in a row that messages ended, the socket is looked
+    /// at first again, however busy the channel; any other end of a turn resets it.
+    #[test]
+    fn a_busy_channel_gives_the_socket_its_turn() {
+        let mut turns = 0;
+        let mut socket_first = 0;
+        for _ in 0..10 * (CHANNEL_FIRST_MOST + 1) {
+            if turns == 0 {
+                socket_first += 1;
+            }
+            turns = next_channel_turns(turns, true);
+        }
+        assert_eq!(socket_first, 10, "once every CHANNEL_FIRST_MOST + 1 turns");
+        assert_eq!(next_channel_turns(3, false), 0);
     }
 
     /// A coalescing subscriber of a channel that sends more in one interval than its ring
