@@ -167,8 +167,9 @@ thread_local! {
 /// itself would hold the memory, and most connections of a real-time server wait most
 /// of the time. So when `buf` has no spare room, the read goes into the thread's scratch
 /// buffer (shared by every connection the thread polls, not in any connection's state)
-/// and what arrived is copied into `buf`, sized to it. When `buf` already has room (a message is
-/// arriving; the caller reserved for it), the read goes straight in, without a copy.
+/// and what arrived is copied into `buf`, sized to it. When `buf` already has room (a
+/// message is arriving; the caller reserved for it), the read goes straight in, without
+/// a copy.
 pub(crate) fn poll_read_lean<S: tokio::io::AsyncRead + Unpin>(
     io: &mut S,
     cx: &mut std::task::Context<'_>,

@@ -113,14 +113,16 @@ impl Registry {
         told
     }
 
-    /// How many connections are in the registry (for tests).
-    pub fn len(&self) -> usize {
+    /// How many connections are in the registry.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.entries.len() - slots.free.len()
     }
 
     /// Whether no connection is in the registry.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

@@ -128,11 +128,15 @@ impl Server {
         let shared = self.shared.clone();
         match self.limiter.clone().try_acquire_owned() {
             Ok(permit) => spawn_connection(&self.recorders, stream, peer, done, shared, Ok(permit)),
-            // At the limit: room is made by letting go of the connections that have
-            // waited longest for a request head, and this one waits for it (`reclaim`),
-            // in a task of its own; the connection's own task starts once it has a slot.
+            // At the limit, by default: 503.
+            Err(_) if !shared.config.reclaim_waiting => {
+                spawn_connection(&self.recorders, stream, peer, done, shared, Err(()))
+            }
+            // With --reclaim-waiting: room is made by letting go of the connections that
+            // have waited longest for a request head, and this one waits for it
+            // (`reclaim`), in a task of its own; its own task starts once it has a slot.
             Err(_) => match self.waiting_for_room.clone().try_acquire_owned() {
-                Ok(waiting) if shared.config.reclaim_waiting => {
+                Ok(waiting) => {
                     let room = Room { limiter: self.limiter.clone(), shared: shared.clone(), _waiting: waiting };
                     let recorders = self.recorders.clone();
                     tokio::spawn(async move {
@@ -140,7 +144,7 @@ impl Server {
                         spawn_connection(&recorders, stream, peer, done, shared, permit);
                     });
                 }
-                _ => spawn_connection(&self.recorders, stream, peer, done, shared, Err(())),
+                Err(_) => spawn_connection(&self.recorders, stream, peer, done, shared, Err(())),
             },
         }
     }

@@ -38,8 +38,9 @@
 //! channel first after a message woke the loop means the socket's (empty) read side is
 //! looked at once per message, not twice, as a two-task server's writer never does.
 //!
-//! The socket branch polls both directions of the one stream in the same poll, so a peer that is sending does not stop us from writing and a peer
-//! that is not reading does not stop us from reading. It becomes ready as soon as
+//! The socket branch polls both directions of the one stream in the same poll, so a
+//! peer that is sending does not stop us from writing and a peer that is not reading
+//! does not stop us from reading. It becomes ready as soon as
 //! either direction makes progress.
 //!
 //! # Bounds
@@ -398,20 +399,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 let mut stop = pin!(super::stopped(&shared, stopping.as_mut(), stopped_already));
                 let (io, session, written) = (&mut *self.io, &mut self.session, &mut self.written);
                 poll_fn(|cx| {
-                    if channel_first
-                        && messages_on
-                        && let Poll::Ready(r) = messages.as_mut().poll(cx)
-                    {
-                        return Poll::Ready(Woken::Messages(r));
+                    let mut channel = |cx: &mut Context<'_>| match messages_on {
+                        true => messages.as_mut().poll(cx).map(Woken::Messages),
+                        false => Poll::Pending,
+                    };
+                    if channel_first && let Poll::Ready(woken) = channel(cx) {
+                        return Poll::Ready(woken);
                     }
                     if let Poll::Ready(io) = poll_io(io, cx, session, !holding, reading, written) {
                         return Poll::Ready(Woken::Io(io));
                     }
-                    if !channel_first
-                        && messages_on
-                        && let Poll::Ready(r) = messages.as_mut().poll(cx)
-                    {
-                        return Poll::Ready(Woken::Messages(r));
+                    if !channel_first && let Poll::Ready(woken) = channel(cx) {
+                        return Poll::Ready(woken);
                     }
                     if alarm_on && let Poll::Ready(now) = fired.as_mut().poll(cx) {
                         return Poll::Ready(Woken::Alarm(now));
