@@ -271,6 +271,55 @@ impl WakeSource {
     }
 }
 
+/// A subscriber's socket, polled with its own waker ([`WakeSource`]) once its channel
+/// has handed over messages, and not looked at while it is armed: left pending with
+/// that waker (both directions keep it until they wake it) and not woken since.
+/// Before the first messages, and after [`release`](Self::release), it is polled with
+/// the task's waker every time, and holds nothing.
+#[derive(Default)]
+pub(crate) struct SubscriberSocket {
+    wake: Option<WakeSource>,
+    armed: bool,
+}
+
+impl SubscriberSocket {
+    /// The channel handed over messages: wake-ups by it are to come, and are told apart
+    /// from the socket's from now on.
+    pub(crate) fn on_messages(&mut self) {
+        if self.wake.is_none() {
+            self.wake = Some(WakeSource::new());
+            self.armed = false; // the socket holds the task's waker yet
+        }
+    }
+
+    /// The connection went idle: its waker is let go of (the next poll hands the socket
+    /// the task's again).
+    pub(crate) fn release(&mut self) {
+        *self = SubscriberSocket::default();
+    }
+
+    /// `poll` (the socket branch), unless the socket is armed and `writing` is false (a
+    /// write that is due is always tried). A pending `poll` arms it if it polled the read
+    /// side (`reading`).
+    pub(crate) fn poll<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        writing: bool,
+        reading: bool,
+        poll: impl FnOnce(&mut std::task::Context<'_>) -> std::task::Poll<T>,
+    ) -> std::task::Poll<T> {
+        match self.wake.as_mut() {
+            None => poll(cx),
+            Some(wake) if wake.take_woken() || !self.armed || writing => {
+                let polled = poll(&mut std::task::Context::from_waker(wake.waker(cx.waker())));
+                self.armed = polled.is_pending() && reading;
+                polled
+            }
+            Some(_) => std::task::Poll::Pending, // armed, and not woken
+        }
+    }
+}
+
 /// The one timer of a driver: it sleeps until the deadline its pure timer table asks
 /// for (`proto::ws::liveness`, `proto::sse_timers`), and the table says what, if
 /// anything, is due when it wakes.
@@ -344,4 +393,70 @@ impl Alarm {
 /// hand in tests), as a plain `std::time::Instant`.
 pub(crate) fn now() -> std::time::Instant {
     Instant::now().into_std()
+}
+
+/// For the drivers' tests: a stream that counts what is done with it.
+#[cfg(test)]
+pub(crate) mod counted {
+    use std::io::IoSlice;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    #[derive(Default)]
+    pub(crate) struct Counts {
+        /// Writes that took bytes.
+        pub(crate) writes: std::sync::atomic::AtomicUsize,
+        /// Reads tried: the times the driver looked at its socket's read side.
+        pub(crate) reads: std::sync::atomic::AtomicUsize,
+    }
+
+    /// A stream that counts what is done with it.
+    pub(crate) struct Counted<S> {
+        pub(crate) inner: S,
+        pub(crate) counts: Arc<Counts>,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.counts.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+                self.counts.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+                self.counts.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        }
+        fn is_write_vectored(&self) -> bool {
+            self.inner.is_write_vectored()
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
 }

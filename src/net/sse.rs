@@ -52,8 +52,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use super::Alarm;
 use super::http::{Conn, Next, cursor};
+use super::{Alarm, SubscriberSocket};
 use crate::app::feed::{Feed, FeedEnd};
 use crate::app::hub::{Message, Snapshot};
 use crate::app::stats::{Stats, Transport};
@@ -353,6 +353,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // Whether the socket has refused bytes since the channel was last read (its
         // backlog is judged until then).
         let mut stalled = false;
+        // Its own waker from the first messages on, so that the channel's many wake-ups
+        // cost no look at an empty socket that has not woken.
+        let mut socket = SubscriberSocket::default();
         let mut alarm = Alarm::new();
         let mut shutdown = shared.watch_shutdown();
         // The shutdown future is made once and kept: made afresh in every turn of the
@@ -419,7 +422,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                     timers.on_shutdown(super::now(), config.shutdown_timeout);
                 }
-                io = poll_fn(|cx| poll_io(&mut self.io, &outbox, !timers.is_holding(), cx)) => match io {
+                io = poll_fn(|cx| {
+                    let writing = !timers.is_holding();
+                    let io = &mut self.io;
+                    socket.poll(cx, writing && !outbox.is_empty(), true, |cx| poll_io(io, &outbox, writing, cx))
+                }) => match io {
                     Io::Wrote(n) => behind -= written(stats, &mut outbox, &mut timers, n),
                     Io::Read(n) => stats.read(Transport::Sse, n),
                     Io::Closed => break End::Gone,
@@ -430,6 +437,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // (a hold that fills ends at once: the ring must not overtake us) or at the
                 // flush (`Feed::next`).
                 r = feed.next(&shared.broker, timers.is_holding(), &mut batch), if !timers.is_closing() && !refused => {
+                    socket.on_messages();
                     stalled = false;
                     behind += batch.len();
                     owed.extend(batch.drain(..));
@@ -445,7 +453,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 now = alarm.fired(), if alarm.is_set() => match timers.handle_timeout(now) {
                     // Only into an empty queue: pending bytes keep the line busy anyway.
-                    Some(Timeout::Heartbeat) if outbox.is_empty() => outbox.push(heartbeat_bytes.clone(), Part::Control),
+                    // A heartbeat's period with nothing written: the socket's own waker is let go of too.
+                    Some(Timeout::Heartbeat) if outbox.is_empty() => {
+                        socket.release();
+                        outbox.push(heartbeat_bytes.clone(), Part::Control);
+                    }
                     Some(Timeout::Heartbeat) => {}
                     Some(Timeout::GiveUp) => break End::Stuck,
                     // Still blocked: the top of the loop judges the backlog.
@@ -477,7 +489,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, DuplexStream, duplex};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, duplex};
     use tokio::task::JoinHandle;
     use tokio::time::{Instant, sleep};
 
@@ -485,6 +497,7 @@ mod tests {
     use crate::app::hub::Hub;
     use crate::config::Config;
     use crate::net::Shared;
+    use crate::net::counted::{Counted, Counts};
     use crate::proto::http::{HeadLimits, parse_head};
 
     fn head(raw: &str) -> RequestHead {
@@ -580,10 +593,67 @@ mod tests {
     fn stream(config: Config, pipe: usize) -> (DuplexStream, Arc<Shared>, JoinHandle<Next>) {
         let shared = Arc::new(Shared::new(config, None));
         let (client, server) = duplex(pipe);
-        let mut conn = Conn::new(server, shared.clone());
-        let task =
-            tokio::spawn(async move { conn.sse(head("GET /sse/beat HTTP/1.1\r\nHost: x\r\n\r\n"), "beat").await });
-        (client, shared, task)
+        (client, shared.clone(), serve_beat(server, shared))
+    }
+
+    /// As `stream`, with a server end that counts what is done with it.
+    fn counted_stream(config: Config, pipe: usize) -> (DuplexStream, Arc<Shared>, JoinHandle<Next>, Arc<Counts>) {
+        let shared = Arc::new(Shared::new(config, None));
+        let (client, server) = duplex(pipe);
+        let counts = Arc::new(Counts::default());
+        let server = Counted { inner: server, counts: counts.clone() };
+        (client, shared.clone(), serve_beat(server, shared), counts)
+    }
+
+    fn serve_beat<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        server: S,
+        shared: Arc<Shared>,
+    ) -> JoinHandle<Next> {
+        let mut conn = Conn::new(server, shared);
+        tokio::spawn(async move { conn.sse(head("GET /sse/beat HTTP/1.1\r\nHost: x\r\n\r\n"), "beat").await })
+    }
+
+    /// Reads up to and including the event whose data is `data`.
+    async fn read_event(client: &mut DuplexStream, data: &str) {
+        let end = format!("data: {data}\n\n\r\n");
+        let mut got = Vec::new();
+        while !got.ends_with(end.as_bytes()) {
+            got.push(client.read_u8().await.unwrap());
+        }
+    }
+
+    /// A stream that messages wake looks at its empty socket only when the socket woke
+    /// it: once the socket holds its own waker (`SubscriberSocket`, from the first
+    /// message on), a message costs no look at it.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_woken_by_messages_looks_at_its_socket_only_when_it_woke() {
+        use std::sync::atomic::Ordering::Relaxed;
+        const N: usize = 20;
+        let (mut client, shared, _task, counts) = counted_stream(Config::default(), 64 * 1024);
+        read_past_the_head(&mut client).await;
+        let before = counts.reads.load(Relaxed);
+        for i in 0..N {
+            shared.broker.publish("beat", Bytes::from(format!("m{i}"))).await.unwrap();
+            read_event(&mut client, &format!("m{i}")).await;
+        }
+        let tries = counts.reads.load(Relaxed) - before;
+        assert!(tries <= 2, "{tries} read tries for {N} messages (at most 2; looked at in every turn: N or more)");
+    }
+
+    /// A client that leaves while messages keep the stream's task busy is noticed at
+    /// once all the same, however long its socket has gone unlooked-at.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_not_looking_at_its_socket_still_sees_the_client_leave() {
+        let (mut client, shared, task) = stream(Config::default(), 64 * 1024);
+        read_past_the_head(&mut client).await;
+        for i in 0..5 {
+            shared.broker.publish("beat", Bytes::from(format!("m{i}"))).await.unwrap();
+            read_event(&mut client, &format!("m{i}")).await;
+        }
+        let left = Instant::now();
+        drop(client);
+        assert_eq!(task.await.unwrap(), Next::Close);
+        assert_eq!(left.elapsed(), Duration::ZERO, "at once, not at the next heartbeat's write");
     }
 
     /// Reads exactly `n` bytes.

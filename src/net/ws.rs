@@ -124,7 +124,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::budget::Hold;
-use super::{Alarm, Shared, WakeSource};
+use super::{Alarm, Shared, SubscriberSocket};
 use crate::app::broker::BrokerError;
 use crate::app::feed::{Feed, FeedEnd};
 use crate::app::hub::Message;
@@ -315,14 +315,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         let mut incoming: Option<Hold<'_>> = None;
         // Turns in a row that looked at the channel first (`CHANNEL_FIRST_MOST`).
         let mut channel_turns = 0;
-        // The socket's own waker (`super::WakeSource`), made when the channel first hands
-        // over messages and let go of when the connection goes idle; until then the socket
-        // is polled with the task's waker.
-        let mut socket_wake: Option<WakeSource> = None;
-        // The socket was left pending with `socket_wake`'s waker and has not woken it
-        // since: the select need not look at it (a subscriber's many wake-ups by its
-        // channel then cost no look at its empty socket).
-        let mut socket_armed = false;
+        // Its own waker from the first messages on, so that the channel's many wake-ups
+        // cost no look at an empty socket that has not woken.
+        let mut socket = SubscriberSocket::default();
 
         loop {
             self.count_writes();
@@ -396,7 +391,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             // a random one per turn, except that after the channel woke the loop, the
             // channel is looked at first (a subscriber's wake-ups are mostly messages),
             // at most `CHANNEL_FIRST_MOST` turns in a row. A socket that holds its own
-            // waker and has not woken is not looked at (`socket_armed`).
+            // waker and has not woken is not looked at (`SubscriberSocket`).
             let channel_first = channel_turns > 0;
             let woken = {
                 let messages_on = open && feed.is_some() && !refused;
@@ -406,7 +401,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 let stop_on = open && !stop_seen;
                 let mut stop = pin!(super::stopped(&shared, stopping.as_mut(), stopped_already));
                 let (io, session, written) = (&mut *self.io, &mut self.session, &mut self.written);
-                let (socket_wake, socket_armed) = (&mut socket_wake, &mut socket_armed);
+                let socket = &mut socket;
                 poll_fn(|cx| {
                     let mut channel = |cx: &mut Context<'_>| match messages_on {
                         true => messages.as_mut().poll(cx).map(Woken::Messages),
@@ -415,20 +410,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     if channel_first && let Poll::Ready(woken) = channel(cx) {
                         return Poll::Ready(woken);
                     }
-                    let polled = match socket_wake.as_mut() {
-                        None => poll_io(io, cx, session, !holding, reading, written),
-                        Some(wake)
-                            if wake.take_woken() || !*socket_armed || (!holding && session.outgoing_len() > 0) =>
-                        {
-                            let mut cx = Context::from_waker(wake.waker(cx.waker()));
-                            let polled = poll_io(io, &mut cx, session, !holding, reading, written);
-                            // Pending: both directions hold the socket's waker (the
-                            // trait's contract) until they wake it.
-                            *socket_armed = polled.is_pending() && reading;
-                            polled
-                        }
-                        Some(_) => Poll::Pending, // left pending, and it has not woken
-                    };
+                    let writing = !holding && session.outgoing_len() > 0;
+                    let polled =
+                        socket.poll(cx, writing, reading, |cx| poll_io(io, cx, session, !holding, reading, written));
                     if let Poll::Ready(io) = polled {
                         return Poll::Ready(Woken::Io(io));
                     }
@@ -463,10 +447,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 // (a hold that fills ends at once: the ring must not overtake us) or at the
                 // flush (`Feed::next`).
                 Woken::Messages(r) => {
-                    if socket_wake.is_none() {
-                        socket_wake = Some(WakeSource::new());
-                        socket_armed = false; // the socket holds the task's waker yet
-                    }
+                    socket.on_messages();
                     stalled = false;
                     self.on_messages(r, &mut batch);
                     // Written now, or held to leave with what follows.
@@ -483,8 +464,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                             self.unsent = VecDeque::new();
                         }
                         batch = Vec::new();
-                        socket_wake = None;
-                        socket_armed = false;
+                        socket.release();
                     }
                     match due {
                         Some(Timeout::Ping(n)) => {
@@ -725,6 +705,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use crate::net::counted::{Counted, Counts};
 
     const INTERVAL: Duration = Duration::from_secs(20);
     const TIMEOUT: Duration = Duration::from_secs(10);
@@ -787,62 +768,6 @@ mod tests {
         let task = tokio::spawn(async move { upgraded.run(&mut io, BytesMut::new()).await });
         let session = Session::client(SessionLimits::default(), || [1, 2, 3, 4]);
         (Peer { io: client, session }, shared, task, counts)
-    }
-
-    #[derive(Default)]
-    struct Counts {
-        /// Writes that took bytes.
-        writes: std::sync::atomic::AtomicUsize,
-        /// Reads tried: the driver tries one in every turn of its loop, so this counts the
-        /// times its task was woken (and once more at the start).
-        reads: std::sync::atomic::AtomicUsize,
-    }
-
-    /// A stream that counts what is done with it.
-    struct Counted<S> {
-        inner: S,
-        counts: Arc<Counts>,
-    }
-
-    impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            self.counts.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Pin::new(&mut self.inner).poll_read(cx, buf)
-        }
-    }
-
-    impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-            let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-                self.counts.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            r
-        }
-        fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<std::io::Result<usize>> {
-            let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-                self.counts.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            r
-        }
-        fn is_write_vectored(&self) -> bool {
-            self.inner.is_write_vectored()
-        }
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.inner).poll_flush(cx)
-        }
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.inner).poll_shutdown(cx)
-        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -945,8 +870,8 @@ mod tests {
     }
 
     /// A subscriber that messages wake looks at its empty socket only when the socket
-    /// woke it: once its socket holds the socket's own waker (`WakeSource`, made at the
-    /// first message), a message costs no look at it.
+    /// woke it: once its socket holds its own waker (`SubscriberSocket`, from the first
+    /// message on), a message costs no look at it.
     #[tokio::test(start_paused = true)]
     async fn a_subscriber_woken_by_messages_looks_at_its_socket_only_when_it_woke() {
         use std::sync::atomic::Ordering::Relaxed;
