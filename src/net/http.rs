@@ -200,6 +200,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Box::pin(self.sse(head, &channel)).await
                 }
                 Step::Upgraded(upgraded) => {
+                    // Out of its box now: the box is let go of here, not when the
+                    // connection ends (a binding moved out of lives to the end of its
+                    // scope, and this one's would span the whole WebSocket).
+                    let upgraded = {
+                        let boxed = upgraded;
+                        *boxed
+                    };
                     self.heads = None;
                     // Whatever was read past the request head is the start of the frame
                     // stream; the HTTP buffers go with it (the session reads into its own).

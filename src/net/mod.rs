@@ -278,7 +278,8 @@ impl WakeSource {
 /// the task's waker every time, and holds nothing.
 #[derive(Default)]
 pub(crate) struct SubscriberSocket {
-    wake: Option<WakeSource>,
+    /// Boxed: an idle connection's state holds one pointer for it, not five.
+    wake: Option<Box<WakeSource>>,
     armed: bool,
 }
 
@@ -287,7 +288,7 @@ impl SubscriberSocket {
     /// from the socket's from now on.
     pub(crate) fn on_messages(&mut self) {
         if self.wake.is_none() {
-            self.wake = Some(WakeSource::new());
+            self.wake = Some(Box::new(WakeSource::new()));
             self.armed = false; // the socket holds the task's waker yet
         }
     }
