@@ -293,6 +293,11 @@ impl SubscriberSocket {
         }
     }
 
+    /// Whether the socket has its own waker (since the first messages).
+    pub(crate) fn has_own_waker(&self) -> bool {
+        self.wake.is_some()
+    }
+
     /// The connection went idle: its waker is let go of (the next poll hands the socket
     /// the task's again).
     pub(crate) fn release(&mut self) {

@@ -416,9 +416,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     if channel_first && let Poll::Ready(woken) = channel(cx) {
                         return Poll::Ready(woken);
                     }
-                    let writing = !holding && session.outgoing_len() > 0;
-                    let polled =
-                        socket.poll(cx, writing, reading, |cx| poll_io(io, cx, session, !holding, reading, written));
+                    // (`/echo`, and a subscriber before its first messages, as before.)
+                    let polled = if socket.has_own_waker() {
+                        let writing = !holding && session.outgoing_len() > 0;
+                        socket.poll(cx, writing, reading, |cx| poll_io(io, cx, session, !holding, reading, written))
+                    } else {
+                        poll_io(io, cx, session, !holding, reading, written)
+                    };
                     if let Poll::Ready(io) = polled {
                         return Poll::Ready(Woken::Io(io));
                     }
