@@ -615,11 +615,7 @@ mod tests {
 
     /// Reads up to and including the event whose data is `data`.
     async fn read_event(client: &mut DuplexStream, data: &str) {
-        let end = format!("data: {data}\n\n\r\n");
-        let mut got = Vec::new();
-        while !got.ends_with(end.as_bytes()) {
-            got.push(client.read_u8().await.unwrap());
-        }
+        read_through(client, format!("data: {data}\n\n\r\n").as_bytes()).await;
     }
 
     /// A stream that messages wake looks at its empty socket only when the socket woke
@@ -665,8 +661,13 @@ mod tests {
 
     /// Reads up to and including the first `retry:` chunk, which follows the head.
     async fn read_past_the_head(client: &mut DuplexStream) {
+        read_through(client, b"\r\n\r\nd\r\nretry: 3000\n\n\r\n").await;
+    }
+
+    /// Reads up to and including the first `end`.
+    async fn read_through(client: &mut DuplexStream, end: &[u8]) {
         let mut got = Vec::new();
-        while !got.ends_with(b"\r\n\r\nd\r\nretry: 3000\n\n\r\n") {
+        while !got.ends_with(end) {
             got.push(client.read_u8().await.unwrap());
         }
     }

@@ -34,9 +34,10 @@
 //! ```
 //!
 //! One task per connection is what keeps an idle one small (docs/performance.md); the
-//! price is that a message wakes a task that also owns the socket. Looking at the
-//! channel first after a message woke the loop means the socket's (empty) read side is
-//! looked at once per message, not twice, as a two-task server's writer never does.
+//! price is that a message wakes a task that also owns the socket. From a subscriber's
+//! first messages on, its socket is polled with a waker of its own
+//! (`net::SubscriberSocket`), so a wake-up by the channel does not look at a socket that
+//! has not woken, as a two-task server's writer never does.
 //!
 //! The socket branch polls both directions of the one stream in the same poll, so a
 //! peer that is sending does not stop us from writing and a peer that is not reading
@@ -416,7 +417,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     if channel_first && let Poll::Ready(woken) = channel(cx) {
                         return Poll::Ready(woken);
                     }
-                    // (`/echo`, and a subscriber before its first messages, as before.)
+                    // Without a waker of its own (`/echo`, a subscriber before its first
+                    // messages) the socket is polled straight: every wake-up may be its.
                     let polled = if socket.has_own_waker() {
                         let writing = !holding && session.outgoing_len() > 0;
                         socket.poll(cx, writing, reading, |cx| poll_io(io, cx, session, !holding, reading, written))
