@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Instructions per delivery (ws-fanout, sse-fanout, lp-fanout) and per echoed message (echo),
-# counted by callgrind:
+# Instructions per delivery (ws-fanout, sse-fanout, lp-fanout), per echoed message (echo) and per
+# accepted WebSocket (ws-accept: connect, handshake, a short hold, close), counted by callgrind:
 # repeatable on a busy machine, where wall-clock figures are not.
 #
 #   ./callgrind.sh [options] [--server 'NAME|CAPS|BASE_URL|COMMAND']...
@@ -23,15 +23,17 @@
 #
 # Options: --short S (2)  --long S (6)  --subs N (200)  --rate R (50 msg/s)   [the fan-outs]
 #          --echo-conns N (10)  --size B (32)                                 [echo]
+#          --accepts-per-s N (500: ws-accept opens N x --short, then N x --long WebSockets on /echo
+#            with `rtload idle`, each held 1 s; Ir per accept = the difference over the difference)
 #          --reps N (1: pairs of runs per server and test; the median is shown, and the range)
-#          --only REGEX (matched against the test ids ws-fanout, echo, sse-fanout, lp-fanout;
+#          --only REGEX (matched against the test ids ws-fanout, echo, sse-fanout, lp-fanout, ws-accept;
 #            by default ^(ws-fanout|echo)$)  --no-peers  --no-build  --rep-string
 #          --lock FILE (take this flock around each server's pair of runs, e.g. /tmp/wa-bench.lock,
 #            so as not to disturb someone's wall-clock runs)  --out DIR (/tmp/callgrind-DATE)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-REPS=1 SHORT=2 LONG=6 SUBS=200 RATE=50 ECHO_CONNS=10 SIZE=32 ONLY='^(ws-fanout|echo)$' PEERS=1 BUILD=1 LOCK=
+REPS=1 SHORT=2 LONG=6 SUBS=200 RATE=50 ECHO_CONNS=10 SIZE=32 ACCEPTS=500 ONLY='^(ws-fanout|echo)$' PEERS=1 BUILD=1 LOCK=
 TUNABLES=glibc.cpu.x86_rep_stosb_threshold=0xffffffffffff:glibc.cpu.x86_rep_movsb_threshold=0xffffffffffff
 OUT=/tmp/callgrind-$(date +%Y%m%d-%H%M%S)
 SPECS=()
@@ -43,6 +45,7 @@ while [[ $# -gt 0 ]]; do
     --subs) SUBS=$2; shift ;;
     --rate) RATE=$2; shift ;;
     --echo-conns) ECHO_CONNS=$2; shift ;;
+    --accepts-per-s) ACCEPTS=$2; shift ;;
     --size) SIZE=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --server) SPECS+=("$2"); shift ;;
@@ -51,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     --no-peers) PEERS=0 ;;
     --no-build) BUILD=0 ;;
     --rep-string) TUNABLES= ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -98,6 +101,8 @@ run_one() {
                  --rate "$RATE" --size "$SIZE" --duration "$secs" --grace 60 --label "$name" 2>>"$file.rtload.err") ;;
     echo) out=$(timeout $((secs * 4 + 180)) "$BIN/rtload" ws-echo --url "ws://$host/echo" --conns "$ECHO_CONNS" \
                  --size "$SIZE" --duration "$secs" --warmup 0 --label "$name" 2>>"$file.rtload.err") ;;
+    ws-accept) out=$(timeout $((secs * 60 + 180)) "$BIN/rtload" idle --url "ws://$host/echo" --kind ws \
+                 --conns $((secs * ACCEPTS)) --hold 1 --connect-timeout 60 --pid "$SRV" --label "$name" 2>>"$file.rtload.err") ;;
   esac || { echo "rtload failed on $name $test (see $file.rtload.err)" >&2; }
   echo "$out" >"$file.rtload"
   kill -TERM "$SRV" 2>/dev/null || true
@@ -112,6 +117,7 @@ run_one() {
   case $test in
     *-fanout) n=$(grep -o '"delivered":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
     echo) n=$(grep -o '"msgs_all":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
+    ws-accept) n=$(grep -o '"open":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
   esac
   [[ -n $ir && -n $n ]] || { echo "no Ir or count for $name $test $secs s (see $file*)" >&2; return 1; }
   echo "$ir $n"
@@ -123,9 +129,9 @@ for spec in "${SPECS[@]}"; do
   IFS='|' read -r name caps url cmd <<<"$spec"
   [[ -n $cmd ]] || { echo "$name: callgrind.sh needs a COMMAND to start the server" >&2; continue; }
   hp=${url#*://}; hp=${hp%%/*}; port=${hp##*:}
-  for test in ws-fanout echo sse-fanout lp-fanout; do
+  for test in ws-fanout echo sse-fanout lp-fanout ws-accept; do
     [[ $test =~ $ONLY ]] || continue
-    cap=${test%-fanout}
+    cap=${test%-fanout}; [[ $test == ws-accept ]] && cap=echo
     [[ ,$caps, == *,$cap,* ]] || continue
     pers=()
     for ((rep = 1; rep <= REPS; rep++)); do
@@ -135,6 +141,7 @@ for spec in "${SPECS[@]}"; do
        l=$(run_one "$name" "$cmd" "$port" "$test" "$LONG" "$f-${LONG}s.callgrind"); then
       read -r ir_s n_s <<<"$s"; read -r ir_l n_l <<<"$l"
       unit=delivery units=deliveries; [[ $test == echo ]] && unit=message units=messages
+      [[ $test == ws-accept ]] && unit=accept units=accepts
       per=$(awk "BEGIN{d = $n_l - $n_s; if (d > 0) printf \"%.0f\", ($ir_l - $ir_s) / d; else print \"nan\"}")
       loss_s=$(grep -o '"loss":[0-9.e-]*' "$f-${SHORT}s.callgrind.rtload" | cut -d: -f2 || true)
       loss_l=$(grep -o '"loss":[0-9.e-]*' "$f-${LONG}s.callgrind.rtload" | cut -d: -f2 || true)
@@ -159,6 +166,7 @@ done
   echo
   echo "Ir = user-space instructions of the server process (callgrind, all threads; kernel work not counted)."
   echo "ws-fanout: $SUBS subscribers, $RATE msg/s, $SIZE B; echo: $ECHO_CONNS connections, $SIZE B binary, one in flight each."
+  echo "ws-accept: $((SHORT * ACCEPTS)), then $((LONG * ACCEPTS)) WebSockets opened on /echo (rtload idle), each held 1 s, then closed."
   echo "Ir per unit = (Ir(${LONG}s) - Ir(${SHORT}s)) / (count(${LONG}s) - count(${SHORT}s))"
   if [[ -n $TUNABLES ]]; then echo "glibc memset/memcpy: vector loops (GLIBC_TUNABLES=$TUNABLES), not rep stos/movs"
   else echo "glibc memset/memcpy: default (rep stos/movs past a threshold: one Ir per byte under valgrind)"; fi

@@ -187,9 +187,33 @@ pub fn header_tokens<'a>(
 ) -> impl Iterator<Item = &'a str> {
     headers
         .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| std::str::from_utf8(v).unwrap_or("").split(','))
-        .map(|t| t.trim_matches([' ', '\t']))
+        .flat_map(|(_, v)| list_elements(std::str::from_utf8(v).unwrap_or("")))
         .filter(|t| !t.is_empty())
+}
+
+/// The elements of one comma-separated value, each trimmed of SP and HTAB, by a plain
+/// scan of its bytes: `str::split` and `trim_matches` set up pattern searchers that cost
+/// more than a value's few bytes, and every request's Connection header is read this way.
+fn list_elements(v: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(v);
+    std::iter::from_fn(move || {
+        let (element, after) = match cut(rest?, b',') {
+            Some((element, after)) => (element, Some(after)),
+            None => (rest?, None),
+        };
+        rest = after;
+        Some(trim_ows(element))
+    })
+}
+
+/// `s` without the optional whitespace (SP, HTAB: RFC 9110 §5.6.3) at either end.
+fn trim_ows(s: &str) -> &str {
+    let ows = |b: &u8| matches!(b, b' ' | b'\t');
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    // Both ends are next to an ASCII byte (or the string's ends): character boundaries.
+    &s[start..end]
 }
 
 /// `s` cut at the first `byte` (an ASCII delimiter such as `?`, `/`, `&`, `=`), without
@@ -207,4 +231,32 @@ pub fn cut(s: &str, byte: u8) -> Option<(&str, &str)> {
 fn span_in(buf: &[u8], part: &[u8]) -> Range<usize> {
     let start = part.as_ptr() as usize - buf.as_ptr() as usize;
     start..start + part.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_elements_are_what_split_and_trim_give() {
+        // Values made of commas, spaces, tabs, letters and a two-byte character, at
+        // every length up to 7: the scan must cut and trim as `split` and `trim_matches` do.
+        let parts = [",", " ", "\t", "a", "Up", "é", ", ,"];
+        let mut values = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> =
+                values.iter().flat_map(|v| parts.iter().map(move |p| format!("{v}{p}"))).collect();
+            values.extend(longer);
+        }
+        for v in &values {
+            let ours: Vec<&str> = list_elements(v).collect();
+            let std: Vec<&str> = v.split(',').map(|t| t.trim_matches([' ', '\t'])).collect();
+            assert_eq!(ours, std, "{v:?}");
+        }
+        let headers = [("Connection", &b"keep-alive, , Upgrade"[..]), ("X", b"a"), ("connection", b"\tclose ")];
+        let tokens: Vec<&str> = header_tokens(headers.iter().copied(), "connection").collect();
+        assert_eq!(tokens, ["keep-alive", "Upgrade", "close"]);
+        // A value that is not UTF-8 lists nothing.
+        assert_eq!(header_tokens([("connection", &b"close, \xff"[..])].into_iter(), "connection").count(), 0);
+    }
 }

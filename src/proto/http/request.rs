@@ -200,9 +200,12 @@ pub fn parse_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Requ
             &rewritten[..]
         }
     };
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(parsed) {
+    // Slots left uninitialised: httparse writes only those it fills, and a head has a
+    // few headers, not `MAX_HEADERS` (filling 100 empty ones cost more than a handshake's
+    // whole request line).
+    let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(parsed, &mut slots) {
         Ok(httparse::Status::Complete(n)) if n == head_len => {}
         Ok(_) => return Err(HttpError::BadRequest("malformed request head")),
         Err(httparse::Error::Version) => return Err(HttpError::VersionNotSupported),
@@ -290,9 +293,24 @@ fn check_request_line(line: &[u8], limits: &HeadLimits) -> Result<Served, HttpEr
 /// when that matters (a CR): whatever follows them, and however the bytes were cut into
 /// reads, a section gets the same verdict (found by the fuzzer, docs/fuzzing.md).
 fn scan_header_section(fields: &[u8], max_header: usize) -> Result<Option<usize>, HttpError> {
+    let limit = fields.len().min(max_header);
     let mut line_start = 0;
     let mut i = 0;
-    while i < fields.len().min(max_header) {
+    while i < limit {
+        // Most of a head's bytes are names and values, judged 8 at a time: a word that
+        // holds no CR, LF or NUL, and does not begin a line, can neither end a line nor be
+        // refused, and is passed over whole. Otherwise the scan goes to the first of those
+        // bytes and judges it alone, below (the same verdict as a byte at a time, in a
+        // fraction of the instructions: every request's head is scanned).
+        if i != line_start && i + 8 <= limit {
+            let w = u64::from_le_bytes(fields[i..i + 8].try_into().expect("8 bytes"));
+            let found = zero_bytes(w ^ bytes_of(b'\r')) | zero_bytes(w ^ bytes_of(b'\n')) | zero_bytes(w);
+            if found == 0 {
+                i += 8;
+                continue;
+            }
+            i += found.trailing_zeros() as usize / 8;
+        }
         match fields[i] {
             0 => return Err(HttpError::BadRequest("NUL in the header section (RFC 9110 §5.5)")),
             b'\n' if i == 0 || fields[i - 1] != b'\r' => {
@@ -320,6 +338,18 @@ fn scan_header_section(fields: &[u8], max_header: usize) -> Result<Option<usize>
         return Err(HttpError::HeaderTooLarge);
     }
     Ok(None)
+}
+
+/// `b` in each of 8 bytes.
+const fn bytes_of(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// The zero bytes of `x`, each marked by its top bit: `(x - 0x01…01) & !x & 0x80…80`. A
+/// borrow can mark a byte above a zero one too, never one below the first: so the
+/// lowest mark (the first byte, read little-endian) is exact, and `0` means none.
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(bytes_of(0x01)) & !x & bytes_of(0x80)
 }
 
 /// Decides the body's framing (RFC 9112 §6.3) and refuses every ambiguity. A proxy and a
@@ -588,5 +618,75 @@ mod tests {
             .unwrap();
         assert!(head.has_token("connection", "upgrade"));
         assert!(!head.has_token("connection", "close"));
+    }
+
+    /// The scan as it was written first, a byte at a time: the word-at-a-time scan must
+    /// give the same verdict on every input.
+    fn scan_bytewise(fields: &[u8], max_header: usize) -> Result<Option<usize>, HttpError> {
+        let mut line_start = 0;
+        let mut i = 0;
+        while i < fields.len().min(max_header) {
+            match fields[i] {
+                0 => return Err(HttpError::BadRequest("NUL in the header section (RFC 9110 §5.5)")),
+                b'\n' if i == 0 || fields[i - 1] != b'\r' => {
+                    return Err(HttpError::BadRequest("bare LF in the header section (RFC 9112 §2.2)"));
+                }
+                b'\r' if i + 1 < fields.len() && fields[i + 1] != b'\n' => {
+                    return Err(HttpError::BadRequest("bare CR in the header section (RFC 9112 §2.2)"));
+                }
+                b'\n' => {
+                    if i + 1 - line_start == 2 {
+                        return Ok(Some(i + 1));
+                    }
+                    line_start = i + 1;
+                }
+                b' ' | b'\t' if i == line_start => {
+                    return Err(HttpError::BadRequest("obs-fold (line folding) in a header (RFC 9112 §5.2)"));
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        if fields.len() > max_header {
+            return Err(HttpError::HeaderTooLarge);
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn the_header_scan_a_word_at_a_time_agrees_with_the_bytewise_one() {
+        // Field lines made mostly of the bytes that matter (CR, LF, NUL, SP, HT) among
+        // plain ones, at every length and limit around the 8-byte words.
+        let alphabet = b"\r\n\0 \tab:\r\n";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in 0..20_000 {
+            let len = (next() % 96) as usize;
+            let plain = next() % 9; // how often a byte is a plain one, in eighths
+            let input: Vec<u8> = (0..len)
+                .map(|_| match next() % 8 < plain {
+                    true => b'x',
+                    false => alphabet[(next() % alphabet.len() as u64) as usize],
+                })
+                .collect();
+            let max_header = match n % 3 {
+                0 => usize::MAX,
+                _ => (next() % 96) as usize,
+            };
+            let (fast, slow) = (scan_header_section(&input, max_header), scan_bytewise(&input, max_header));
+            assert_eq!(fast, slow, "{input:?}, max_header {max_header}");
+        }
+        // And a real head, with long lines, each way.
+        let head = b"Host: 127.0.0.1:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nrest";
+        for cut in 0..=head.len() {
+            let (fast, slow) = (scan_header_section(&head[..cut], 8192), scan_bytewise(&head[..cut], 8192));
+            assert_eq!(fast, slow);
+        }
+        assert_eq!(scan_header_section(head, 8192).unwrap(), Some(head.len() - 4));
     }
 }

@@ -254,8 +254,10 @@ pub fn server_accept(
         Ok(None) => return Err(HandshakeError::MissingKey),
         Ok(Some(k)) => k,
     };
-    match BASE64.decode(key) {
-        Ok(raw) if raw.len() == 16 => {}
+    // Decoded into a buffer on the stack, not a new Vec: a key longer than it could hold
+    // could not decode to 16 bytes either.
+    match BASE64.decode_slice(key, &mut [0u8; 64]) {
+        Ok(16) => {}
         _ => return Err(HandshakeError::InvalidKey),
     }
     // 6. "A |Sec-WebSocket-Version| header field, with a value of 13."
@@ -563,6 +565,13 @@ mod tests {
                 "GET",
                 // 17 bytes.
                 with(r(), "Sec-WebSocket-Key", Some(b"AAAAAAAAAAAAAAAAAAAAAAA=")),
+                HandshakeError::InvalidKey,
+                400,
+            ),
+            (
+                "GET",
+                // 102 bytes, more than the buffer it is decoded into holds.
+                with(r(), "Sec-WebSocket-Key", Some(&[b'A'; 136])),
                 HandshakeError::InvalidKey,
                 400,
             ),
