@@ -422,16 +422,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// `timeout=S` (seconds, default 30), capped at `--max-hold`.
     fn hold_time(&self, head: &RequestHead) -> Result<Duration, Response> {
-        let max = self.shared.config.max_hold;
-        match query_param(head.query(), "timeout") {
-            None => Ok(crate::config::DEFAULT_LONG_POLL_TIMEOUT.min(max)),
-            Some(v) => match v.parse::<f64>() {
-                // Compared before converting: a huge value (`1e30`) does not fit a
-                // Duration, and converting it would panic.
-                Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::try_from_secs_f64(s).unwrap_or(max).min(max)),
-                _ => Err(Response::text(400, "timeout is a number of seconds\n")),
-            },
-        }
+        hold_time(query_param(head.query(), "timeout"), self.shared.config.max_hold)
     }
 
     /// Holds the request until a message after the cursor exists, the timeout passes
@@ -745,6 +736,24 @@ pub fn unavailable(e: &BrokerError) -> Response {
     Response::text(503, format!("{e}\n")).header("Retry-After", "1")
 }
 
+/// A long poll's hold: `timeout` (seconds, a number, default 30), at most `max`.
+fn hold_time(timeout: Option<&str>, max: Duration) -> Result<Duration, Response> {
+    match timeout {
+        None => Ok(crate::config::DEFAULT_LONG_POLL_TIMEOUT.min(max)),
+        // Whole seconds, as clients mostly send them, without a float's parse (a few
+        // hundred instructions on every long poll): up to 9 digits, exact either way.
+        Some(v) if (1..=9).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Duration::from_secs(v.parse().expect("1 to 9 digits")).min(max))
+        }
+        Some(v) => match v.parse::<f64>() {
+            // Compared before converting: a huge value (`1e30`) does not fit a
+            // Duration, and converting it would panic.
+            Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::try_from_secs_f64(s).unwrap_or(max).min(max)),
+            _ => Err(Response::text(400, "timeout is a number of seconds\n")),
+        },
+    }
+}
+
 /// `after=ID`: absent means the live head; present must be an unsigned integer.
 pub(super) fn cursor(head: &RequestHead) -> Result<Option<u64>, Response> {
     match query_param(head.query(), "after") {
@@ -810,6 +819,34 @@ mod tests {
 
     use tokio::io::{AsyncReadExt, DuplexStream, duplex};
     use tokio::time::sleep;
+
+    #[test]
+    fn a_long_polls_hold_is_the_same_whether_its_seconds_are_whole_or_not() {
+        let max = Duration::from_secs(120);
+        let hold = |v: &str| hold_time(Some(v), max).map_err(|r| r.status);
+        for (v, want) in [
+            ("0", Duration::ZERO),
+            ("30", Duration::from_secs(30)),
+            ("030", Duration::from_secs(30)),
+            ("120", max),
+            ("999999999", max),
+            ("9999999999", max),
+            ("0.5", Duration::from_millis(500)),
+            ("30.0", Duration::from_secs(30)),
+            ("1e30", max),
+            ("+5", Duration::from_secs(5)),
+        ] {
+            assert_eq!(hold(v), Ok(want), "timeout={v}");
+            if v.bytes().all(|b| b.is_ascii_digit()) {
+                let as_float = Duration::try_from_secs_f64(v.parse::<f64>().unwrap()).unwrap_or(max).min(max);
+                assert_eq!(as_float, want, "timeout={v} read as a float");
+            }
+        }
+        for v in ["", "-1", "abc", "NaN", "inf", "1 "] {
+            assert_eq!(hold(v), Err(400), "timeout={v:?}");
+        }
+        assert_eq!(hold_time(None, max).map_err(|r| r.status), Ok(Duration::from_secs(30)));
+    }
 
     use super::*;
     use crate::config::Config;
