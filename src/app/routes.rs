@@ -1,7 +1,7 @@
 //! The router: API.md's endpoint table as a pure function of method and path.
 
 use super::stats::Transport;
-use crate::proto::http::cut;
+use crate::proto::http::{cut, list_elements};
 
 /// One row of API.md's endpoint table, with its channel where it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,17 +100,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
 
 /// Whether `method` is one of `allow`'s (a list such as `GET, HEAD`).
 fn allowed(allow: &str, method: &str) -> bool {
-    // A scan for the commas, not `str::split` (its searcher costs more than these few
-    // bytes, on every request).
-    let mut rest = allow;
-    loop {
-        let (listed, next) = cut(rest, b',').map_or((rest, None), |(listed, next)| (listed, Some(next)));
-        if listed.trim_start() == method {
-            return true;
-        }
-        let Some(next) = next else { return false };
-        rest = next;
-    }
+    list_elements(allow).any(|listed| listed == method)
 }
 
 #[cfg(test)]

@@ -820,6 +820,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, DuplexStream, duplex};
     use tokio::time::sleep;
 
+    use super::*;
+    use crate::config::Config;
+
     #[test]
     fn a_long_polls_hold_is_the_same_whether_its_seconds_are_whole_or_not() {
         let max = Duration::from_secs(120);
@@ -847,9 +850,6 @@ mod tests {
         }
         assert_eq!(hold_time(None, max).map_err(|r| r.status), Ok(Duration::from_secs(30)));
     }
-
-    use super::*;
-    use crate::config::Config;
 
     const EVERY: Duration = Duration::from_millis(20);
     const MS: Duration = Duration::from_millis(1);

@@ -193,8 +193,9 @@ pub fn header_tokens<'a>(
 
 /// The elements of one comma-separated value, each trimmed of SP and HTAB, by a plain
 /// scan of its bytes: `str::split` and `trim_matches` set up pattern searchers that cost
-/// more than a value's few bytes, and every request's Connection header is read this way.
-fn list_elements(v: &str) -> impl Iterator<Item = &str> {
+/// more than a value's few bytes, and every request's Connection header (and its route's
+/// allowed methods) is read this way.
+pub fn list_elements(v: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(v);
     std::iter::from_fn(move || {
         let (element, after) = match cut(rest?, b',') {
