@@ -377,21 +377,24 @@ impl Alarm {
     /// Completes when the timer fires, with the time then: what to hand the table's
     /// `handle_timeout`. Poll only while [`is_set`](Self::is_set).
     pub(crate) async fn fired(&mut self) -> std::time::Instant {
-        std::future::poll_fn(|cx| {
-            let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-            if armed && !self.sleep.is_elapsed() {
-                return std::task::Poll::Pending; // the timer will wake this task
-            }
-            if std::future::Future::poll(self.sleep.as_mut(), cx).is_ready() {
-                self.armed = None;
-                return std::task::Poll::Ready(now());
-            }
-            if !armed {
-                self.armed = Some(cx.waker().clone());
-            }
-            std::task::Poll::Pending
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_fired(cx)).await
+    }
+
+    /// [`fired`](Self::fired) as a poll, for a hand-written `select` that polls it in
+    /// every turn (no future to make and poll around it).
+    pub(crate) fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::time::Instant> {
+        let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if armed && !self.sleep.is_elapsed() {
+            return std::task::Poll::Pending; // the timer will wake this task
+        }
+        if std::future::Future::poll(self.sleep.as_mut(), cx).is_ready() {
+            self.armed = None;
+            return std::task::Poll::Ready(now());
+        }
+        if !armed {
+            self.armed = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
     }
 }
 

@@ -402,17 +402,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             let channel_first = channel_turns > 0;
             let woken = {
                 let messages_on = open && feed.is_some() && !refused;
-                let mut messages = pin!(next_messages(&mut feed, &shared.broker, holding, &mut batch));
+                // Made only when it is to be polled (never on `/echo`).
+                let mut messages =
+                    pin!(messages_on.then(|| next_messages(&mut feed, &shared.broker, holding, &mut batch)));
                 let alarm_on = alarm.is_set();
-                let mut fired = pin!(alarm.fired());
+                let alarm = &mut alarm;
                 let stop_on = open && !stop_seen;
                 let mut stop = pin!(super::stopped(&shared, stopping.as_mut(), stopped_already));
                 let (io, session, written) = (&mut *self.io, &mut self.session, &mut self.written);
                 let socket = &mut socket;
                 poll_fn(|cx| {
-                    let mut channel = |cx: &mut Context<'_>| match messages_on {
-                        true => messages.as_mut().poll(cx).map(Woken::Messages),
-                        false => Poll::Pending,
+                    let mut channel = |cx: &mut Context<'_>| match messages.as_mut().as_pin_mut() {
+                        Some(messages) => messages.poll(cx).map(Woken::Messages),
+                        None => Poll::Pending,
                     };
                     if channel_first && let Poll::Ready(woken) = channel(cx) {
                         return Poll::Ready(woken);
@@ -431,7 +433,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     if !channel_first && let Poll::Ready(woken) = channel(cx) {
                         return Poll::Ready(woken);
                     }
-                    if alarm_on && let Poll::Ready(now) = fired.as_mut().poll(cx) {
+                    if alarm_on && let Poll::Ready(now) = alarm.poll_fired(cx) {
                         return Poll::Ready(Woken::Alarm(now));
                     }
                     if stop_on && stop.as_mut().poll(cx).is_ready() {

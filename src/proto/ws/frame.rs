@@ -221,6 +221,13 @@ impl FrameHeader {
         }
     }
 
+    /// How long a header is, known from its second byte alone: the two fixed bytes,
+    /// the extended length its 7-bit field announces, and a masking key if MASK is 1
+    /// (§5.2). `decode` uses it to say how much a cut header still needs.
+    pub fn header_len(b1: u8) -> usize {
+        2 + LenForm::announced(b1).extra_bytes() + if b1 & 0x80 != 0 { 4 } else { 0 }
+    }
+
     /// Read a header from the start of `buf`.
     ///
     /// * `Ok(None)`: `buf` holds only part of a header; read more.
@@ -232,13 +239,7 @@ impl FrameHeader {
     /// accepted: §5.2 puts the "minimal number of bytes MUST" on the sender,
     /// and refusing them buys nothing. [`is_minimal`](Self::is_minimal) and
     /// [`describe`](Self::describe) point them out.
-    /// How long a header is, known from its second byte alone: the two fixed bytes,
-    /// the extended length its 7-bit field announces, and a masking key if MASK is 1
-    /// (§5.2). `decode` uses it to say how much a cut header still needs.
-    pub fn header_len(b1: u8) -> usize {
-        2 + LenForm::announced(b1).extra_bytes() + if b1 & 0x80 != 0 { 4 } else { 0 }
-    }
-
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, FrameError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
@@ -288,6 +289,7 @@ impl FrameHeader {
     }
 
     /// The number of bytes [`encode`](Self::encode) writes.
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         2 + LenForm::minimal_for(self.payload_len).extra_bytes() + if self.mask.is_some() { 4 } else { 0 }
     }
@@ -295,6 +297,7 @@ impl FrameHeader {
     /// Write this header, always in the minimal length form (§5.2: "the
     /// minimal number of bytes MUST be used to encode the length"). The
     /// payload is not written; if `mask` is set, the caller masks it.
+    #[inline]
     pub fn encode(&self, out: &mut impl BufMut) {
         let b0 = (u8::from(self.fin) << 7)
             | (u8::from(self.rsv1) << 6)
