@@ -577,7 +577,7 @@ impl Session {
     #[inline]
     pub fn next_event(&mut self) -> Option<Event> {
         // The usual last call after a read: between frames, not even a header's first
-        // two bytes are in. Answered here, without the call below (its frame is large).
+        // two bytes are in. Answered here, inline, without entering the parser below.
         if self.frame.is_none() && self.read_buf.len() < 2 && self.is_reading() {
             return None;
         }
