@@ -159,8 +159,7 @@ pub fn content_length<'a>(
     let mut length: Option<u64> = None;
     for (_, line) in headers.filter(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
         // Each element of each line; an empty line or element is invalid, not absent.
-        for value in std::str::from_utf8(line).unwrap_or("").split(',') {
-            let value = value.trim_matches([' ', '\t']);
+        for value in list_elements(std::str::from_utf8(line).unwrap_or("")) {
             if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ContentLengthError::Invalid);
             }
@@ -203,18 +202,19 @@ pub fn list_elements(v: &str) -> impl Iterator<Item = &str> {
             None => (rest?, None),
         };
         rest = after;
-        Some(trim_ows(element))
+        // Both ends of the trimmed bytes are next to an ASCII byte (or the element's
+        // ends): character boundaries.
+        Some(&element[span_in(element.as_bytes(), trim_ows(element.as_bytes()))])
     })
 }
 
-/// `s` without the optional whitespace (SP, HTAB: RFC 9110 §5.6.3) at either end.
-fn trim_ows(s: &str) -> &str {
+/// `v` without the optional whitespace (SP, HTAB: RFC 9110 §5.6.3) at either end: the one
+/// reading of OWS around a field value or a list element.
+pub fn trim_ows(v: &[u8]) -> &[u8] {
     let ows = |b: &u8| matches!(b, b' ' | b'\t');
-    let bytes = s.as_bytes();
-    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
-    // Both ends are next to an ASCII byte (or the string's ends): character boundaries.
-    &s[start..end]
+    let start = v.iter().position(|b| !ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    &v[start..end]
 }
 
 /// `s` cut at the first `byte` (an ASCII delimiter such as `?`, `/`, `&`, `=`), without

@@ -37,6 +37,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha1::{Digest, Sha1};
 
 use super::deflate::{self, DeflateParams, ServerDeflateConfig};
+use crate::proto::http::trim_ows;
 
 /// §1.3 / §4.2.2: the fixed string appended to the client's key. Any server
 /// that does not speak WebSocket is unlikely to know it, which is the point.
@@ -191,7 +192,7 @@ fn single<'a>(headers: &'a [(&'a str, &'a [u8])], name: &'a str) -> Result<Optio
     if it.next().is_some() {
         return Err(());
     }
-    Ok(first.map(trim))
+    Ok(first.map(trim_ows))
 }
 
 /// The comma-separated tokens of every occurrence of header `name` (the HTTP layer's
@@ -202,13 +203,6 @@ fn tokens<'a>(headers: &'a [(&'a str, &'a [u8])], name: &'a str) -> impl Iterato
 
 fn has_token(headers: &[(&str, &[u8])], name: &str, token: &str) -> bool {
     tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
-}
-
-/// Strip HTTP optional whitespace (SP / HTAB) from both ends.
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
-    &v[start..end]
 }
 
 /// Check a client's opening handshake and decide the answer (§4.2.1, §4.2.2).
@@ -273,7 +267,7 @@ pub fn server_accept(
     //    serialized in lower case, but compare case-insensitively anyway.
     //    (Several Origin headers: every one of them must be allowed.)
     let allowed = |origin: &[u8]| {
-        let origin = trim(origin);
+        let origin = trim_ows(origin);
         opts.allowed_origins.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(origin))
     };
     if !opts.allowed_origins.is_empty() && !values(headers, "origin").all(allowed) {
