@@ -133,8 +133,6 @@ pub enum LenForm {
 }
 
 impl LenForm {
-    /// The form a sender must use: §5.2 "the minimal number of bytes MUST be
-    /// used to encode the length".
     /// The form the second header byte's 7-bit length field announces (§5.2: 126 and
     /// 127 say a 16- or 64-bit length follows).
     pub fn announced(b1: u8) -> LenForm {
@@ -145,6 +143,8 @@ impl LenForm {
         }
     }
 
+    /// The form a sender must use: §5.2 "the minimal number of bytes MUST be
+    /// used to encode the length".
     pub fn minimal_for(len: u64) -> LenForm {
         match len {
             0..=125 => LenForm::Bits7,
@@ -225,7 +225,12 @@ impl FrameHeader {
     /// the extended length its 7-bit field announces, and a masking key if MASK is 1
     /// (§5.2). `decode` uses it to say how much a cut header still needs.
     pub fn header_len(b1: u8) -> usize {
-        2 + LenForm::announced(b1).extra_bytes() + if b1 & 0x80 != 0 { 4 } else { 0 }
+        Self::header_len_with(LenForm::announced(b1), b1)
+    }
+
+    /// [`header_len`](Self::header_len) with the length form already read from `b1`.
+    fn header_len_with(len_form: LenForm, b1: u8) -> usize {
+        2 + len_form.extra_bytes() + if b1 & 0x80 != 0 { 4 } else { 0 }
     }
 
     /// Read a header from the start of `buf`.
@@ -239,24 +244,24 @@ impl FrameHeader {
     /// accepted: §5.2 puts the "minimal number of bytes MUST" on the sender,
     /// and refusing them buys nothing. [`is_minimal`](Self::is_minimal) and
     /// [`describe`](Self::describe) point them out.
-    #[inline]
+    #[inline(always)]
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, FrameError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);
         };
-        let masked = b1 & 0x80 != 0;
+        // The second byte says everything about the header's length, read once.
         let len_form = LenForm::announced(b1);
-        let len7 = (len_form == LenForm::Bits7).then(|| u64::from(b1 & 0x7F));
         let len_end = 2 + len_form.extra_bytes();
         let Some(len_bytes) = buf.get(2..len_end) else {
             return Ok(None);
         };
-        let payload_len = match len7 {
-            Some(n) => n,
-            None => {
-                // Network byte order (big-endian), §5.2.
+        let payload_len = match *len_bytes {
+            [] => u64::from(b1 & 0x7F),
+            // Network byte order (big-endian), §5.2.
+            [a, b] => u64::from(u16::from_be_bytes([a, b])),
+            _ => {
                 let mut be = [0u8; 8];
-                be[8 - len_bytes.len()..].copy_from_slice(len_bytes);
+                be.copy_from_slice(len_bytes);
                 u64::from_be_bytes(be)
             }
         };
@@ -266,15 +271,12 @@ impl FrameHeader {
         if payload_len >> 63 != 0 {
             return Err(FrameError::LengthMsbSet);
         }
-        let header_len = Self::header_len(b1);
-        if buf.len() < header_len {
+        let header_len = Self::header_len_with(len_form, b1);
+        let Some(key) = buf.get(len_end..header_len) else {
             return Ok(None);
-        }
-        let mask = masked.then(|| {
-            let mut key = [0u8; 4];
-            key.copy_from_slice(&buf[len_end..header_len]);
-            key
-        });
+        };
+        // Four bytes when MASK is 1, none when it is 0.
+        let mask = <[u8; 4]>::try_from(key).ok();
         let header = FrameHeader {
             fin: b0 & 0x80 != 0,
             rsv1: b0 & 0x40 != 0,
@@ -297,7 +299,7 @@ impl FrameHeader {
     /// Write this header, always in the minimal length form (§5.2: "the
     /// minimal number of bytes MUST be used to encode the length"). The
     /// payload is not written; if `mask` is set, the caller masks it.
-    #[inline]
+    #[inline(always)]
     pub fn encode(&self, out: &mut impl BufMut) {
         let b0 = (u8::from(self.fin) << 7)
             | (u8::from(self.rsv1) << 6)
