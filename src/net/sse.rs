@@ -58,6 +58,7 @@ use crate::app::feed::{Feed, FeedEnd};
 use crate::app::hub::{Message, Snapshot};
 use crate::app::stats::{Stats, Transport};
 use crate::config::{BACKLOG_CHECK, COALESCE_MOST, SSE_READ_SINK, WRITE_VECTORS};
+use crate::proto::backlog::Stall;
 use crate::proto::http::response::{Context as HttpContext, LAST_CHUNK};
 use crate::proto::http::{RequestHead, Response, Version};
 use crate::proto::sse;
@@ -350,9 +351,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut timers = StreamTimers::new(config.heartbeat, super::now())
             .with_backlog_check(BACKLOG_CHECK)
             .with_coalesce(config.coalesce, COALESCE_MOST);
-        // Whether the socket has refused bytes since the channel was last read (its
-        // backlog is judged until then).
-        let mut stalled = false;
+        // Whether the client is too far behind (`--max-queue`): judged from when its
+        // socket refuses bytes until the channel is read again.
+        let mut stall = Stall::default();
         // Its own waker from the first messages on, so that the channel's many wake-ups
         // cost no look at an empty socket that has not woken.
         let mut socket = SubscriberSocket::default();
@@ -396,8 +397,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // Until the socket takes what it refused, the channel is not read: what it
             // sends meanwhile waits in its ring and counts as behind.
             let refused = !holding && !outbox.is_empty();
-            stalled |= refused;
-            if behind + if stalled { feed.pending() } else { 0 } > max_queue {
+            stall.on_offered(refused);
+            if stall.too_far_behind(behind, || feed.pending(), max_queue) {
                 break End::TooSlow;
             }
             timers.set_blocked(refused, super::now);
@@ -438,7 +439,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // flush (`Feed::next`).
                 r = feed.next(&shared.broker, timers.is_holding(), &mut batch), if !timers.is_closing() && !refused => {
                     socket.on_messages();
-                    stalled = false;
+                    stall.on_channel_read();
                     behind += batch.len();
                     owed.extend(batch.drain(..));
                     // Written now, or held to leave with what follows.

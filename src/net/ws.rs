@@ -131,6 +131,7 @@ use crate::app::feed::{Feed, FeedEnd};
 use crate::app::hub::Message;
 use crate::app::stats::Transport;
 use crate::config::{BACKLOG_CHECK, COALESCE_MOST, WRITE_VECTORS, WS_CLOSE_TIMEOUT};
+use crate::proto::backlog::Stall;
 use crate::proto::ws::liveness::{Liveness, LivenessConfig, Timeout};
 use crate::proto::ws::{CloseState, DeflateParams, Event, SendError, Session, SessionLimits, Utf8Bytes};
 
@@ -315,9 +316,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // Messages the feed handed over, moved into the session at once (kept to reuse
         // its allocation).
         let mut batch: Vec<Arc<Message>> = Vec::new();
-        // Whether the socket has refused bytes since the channel was last read (its
-        // backlog is judged until then).
-        let mut stalled = false;
+        // Whether the client is too far behind (`--max-queue`): judged from when its
+        // socket refuses bytes until the channel is read again.
+        let mut stall = Stall::default();
         // The message in progress's share of `--max-body-memory`, while one spans reads.
         let mut incoming: Option<Hold<'_>> = None;
         // Turns in a row that looked at the channel first (`CHANNEL_FIRST_MOST`).
@@ -366,16 +367,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             // takes them, the channel is not read: the messages wait in its shared ring, at
             // no cost per message.
             let refused = !holding && self.session.outgoing_len() > 0;
-            stalled |= refused;
-            // The socket was just offered everything (above): many messages queued at once
-            // (a late wake-up, a catch-up from history) are not a slow client. Its backlog
-            // is what it left unread since it last refused bytes: what is queued here and
-            // not written, and what the channel sent meanwhile that was not taken.
-            if self.session.state() == CloseState::Open && stalled {
-                let behind = self.unsent.len() + feed.as_ref().map_or(0, |f| f.pending());
-                if behind > config.max_queue {
-                    self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
-                }
+            // The socket was just offered everything (above), so its backlog is judged
+            // by the one rule (`Stall`): what is queued here and not written, and what
+            // the channel sent meanwhile that was not taken.
+            stall.on_offered(refused);
+            if self.session.state() == CloseState::Open
+                && stall.too_far_behind(
+                    self.unsent.len(),
+                    || feed.as_ref().map_or(0, |f| f.pending()),
+                    config.max_queue,
+                )
+            {
+                self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");
             }
             if self.session.state() != CloseState::Open && !timers.is_closing() {
                 timers.on_closing(super::now());
@@ -462,7 +465,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 // flush (`Feed::next`).
                 Woken::Messages(r) => {
                     socket.on_messages();
-                    stalled = false;
+                    stall.on_channel_read();
                     self.on_messages(r, &mut batch);
                     // Written now, or held to leave with what follows.
                     timers.on_queued(self.unsent.len(), super::now);

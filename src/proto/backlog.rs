@@ -62,9 +62,72 @@ impl BacklogCheck {
     }
 }
 
+/// Whether a push stream's client is too far behind to keep (`--max-queue`): the one
+/// rule both drivers ([`crate::net::ws`], [`crate::net::sse`]) judge it by. Many
+/// messages queued at once (a late wake-up, a catch-up from history) are not a slow
+/// client: the socket is offered all of them first, and only a socket that refuses bytes
+/// makes its client a suspect. From then until the channel is read again, what the
+/// client has left unread is what is queued and not written, plus what the channel sent
+/// meanwhile (it waits in the channel's ring, not taken); past `max_queue`, the client is
+/// cut.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stall {
+    /// The socket refused bytes since the channel was last read.
+    stalled: bool,
+}
+
+impl Stall {
+    /// The socket was just offered everything queued; `refused`: it did not take it all.
+    pub fn on_offered(&mut self, refused: bool) {
+        self.stalled |= refused;
+    }
+
+    /// The channel was read: what it had sent is queued now.
+    pub fn on_channel_read(&mut self) {
+        self.stalled = false;
+    }
+
+    /// Whether to cut the client: `unsent` messages are queued and not written, and
+    /// `pending()` is what the channel sent since it was last read (asked only while the
+    /// socket refuses bytes: a client that takes what it is offered is never judged).
+    pub fn too_far_behind(&self, unsent: usize, pending: impl FnOnce() -> usize, max_queue: usize) -> bool {
+        self.stalled && unsent.saturating_add(pending()) > max_queue
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_the_socket_takes_is_never_judged() {
+        let mut s = Stall::default();
+        s.on_offered(false);
+        let mut asked = false;
+        assert!(!s.too_far_behind(
+            5_000,
+            || {
+                asked = true;
+                5_000
+            },
+            10
+        ));
+        assert!(!asked, "the channel's backlog is not even counted");
+    }
+
+    #[test]
+    fn a_refusing_socket_counts_what_is_queued_and_what_the_channel_sent_meanwhile() {
+        let mut s = Stall::default();
+        s.on_offered(true);
+        assert!(!s.too_far_behind(4, || 6, 10), "10 behind: at the limit, kept");
+        assert!(s.too_far_behind(4, || 7, 10), "11 behind: past it, cut");
+        // The socket takes bytes again, but the channel has not been read: still judged.
+        s.on_offered(false);
+        assert!(s.too_far_behind(0, || 11, 10));
+        // Reading the channel queues what it sent: no longer a suspect.
+        s.on_channel_read();
+        assert!(!s.too_far_behind(11, || 0, 10));
+    }
 
     const EVERY: Duration = Duration::from_secs(1);
     const TICK: Duration = Duration::from_nanos(1);
