@@ -1,6 +1,7 @@
-//! The backlog check of a push stream as data: while the socket refuses bytes, a
-//! deadline every `every`, so that the driver judges the client's backlog even though
-//! nothing else wakes it (not an RFC's rule, the server's own).
+//! The backlog of a push stream as data (not an RFC's rule, the server's own): the
+//! judgement of a client too far behind ([`Stall`]), and its check ([`BacklogCheck`]):
+//! while the socket refuses bytes, a deadline every `every`, so that the driver judges
+//! the client's backlog even though nothing else wakes it.
 //!
 //! A driver whose socket refuses bytes (its client reads slower than its channel sends,
 //! or not at all) stops taking messages from the channel: they wait in the channel's
