@@ -965,11 +965,6 @@ impl Session {
     pub fn consume_outgoing(&mut self, n: usize) {
         assert!(n <= self.out_len, "wrote more than was queued");
         self.outgoing_gone(n);
-        if self.out_chunks.is_empty() {
-            // Small frames only (an echo, a burst): all of it is the tail.
-            self.out_tail.consume(n);
-            return;
-        }
         let mut n = n;
         while n > 0 {
             if let Some(front) = self.out_chunks.front_mut() {
