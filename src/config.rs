@@ -166,6 +166,15 @@ pub const WS_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// passes `--max-queue`.
 pub const BACKLOG_CHECK: Duration = Duration::from_secs(1);
 
+/// A driver's timer due at least this far ahead (a ping, a heartbeat, a long poll's hold,
+/// the deadline for a request head) is kept by the timer thread, so that a worker whose
+/// connections are idle in between parks with no timeout; a nearer one (a coalescing
+/// flush, a backlog check, a closing handshake's timeout, the linger at a close) by the
+/// workers' own timer wheel, where firing wakes no worker from another thread
+/// (`net::timers`). Past the longest of the near ones ([`MAX_COALESCE`],
+/// [`BACKLOG_CHECK`], [`WS_CLOSE_TIMEOUT`]).
+pub const FAR_TIMER: Duration = Duration::from_secs(2);
+
 /// Write coalescing (`--coalesce`): the least time between two writes of channel
 /// messages to one subscriber (WebSocket and SSE), or between two long-poll answers with
 /// messages on one connection; those that come sooner are held and leave together

@@ -597,6 +597,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         pcap: args.trace.pcap(),
         ..Config::default()
     };
+    // The drivers' timers on a thread of their own, so that the workers park with
+    // nothing to wait for but their sockets (`net::timers`).
+    if let Err(e) = wire_academy::net::timers::start() {
+        eprintln!("wire-academy: cannot start the timer thread: {e}");
+        return ExitCode::FAILURE;
+    }
     let server = match Server::bind(config).await {
         Ok(s) => s,
         Err(e) => {

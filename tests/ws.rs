@@ -606,6 +606,46 @@ async fn a_peer_that_never_answers_pings_is_culled() {
     s.stop().await;
 }
 
+/// The real binary keeps timers due 2 s or more ahead on a thread of its own
+/// (`net::timers`): pings, a zombie's timeout and a long poll's hold all fire from
+/// there, and wake the connections' tasks on the workers. (The in-process servers of
+/// the other tests keep every timer on their own runtime.)
+#[tokio::test]
+async fn far_timers_fire_from_the_timer_thread_of_the_binary() {
+    // Each deadline is set more than `FAR_TIMER` (2 s) ahead.
+    let server = ServerProcess::spawn(&["--ping-interval", "2.5", "--ping-timeout", "2.5"]);
+    assert!(server.threads().iter().any(|t| t == "wa-timers"), "threads: {:?}", server.threads());
+    let mut live = connect(server.addr, "/echo").await;
+    let mut zombie = Raw::open(server.addr, "/ws/zombie", b"").await;
+    let opened = Instant::now();
+    let mut held = Client::connect(server.addr).await;
+    held.send(get("/long-poll/quiet?timeout=3")).await;
+    // The hold's 3 s, from the timer thread: `204`.
+    let r = held.response().await;
+    assert_eq!(r.status, 204);
+    assert!(opened.elapsed() >= Duration::from_secs(3), "answered after {:?}", opened.elapsed());
+    // The first ping, 2.5 s after the upgrade; tungstenite queues the Pong as it reads
+    // the Ping, and the flush sends it.
+    let m = next(&mut live).await;
+    assert!(matches!(m, Message::Ping(_)), "expected a ping, got {m:?}");
+    live.flush().await.unwrap();
+    assert!(opened.elapsed() >= Duration::from_millis(2400), "pinged after {:?}", opened.elapsed());
+    // The zombie never answers: its ping, then 1008 after the 2.5 s ping timeout.
+    let (b0, _) = zombie.frame().await.unwrap();
+    assert_eq!(b0, 0x89, "a ping first");
+    let (code, reason, _) = zombie.close().await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(opened.elapsed() >= Duration::from_millis(4900), "culled after {:?}", opened.elapsed());
+    // The live peer answered and is still served.
+    live.send(Message::text("still here")).await.unwrap();
+    loop {
+        match next(&mut live).await {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            m => break assert_eq!(m, Message::text("still here")),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_slow_consumer_gets_1008_and_nobody_else_waits() {
     let _alone = HEAVY.lock().await;

@@ -22,9 +22,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep, sleep, sleep_until, timeout};
+use tokio::time::{Instant, Sleep};
 
 use super::reclaim::Entry;
+use super::timers::{sleep, sleep_until, timeout};
 use super::{Shared, ws};
 use crate::app::broker::BrokerError;
 use crate::app::hub::{Snapshot, Subscription};

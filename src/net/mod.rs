@@ -13,6 +13,8 @@
 //!   request for `/sse/{channel}` to [`sse`], which streams until the end, one for
 //!   `/trace` to [`trace`], the live byte trace, and a WebSocket upgrade to [`ws`],
 //!   which runs the protocol on the upgraded socket.
+//! - [`timers`]: the timer thread, which keeps the drivers' far deadlines so that a
+//!   worker parks with no timeout.
 //! - [`date`]: the `Date` header's value, formatted once a second.
 //! - [`rlimit`]: raising the open-file limit to fit `--max-connections`.
 //! - [`reclaim`]: at `--max-connections`, room for a new connection made by letting go
@@ -25,6 +27,7 @@ pub mod reclaim;
 pub mod rlimit;
 pub mod server;
 pub mod sse;
+pub mod timers;
 pub mod trace;
 pub mod trim;
 pub mod ws;
@@ -33,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Instant, Sleep};
 
 use crate::app::broker::Broker;
 use crate::app::stats::Stats;
@@ -330,41 +333,98 @@ impl SubscriberSocket {
 /// for (`proto::ws::liveness`, `proto::sse_timers`), and the table says what, if
 /// anything, is due when it wakes.
 ///
-/// The `Sleep` is made once and moved, never made afresh per turn of the loop (it would
-/// register with the runtime's timer wheel once per message, for every subscriber of a
-/// busy channel). It is moved only to an earlier deadline, or after it fired: a deadline
-/// that moves later (traffic postpones a heartbeat with every message) leaves it where it
-/// is; it then wakes early, the table finds nothing due, and it is moved then.
+/// A deadline at least [`FAR_TIMER`](crate::config::FAR_TIMER) away (a ping, a heartbeat, a zombie's timeout) is
+/// kept by the timer thread, so that a worker with an idle connection parks with no
+/// timeout ([`timers`]); a nearer one (a coalescing flush, a backlog check, a closing
+/// handshake's timeout) by the workers' own wheel, where it fires without waking a
+/// worker from another thread: those come while messages flow, thousands a second on a
+/// busy channel with `--coalesce`. Each has its slot, made once and moved, never made
+/// afresh per turn of the loop (it would register with a timer wheel once per message,
+/// for every subscriber of a busy channel); the near one is made at the first near
+/// deadline and let go of with the idle buffers ([`release`](Self::release)).
+pub(crate) struct Alarm {
+    far: AlarmSlot,
+    near: Option<Box<AlarmSlot>>,
+    /// What the table last asked for; `None`: nothing to wait for.
+    due: Option<std::time::Instant>,
+}
+
+/// One `Sleep` of an [`Alarm`].
+///
+/// It is moved only to an earlier deadline, or after it fired: a deadline that moves
+/// later (traffic postpones a heartbeat with every message) leaves it where it is; it
+/// then wakes early, the table finds nothing due, and it is moved then.
 ///
 /// Polling a pending `Sleep` costs more than a turn of an echo loop otherwise does (it
 /// takes the timer's lock to store the waker again). So once it has been polled, has
-/// stored this task's waker and not been moved since, the alarm answers `Pending` itself
+/// stored this task's waker and not been moved since, the slot answers `Pending` itself
 /// until the timer has fired (`Sleep::is_elapsed`, one load): the stored waker is
 /// the one that would be stored again.
-pub(crate) struct Alarm {
+struct AlarmSlot {
     sleep: std::pin::Pin<Box<Sleep>>,
-    /// What the table last asked for; `None`: nothing to wait for.
-    due: Option<std::time::Instant>,
+    /// Whether it holds a deadline that has not fired yet (only such a slot is polled).
+    waiting: bool,
     /// The waker the `Sleep` holds since it was last polled, if it has not been moved
     /// since (moving it registers it with the timer wheel afresh).
     armed: Option<std::task::Waker>,
+}
+
+impl AlarmSlot {
+    fn new(sleep: Sleep) -> AlarmSlot {
+        AlarmSlot { sleep: Box::pin(sleep), waiting: false, armed: None }
+    }
+
+    fn set(&mut self, due: Instant) {
+        if !self.waiting || due < self.sleep.deadline() {
+            self.sleep.as_mut().reset(due);
+            self.waiting = true;
+            self.armed = None;
+        }
+    }
+
+    fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if !self.waiting {
+            return std::task::Poll::Pending;
+        }
+        let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if armed && !self.sleep.is_elapsed() {
+            return std::task::Poll::Pending; // the timer will wake this task
+        }
+        if std::future::Future::poll(self.sleep.as_mut(), cx).is_ready() {
+            self.waiting = false;
+            self.armed = None;
+            return std::task::Poll::Ready(());
+        }
+        if !armed {
+            self.armed = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
 }
 
 impl Alarm {
     pub(crate) fn new() -> Alarm {
         // Parked where no deadline comes in practice, until the first `set`.
         let never = Instant::now() + Duration::from_secs(86400 * 365);
-        Alarm { sleep: Box::pin(sleep_until(never)), due: None, armed: None }
+        Alarm { far: AlarmSlot::new(timers::sleep_until(never)), near: None, due: None }
     }
 
     /// Waits for `due` from now on (the table's `poll_timeout()`).
     pub(crate) fn set(&mut self, due: Option<std::time::Instant>) {
         self.due = due;
-        if let Some(due) = due.map(Instant::from_std)
-            && (due < self.sleep.deadline() || self.sleep.is_elapsed())
-        {
-            self.sleep.as_mut().reset(due);
-            self.armed = None;
+        let Some(due) = due.map(Instant::from_std) else { return };
+        if timers::is_far(due) {
+            self.far.set(due);
+        } else {
+            self.near.get_or_insert_with(|| Box::new(AlarmSlot::new(tokio::time::sleep_until(due)))).set(due);
+        }
+    }
+
+    /// Lets go of the near slot if it waits for nothing (with the idle buffers: an idle
+    /// connection keeps only its far slot).
+    pub(crate) fn release(&mut self) {
+        if self.near.as_ref().is_some_and(|near| !near.waiting) {
+            self.near = None;
         }
     }
 
@@ -383,16 +443,9 @@ impl Alarm {
     /// [`fired`](Self::fired) as a poll, for a hand-written `select` that polls it in
     /// every turn (no future to make and poll around it).
     pub(crate) fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::time::Instant> {
-        let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if armed && !self.sleep.is_elapsed() {
-            return std::task::Poll::Pending; // the timer will wake this task
-        }
-        if std::future::Future::poll(self.sleep.as_mut(), cx).is_ready() {
-            self.armed = None;
+        let near = self.near.as_mut().is_some_and(|near| near.poll_fired(cx).is_ready());
+        if near || self.far.poll_fired(cx).is_ready() {
             return std::task::Poll::Ready(now());
-        }
-        if !armed {
-            self.armed = Some(cx.waker().clone());
         }
         std::task::Poll::Pending
     }
@@ -467,5 +520,63 @@ pub(crate) mod counted {
         fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
             Pin::new(&mut self.inner).poll_shutdown(cx)
         }
+    }
+}
+
+#[cfg(test)]
+mod alarm_tests {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    use tokio::time::{Duration, Instant, sleep};
+
+    use super::Alarm;
+
+    /// Whether the alarm fires within `within` (paused time: the clock jumps to it).
+    async fn fires_within(alarm: &mut Alarm, within: Duration) -> bool {
+        tokio::select! {
+            _ = alarm.fired() => true,
+            _ = sleep(within) => false,
+        }
+    }
+
+    /// A near deadline takes the near slot while a far one waits in the far slot; each
+    /// fires once, at its time, and a slot that fired is not polled again until it is
+    /// set again (else the loop would spin on an elapsed timer).
+    #[tokio::test(start_paused = true)]
+    async fn near_and_far_deadlines_each_fire_once_at_their_time() {
+        let start = Instant::now();
+        let mut alarm = Alarm::new();
+        let far = start + Duration::from_secs(20);
+        alarm.set(Some(far.into_std()));
+        assert!(!fires_within(&mut alarm, Duration::from_secs(1)).await);
+        let near = Instant::now() + Duration::from_millis(30);
+        alarm.set(Some(near.into_std()));
+        assert!(alarm.near.is_some(), "a near deadline has its own slot");
+        assert!(fires_within(&mut alarm, Duration::from_secs(1)).await);
+        assert_eq!(Instant::now(), near);
+        // Back to the far deadline: the near slot fired and waits for nothing.
+        alarm.set(Some(far.into_std()));
+        let polled = poll_fn(|cx| Poll::Ready(alarm.poll_fired(cx).is_ready())).await;
+        assert!(!polled, "a fired slot is not polled again");
+        alarm.release();
+        assert!(alarm.near.is_none(), "an idle alarm lets go of its near slot");
+        assert!(fires_within(&mut alarm, Duration::from_secs(30)).await);
+        assert_eq!(Instant::now(), far);
+    }
+
+    /// A deadline that moves later leaves the slot where it is: it wakes early, and the
+    /// table (here: the test) finds nothing due.
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_that_moves_later_wakes_early_once() {
+        let start = Instant::now();
+        let mut alarm = Alarm::new();
+        alarm.set(Some((start + Duration::from_secs(10)).into_std()));
+        alarm.set(Some((start + Duration::from_secs(15)).into_std()));
+        assert!(fires_within(&mut alarm, Duration::from_secs(60)).await);
+        assert_eq!(Instant::now(), start + Duration::from_secs(10));
+        alarm.set(Some((start + Duration::from_secs(15)).into_std()));
+        assert!(fires_within(&mut alarm, Duration::from_secs(60)).await);
+        assert_eq!(Instant::now(), start + Duration::from_secs(15));
     }
 }

@@ -457,6 +457,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     // A heartbeat's period with nothing written: the socket's own waker is let go of too.
                     Some(Timeout::Heartbeat) if outbox.is_empty() => {
                         socket.release();
+                        alarm.release();
                         outbox.push(heartbeat_bytes.clone(), Part::Control);
                     }
                     Some(Timeout::Heartbeat) => {}

@@ -482,6 +482,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         }
                         batch = Vec::new();
                         socket.release();
+                        alarm.release();
                     }
                     match due {
                         Some(Timeout::Ping(n)) => {

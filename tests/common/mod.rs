@@ -307,6 +307,15 @@ impl ServerProcess {
         line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
     }
 
+    /// The names of the server's threads (Linux `/proc/PID/task/*/comm`).
+    pub fn threads(&self) -> Vec<String> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).expect("/proc task");
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_string())
+            .collect()
+    }
+
     /// SIGTERM (a graceful shutdown), then waits for the process to exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // SAFETY: kill() only sends a signal to our own child process.
