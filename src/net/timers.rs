@@ -51,15 +51,20 @@ pub fn start() -> std::io::Result<()> {
     Ok(())
 }
 
-/// A thread running a runtime that only keeps time; its handle.
+/// A thread running a runtime that only keeps time; its handle, once the thread runs
+/// (named, so that it shows as such from the moment the server says it listens).
 fn timer_thread() -> std::io::Result<Handle> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-    let handle = runtime.handle().clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new().name(TIMER_THREAD.into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(runtime) => runtime,
+            Err(e) => return drop(tx.send(Err(e))),
+        };
+        let _ = tx.send(Ok(runtime.handle().clone()));
         // Its driver fires the timers while the thread is parked in `block_on`.
         runtime.block_on(std::future::pending::<()>());
     })?;
-    Ok(handle)
+    rx.recv().map_err(|_| std::io::Error::other("the timer thread ended before it started"))?
 }
 
 /// Whether a timer due at `deadline` is kept by the timer thread (once [`start`] has
