@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -523,6 +524,19 @@ struct CuttingProxy {
     addr: SocketAddr,
     cut: tokio::sync::broadcast::Sender<()>,
     heads: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Connections accepted, and connections whose sockets are dropped, so far.
+    accepted: Arc<AtomicUsize>,
+    ended: Arc<AtomicUsize>,
+}
+
+/// Counts a proxied connection as ended when dropped (declared before its sockets, so
+/// dropped after them).
+struct Ended(Arc<AtomicUsize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl CuttingProxy {
@@ -531,12 +545,19 @@ impl CuttingProxy {
         let addr = listener.local_addr().unwrap();
         let (cut, _) = tokio::sync::broadcast::channel(4);
         let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (cut2, heads2) = (cut.clone(), heads.clone());
+        let (accepted, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (cut2, heads2, accepted2, ended2) = (cut.clone(), heads.clone(), accepted.clone(), ended.clone());
         tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
+                // Subscribed and counted before the next accept: a cut from now on
+                // reaches this connection.
                 let mut cut = cut2.subscribe();
+                accepted2.fetch_add(1, Ordering::SeqCst);
+                let ended = Ended(ended2.clone());
                 let heads = heads2.clone();
                 tokio::spawn(async move {
+                    let _ended = ended;
+                    let mut client = client;
                     let mut server = TcpStream::connect(upstream).await.unwrap();
                     let mut first = Vec::new();
                     while find(&first, b"\r\n\r\n").is_none() {
@@ -555,11 +576,19 @@ impl CuttingProxy {
                 });
             }
         });
-        CuttingProxy { addr, cut, heads }
+        CuttingProxy { addr, cut, heads, accepted, ended }
     }
 
-    fn cut_all(&self) {
+    /// Cuts every connection through the proxy, and returns once their sockets are
+    /// dropped: nothing the server writes after this reaches a client through them.
+    async fn cut_all(&self) {
+        let open = self.accepted.load(Ordering::SeqCst);
         let _ = self.cut.send(());
+        let ended = &self.ended;
+        wait_until_within("the proxy drops every connection it had", LIMIT, || {
+            std::future::ready(ended.load(Ordering::SeqCst) >= open)
+        })
+        .await;
     }
 
     fn heads(&self) -> Vec<String> {
@@ -620,7 +649,7 @@ async fn node_eventsource_reconnects_with_last_event_id_and_misses_nothing() {
                 panic!("node exited before it printed {want}");
             };
             tokio::time::timeout(LIMIT, has_it).await.unwrap_or_else(|_| panic!("node never printed {want}"));
-            proxy.cut_all();
+            proxy.cut_all().await;
         }
     }
     let lines = tokio::time::timeout(Duration::from_secs(25), lines).await.expect("node finished").unwrap();
