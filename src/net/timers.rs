@@ -84,28 +84,23 @@ pub(crate) fn timeout<F: std::future::IntoFuture>(
     duration: Duration,
     future: F,
 ) -> tokio::time::Timeout<F::IntoFuture> {
-    match TIMERS.get().filter(|_| duration >= FAR_TIMER) {
-        Some(timers) => {
-            let _in_timers = timers.enter();
-            tokio::time::timeout(duration, future)
-        }
-        None => tokio::time::timeout(duration, future),
-    }
+    made_in(TIMERS.get().filter(|_| duration >= FAR_TIMER), || tokio::time::timeout(duration, future))
 }
 
 fn sleep_until_in(timers: Option<&Handle>, deadline: Instant) -> Sleep {
-    match timers {
-        Some(timers) => {
-            let _in_timers = timers.enter();
-            tokio::time::sleep_until(deadline)
-        }
-        None => tokio::time::sleep_until(deadline),
-    }
+    made_in(timers, || tokio::time::sleep_until(deadline))
 }
 
 /// A `Sleep` of `duration` from now (see [`sleep_until`]).
 pub(crate) fn sleep(duration: Duration) -> Sleep {
     sleep_until(Instant::now() + duration)
+}
+
+/// Makes a timer in the timer thread's runtime if `timers` is given, else in the
+/// current one (a tokio timer registers with the runtime it is made in).
+fn made_in<T>(timers: Option<&Handle>, make: impl FnOnce() -> T) -> T {
+    let _in_timers = timers.map(Handle::enter);
+    make()
 }
 
 #[cfg(test)]
