@@ -251,8 +251,8 @@ struct ServeArgs {
     /// keep-alive connections, instead of answering 503.
     #[arg(long, env = "WIRE_ACADEMY_RECLAIM_WAITING")]
     reclaim_waiting: bool,
-    /// Messages a subscriber may fall behind before it is cut off.
-    #[arg(long, env = "WIRE_ACADEMY_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
+    /// Messages a subscriber may fall behind before it is cut off (at least 1).
+    #[arg(long, env = "WIRE_ACADEMY_MAX_QUEUE", value_parser = at_least_one, default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
     /// Kernel send buffer of each connection, in bytes (SO_SNDBUF; 0: the kernel's autotuning).
     #[arg(long, env = "WIRE_ACADEMY_SEND_BUFFER", default_value_t = config::DEFAULT_SEND_BUFFER)]
@@ -327,6 +327,16 @@ fn coalesce(s: &str) -> Result<Secs, String> {
         return Err(format!("{s:?} is longer than {} s", config::MAX_COALESCE.as_secs_f64()));
     }
     Ok(v)
+}
+
+/// A count that 0 would make meaningless: `--max-queue 0` would let no subscriber hold
+/// even the message it is being sent (the channel's ring has at least one slot).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("at least 1 is needed".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
 }
 
 fn main() -> ExitCode {

@@ -65,6 +65,18 @@ fn a_coalesce_longer_than_its_bound_is_refused() {
     assert!(err.contains("\"2\" is longer than 1 s"), "{err}");
 }
 
+#[test]
+fn a_max_queue_of_zero_is_refused() {
+    // Every transport would read it its own way (SSE as 1, WebSocket as "cut at once"):
+    // it is refused instead, as a usage error.
+    let out = wire(&["serve", "--addr", "127.0.0.1:0", "--max-queue", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'--max-queue <MAX_QUEUE>'") && err.contains("at least 1"), "{err}");
+    let out = wire(&["serve", "--addr", "127.0.0.1:0"], &[("WIRE_ACADEMY_MAX_QUEUE", "many")]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+}
+
 /// docs/reference.md cannot fall behind the program: every flag each command's `--help`
 /// lists is in it, every endpoint row it shows is a route the router knows, and every
 /// route the router has is shown (the match below is exhaustive: a new route does not
