@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per delivery (ws-fanout, sse-fanout, lp-fanout), per echoed message (echo) and per
-# accepted WebSocket (ws-accept: connect, handshake, a short hold, close), counted by callgrind:
+# Instructions per delivery (ws-fanout, sse-fanout, lp-fanout), per echoed message (echo), per
+# accepted WebSocket (ws-accept: connect, handshake, a short hold, close) and per accepted long
+# poll (lp-accept: connect, request, held a second, the client gone), counted by callgrind:
 # repeatable on a busy machine, where wall-clock figures are not.
 #
 #   ./callgrind.sh [options] [--server 'NAME|CAPS|BASE_URL|COMMAND']...
@@ -24,9 +25,11 @@
 # Options: --short S (2)  --long S (6)  --subs N (200)  --rate R (50 msg/s)   [the fan-outs]
 #          --echo-conns N (10)  --size B (32)                                 [echo]
 #          --accepts-per-s N (500: ws-accept opens N x --short, then N x --long WebSockets on /echo
-#            with `rtload idle`, each held 1 s; Ir per accept = the difference over the difference)
+#            with `rtload idle`, each held 1 s; Ir per accept = the difference over the difference;
+#            lp-accept opens as many long polls, on one channel, each held 1 s by the client)
 #          --reps N (1: pairs of runs per server and test; the median is shown, and the range)
-#          --only REGEX (matched against the test ids ws-fanout, echo, sse-fanout, lp-fanout, ws-accept;
+#          --only REGEX (matched against the test ids ws-fanout, echo, sse-fanout, lp-fanout, ws-accept,
+#            lp-accept;
 #            by default ^(ws-fanout|echo)$)  --no-peers  --no-build  --rep-string
 #          --lock FILE (take this flock around each server's pair of runs, e.g. /tmp/wa-bench.lock,
 #            so as not to disturb someone's wall-clock runs)  --out DIR (/tmp/callgrind-DATE)
@@ -103,6 +106,8 @@ run_one() {
                  --size "$SIZE" --duration "$secs" --warmup 0 --label "$name" 2>>"$file.rtload.err") ;;
     ws-accept) out=$(timeout $((secs * 60 + 180)) "$BIN/rtload" idle --url "ws://$host/echo" --kind ws \
                  --conns $((secs * ACCEPTS)) --hold 1 --connect-timeout 60 --pid "$SRV" --label "$name" 2>>"$file.rtload.err") ;;
+    lp-accept) out=$(timeout $((secs * 60 + 180)) "$BIN/rtload" idle --url "http://$host" --kind long-poll \
+                 --conns $((secs * ACCEPTS)) --hold 1 --connect-timeout 60 --pid "$SRV" --label "$name" 2>>"$file.rtload.err") ;;
   esac || { echo "rtload failed on $name $test (see $file.rtload.err)" >&2; }
   echo "$out" >"$file.rtload"
   kill -TERM "$SRV" 2>/dev/null || true
@@ -117,7 +122,7 @@ run_one() {
   case $test in
     *-fanout) n=$(grep -o '"delivered":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
     echo) n=$(grep -o '"msgs_all":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
-    ws-accept) n=$(grep -o '"open":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
+    *-accept) n=$(grep -o '"open":[0-9]*' "$file.rtload" | cut -d: -f2) ;;
   esac
   [[ -n $ir && -n $n ]] || { echo "no Ir or count for $name $test $secs s (see $file*)" >&2; return 1; }
   echo "$ir $n"
@@ -129,9 +134,9 @@ for spec in "${SPECS[@]}"; do
   IFS='|' read -r name caps url cmd <<<"$spec"
   [[ -n $cmd ]] || { echo "$name: callgrind.sh needs a COMMAND to start the server" >&2; continue; }
   hp=${url#*://}; hp=${hp%%/*}; port=${hp##*:}
-  for test in ws-fanout echo sse-fanout lp-fanout ws-accept; do
+  for test in ws-fanout echo sse-fanout lp-fanout ws-accept lp-accept; do
     [[ $test =~ $ONLY ]] || continue
-    cap=${test%-fanout}; [[ $test == ws-accept ]] && cap=echo
+    cap=${test%-fanout}; [[ $test == ws-accept ]] && cap=echo; [[ $test == lp-accept ]] && cap=lp
     [[ ,$caps, == *,$cap,* ]] || continue
     pers=()
     for ((rep = 1; rep <= REPS; rep++)); do
@@ -141,7 +146,7 @@ for spec in "${SPECS[@]}"; do
        l=$(run_one "$name" "$cmd" "$port" "$test" "$LONG" "$f-${LONG}s.callgrind"); then
       read -r ir_s n_s <<<"$s"; read -r ir_l n_l <<<"$l"
       unit=delivery units=deliveries; [[ $test == echo ]] && unit=message units=messages
-      [[ $test == ws-accept ]] && unit=accept units=accepts
+      [[ $test == *-accept ]] && unit=accept units=accepts
       per=$(awk "BEGIN{d = $n_l - $n_s; if (d > 0) printf \"%.0f\", ($ir_l - $ir_s) / d; else print \"nan\"}")
       loss_s=$(grep -o '"loss":[0-9.e-]*' "$f-${SHORT}s.callgrind.rtload" | cut -d: -f2 || true)
       loss_l=$(grep -o '"loss":[0-9.e-]*' "$f-${LONG}s.callgrind.rtload" | cut -d: -f2 || true)
@@ -167,6 +172,7 @@ done
   echo "Ir = user-space instructions of the server process (callgrind, all threads; kernel work not counted)."
   echo "ws-fanout: $SUBS subscribers, $RATE msg/s, $SIZE B; echo: $ECHO_CONNS connections, $SIZE B binary, one in flight each."
   echo "ws-accept: $((SHORT * ACCEPTS)), then $((LONG * ACCEPTS)) WebSockets opened on /echo (rtload idle), each held 1 s, then closed."
+  echo "lp-accept: $((SHORT * ACCEPTS)), then $((LONG * ACCEPTS)) long polls opened on one channel (rtload idle), each held 1 s, then closed."
   echo "Ir per unit = (Ir(${LONG}s) - Ir(${SHORT}s)) / (count(${LONG}s) - count(${SHORT}s))"
   if [[ -n $TUNABLES ]]; then echo "glibc memset/memcpy: vector loops (GLIBC_TUNABLES=$TUNABLES), not rep stos/movs"
   else echo "glibc memset/memcpy: default (rep stos/movs past a threshold: one Ir per byte under valgrind)"; fi
