@@ -344,7 +344,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // Live messages received and not yet written: how far behind the client is.
         let mut behind = 0usize;
         let mut batch: Vec<Arc<Message>> = Vec::new();
-        let max_queue = config.max_queue.max(1);
         let heartbeat_bytes = framing.heartbeat();
         // Every rule about time is the table's: this loop sleeps until its next deadline
         // and does what it says then.
@@ -398,7 +397,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // sends meanwhile waits in its ring and counts as behind.
             let refused = !holding && !outbox.is_empty();
             stall.on_offered(refused);
-            if stall.too_far_behind(behind, || feed.pending(), max_queue) {
+            if stall.too_far_behind(behind, || feed.pending(), config.max_queue) {
                 break End::TooSlow;
             }
             timers.set_blocked(refused, super::now);

@@ -375,8 +375,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 && stall.too_far_behind(
                     self.unsent.len(),
                     || feed.as_ref().map_or(0, |f| f.pending()),
-                    // At least 1, as the channel's ring and SSE have it (`serve` refuses 0).
-                    config.max_queue.max(1),
+                    config.max_queue,
                 )
             {
                 self.close(code::POLICY, "too far behind: more than --max-queue messages unsent");

@@ -91,8 +91,9 @@ impl Stall {
     /// Whether to cut the client: `unsent` messages are queued and not written, and
     /// `pending()` is what the channel sent since it was last read (asked only while the
     /// socket refuses bytes: a client that takes what it is offered is never judged).
+    /// A `max_queue` of 0 counts as 1, as the channel's ring has it (`serve` refuses 0).
     pub fn too_far_behind(&self, unsent: usize, pending: impl FnOnce() -> usize, max_queue: usize) -> bool {
-        self.stalled && unsent.saturating_add(pending()) > max_queue
+        self.stalled && unsent.saturating_add(pending()) > max_queue.max(1)
     }
 }
 
@@ -128,6 +129,14 @@ mod tests {
         // Reading the channel queues what it sent: no longer a suspect.
         s.on_channel_read();
         assert!(!s.too_far_behind(11, || 0, 10));
+    }
+
+    #[test]
+    fn a_max_queue_of_zero_is_judged_as_one() {
+        let mut s = Stall::default();
+        s.on_offered(true);
+        assert!(!s.too_far_behind(1, || 0, 0), "one message behind: kept");
+        assert!(s.too_far_behind(1, || 1, 0), "two behind: cut");
     }
 
     const EVERY: Duration = Duration::from_secs(1);
