@@ -104,9 +104,9 @@ run_one() {
                  --rate "$RATE" --size "$SIZE" --duration "$secs" --grace 60 --label "$name" 2>>"$file.rtload.err") ;;
     echo) out=$(timeout $((secs * 4 + 180)) "$BIN/rtload" ws-echo --url "ws://$host/echo" --conns "$ECHO_CONNS" \
                  --size "$SIZE" --duration "$secs" --warmup 0 --label "$name" 2>>"$file.rtload.err") ;;
-    ws-accept) out=$(timeout $((secs * 60 + 180)) "$BIN/rtload" idle --url "ws://$host/echo" --kind ws \
-                 --conns $((secs * ACCEPTS)) --hold 1 --connect-timeout 60 --pid "$SRV" --label "$name" 2>>"$file.rtload.err") ;;
-    lp-accept) out=$(timeout $((secs * 60 + 180)) "$BIN/rtload" idle --url "http://$host" --kind long-poll \
+    *-accept) local target=(--url "ws://$host/echo" --kind ws)
+               [[ $test == lp-accept ]] && target=(--url "http://$host" --kind long-poll)
+               out=$(timeout $((secs * 60 + 180)) "$BIN/rtload" idle "${target[@]}" \
                  --conns $((secs * ACCEPTS)) --hold 1 --connect-timeout 60 --pid "$SRV" --label "$name" 2>>"$file.rtload.err") ;;
   esac || { echo "rtload failed on $name $test (see $file.rtload.err)" >&2; }
   echo "$out" >"$file.rtload"
@@ -136,7 +136,7 @@ for spec in "${SPECS[@]}"; do
   hp=${url#*://}; hp=${hp%%/*}; port=${hp##*:}
   for test in ws-fanout echo sse-fanout lp-fanout ws-accept lp-accept; do
     [[ $test =~ $ONLY ]] || continue
-    cap=${test%-fanout}; [[ $test == ws-accept ]] && cap=echo; [[ $test == lp-accept ]] && cap=lp
+    case $test in ws-accept) cap=echo ;; lp-accept) cap=lp ;; *) cap=${test%-fanout} ;; esac
     [[ ,$caps, == *,$cap,* ]] || continue
     pers=()
     for ((rep = 1; rep <= REPS; rep++)); do
