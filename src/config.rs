@@ -144,6 +144,17 @@ pub const DEFAULT_SEND_BUFFER: usize = 256 * 1024;
 /// 0: no limit but the send buffer.
 pub const DEFAULT_NOTSENT_LOWAT: usize = 16 * 1024;
 
+/// Connections the kernel may hold completed and not yet accepted (`--listen-backlog`;
+/// the `backlog` of listen(2), which Linux caps at `net.core.somaxconn`, 4096 by
+/// default since 5.4). Past it, Linux drops the next client's SYN, and that client
+/// waits for its retransmission: one second, then three. A real-time server meets its
+/// clients in bursts (every page of a deploy reconnecting at once, a reconnect storm
+/// after a restart), and the 128 that Rust's `TcpListener::bind` asks for overflowed
+/// under 200 concurrent connection attempts on a busy two-core machine: each overflow
+/// held one client back a whole second (docs/performance.md, session 18). 4096 is what
+/// Go asks for (it reads somaxconn); nginx asks for 511.
+pub const DEFAULT_LISTEN_BACKLOG: usize = 4096;
+
 /// How often the server pings an idle WebSocket peer (`--ping-interval`).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
 
@@ -239,6 +250,7 @@ pub struct Config {
     pub max_queue: usize,
     pub send_buffer: usize,
     pub notsent_lowat: usize,
+    pub listen_backlog: usize,
     pub max_body_memory: usize,
     pub coalesce: Duration,
     pub max_channels: usize,
@@ -292,6 +304,7 @@ impl Default for Config {
             max_queue: DEFAULT_MAX_QUEUE,
             send_buffer: DEFAULT_SEND_BUFFER,
             notsent_lowat: DEFAULT_NOTSENT_LOWAT,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_body_memory: DEFAULT_MAX_BODY_MEMORY,
             coalesce: DEFAULT_COALESCE,
             max_channels: DEFAULT_MAX_CHANNELS,

@@ -261,6 +261,11 @@ struct ServeArgs {
     /// (TCP_NOTSENT_LOWAT; bytes in flight do not count; 0: no limit but the send buffer).
     #[arg(long, env = "WIRE_ACADEMY_NOTSENT_LOWAT", default_value_t = config::DEFAULT_NOTSENT_LOWAT)]
     notsent_lowat: usize,
+    /// Connections the kernel may hold completed and not yet accepted (listen(2)'s
+    /// backlog, capped by net.core.somaxconn; past it, a client's SYN is dropped and it
+    /// waits a second to retry).
+    #[arg(long, env = "WIRE_ACADEMY_LISTEN_BACKLOG", value_parser = at_least_one, default_value_t = config::DEFAULT_LISTEN_BACKLOG)]
+    listen_backlog: usize,
     /// Bytes all connections may hold at once for request bodies and WebSocket messages in
     /// progress; past it, one over its fair share gets 503, or close 1013 (0: no limit).
     #[arg(long, env = "WIRE_ACADEMY_MAX_BODY_MEMORY", default_value_t = config::DEFAULT_MAX_BODY_MEMORY)]
@@ -501,7 +506,7 @@ async fn proxy(args: ProxyArgs) -> ExitCode {
         idle_timeout: args.idle_timeout.map(|s| s.0),
         latency: Duration::from_millis(args.latency),
     };
-    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+    let listener = match wire_academy::net::server::listen(cfg.listen, config::DEFAULT_LISTEN_BACKLOG) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("wire-academy proxy: cannot listen on {}: {e}", cfg.listen);
@@ -593,6 +598,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_queue: args.max_queue,
         send_buffer: args.send_buffer,
         notsent_lowat: args.notsent_lowat,
+        listen_backlog: args.listen_backlog,
         coalesce: args.coalesce.0,
         max_body_memory: args.max_body_memory,
         max_channels: args.max_channels,

@@ -198,7 +198,7 @@ pub async fn run(
     tracer: Option<Arc<Tracer>>,
     stop: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
-    let listener = TcpListener::bind(cfg.listen).await?;
+    let listener = crate::net::server::listen(cfg.listen, crate::config::DEFAULT_LISTEN_BACKLOG)?;
     run_on(listener, cfg, tracer, Arc::default(), stop).await
 }
 

@@ -66,7 +66,7 @@ fn a_coalesce_longer_than_its_bound_is_refused() {
 }
 
 #[test]
-fn a_max_queue_of_zero_is_refused() {
+fn a_max_queue_or_listen_backlog_of_zero_is_refused() {
     // Every transport would read it its own way (SSE as 1, WebSocket as "cut at once"):
     // it is refused instead, as a usage error.
     let out = wire(&["serve", "--addr", "127.0.0.1:0", "--max-queue", "0"], &[]);
@@ -75,6 +75,12 @@ fn a_max_queue_of_zero_is_refused() {
     assert!(err.contains("'--max-queue <MAX_QUEUE>'") && err.contains("at least 1"), "{err}");
     let out = wire(&["serve", "--addr", "127.0.0.1:0"], &[("WIRE_ACADEMY_MAX_QUEUE", "many")]);
     assert_eq!(out.status.code(), Some(2), "a usage error");
+    // listen(2) would read a backlog of 0 as the kernel's least (a queue of one); it is
+    // refused with the same answer.
+    let out = wire(&["serve", "--addr", "127.0.0.1:0", "--listen-backlog", "0"], &[]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'--listen-backlog <LISTEN_BACKLOG>'") && err.contains("at least 1"), "{err}");
 }
 
 /// docs/reference.md cannot fall behind the program: every flag each command's `--help`

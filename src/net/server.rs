@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -59,7 +59,7 @@ impl Server {
                  --trace-bytes, --trace-out and --trace-pcap need the default build",
             ));
         }
-        let listener = TcpListener::bind(config.addr).await?;
+        let listener = listen(config.addr, config.listen_backlog)?;
         let tracer = Tracer::start(&config.trace)?;
         let pcap = PcapWriter::start(config.pcap.as_ref()).map_err(|e| {
             let path = config.pcap.as_ref().map_or(String::new(), |p| p.path.display().to_string());
@@ -212,6 +212,17 @@ pub fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
     if bytes == 0 { Ok(()) } else { set_int_option(stream, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes) }
 }
 
+/// A listener on `addr` whose kernel queue holds `backlog` connections not yet accepted
+/// (listen(2); Linux caps it at `net.core.somaxconn`). `TcpListener::bind` asks for 128,
+/// too few for a burst of reconnecting clients (`config::DEFAULT_LISTEN_BACKLOG`).
+/// `SO_REUSEADDR` as `bind` sets it, so a restarted server binds past TIME_WAIT.
+pub fn listen(addr: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog.min(i32::MAX as usize) as u32) // listen(2) takes an int
+}
+
 /// Sets `TCP_NOTSENT_LOWAT` (tcp(7)): the socket refuses writes while more than `bytes`
 /// written are not yet sent (see `DEFAULT_NOTSENT_LOWAT`); 0 leaves it unset.
 pub fn set_notsent_lowat(stream: &TcpStream, bytes: usize) -> io::Result<()> {
@@ -306,5 +317,40 @@ impl Running {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_LISTEN_BACKLOG;
+
+    /// A burst of clients connecting before the server accepts any of them (a bound
+    /// server that does not run yet): with `TcpListener::bind`'s backlog of 128, the
+    /// kernel would drop the SYN of the 130th, and its connect would wait for a
+    /// retransmission (1 s, 3 s, …, about two minutes in all) and fail the timeout here.
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_listen_queue_before_any_is_accepted() {
+        const BURST: usize = 300;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .expect("/proc/sys/net/core/somaxconn (this test needs Linux)");
+        assert!(
+            somaxconn >= BURST,
+            "net.core.somaxconn is {somaxconn}: the kernel caps every listen backlog there, below this \
+             test's burst of {BURST}; raise it (sysctl -w net.core.somaxconn=4096, Linux's default since 5.4)"
+        );
+        const { assert!(DEFAULT_LISTEN_BACKLOG >= BURST) };
+        let config = Config { addr: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+        let server = Server::bind(config).await.expect("bind");
+        let addr = server.local_addr();
+        let mut held = Vec::with_capacity(BURST);
+        for n in 1..=BURST {
+            let connect = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr));
+            let stream = connect.await.unwrap_or_else(|_| panic!("connection {n} of {BURST} was not let in"));
+            held.push(stream.expect("connect"));
+        }
+        drop(server);
     }
 }
