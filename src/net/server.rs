@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -59,7 +60,13 @@ impl Server {
                  --trace-bytes, --trace-out and --trace-pcap need the default build",
             ));
         }
-        let listener = listen(config.addr, config.listen_backlog)?;
+        let listener = listen_tuned(config.addr, config.listen_backlog, |socket| {
+            // Small writes (a poll answer, an event) should leave now, not wait for Nagle.
+            socket.set_nodelay(true)?;
+            // Before any byte is written, so the kernel never grows it (`DEFAULT_SEND_BUFFER`).
+            set_send_buffer(socket, config.send_buffer)?;
+            set_notsent_lowat(socket, config.notsent_lowat)
+        })?;
         let tracer = Tracer::start(&config.trace)?;
         let pcap = PcapWriter::start(config.pcap.as_ref()).map_err(|e| {
             let path = config.pcap.as_ref().map_or(String::new(), |p| p.path.display().to_string());
@@ -120,11 +127,9 @@ impl Server {
     }
 
     fn start(&self, stream: TcpStream, peer: SocketAddr, done: mpsc::Sender<()>) {
-        // Small writes (a poll answer, an event) should leave now, not wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        // Before any byte is written, so the kernel never grows it (see `DEFAULT_SEND_BUFFER`).
-        let _ = set_send_buffer(&stream, self.shared.config.send_buffer);
-        let _ = set_notsent_lowat(&stream, self.shared.config.notsent_lowat);
+        // TCP_NODELAY, SO_SNDBUF and TCP_NOTSENT_LOWAT came with the socket: they were set
+        // once on the listener (`listen_tuned`), and Linux copies them into each
+        // connection it accepts, so no `setsockopt` is made per connection.
         let shared = self.shared.clone();
         match self.limiter.clone().try_acquire_owned() {
             Ok(permit) => spawn_connection(&self.recorders, stream, peer, done, shared, Ok(permit)),
@@ -208,7 +213,7 @@ impl Room {
 /// Sets `SO_SNDBUF` (socket(7)); 0 leaves the kernel's autotuning on. Linux stores
 /// twice the value asked for (the other half is its bookkeeping) and, once set, no
 /// longer grows the buffer by itself.
-pub fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+pub fn set_send_buffer(stream: &impl AsRawFd, bytes: usize) -> io::Result<()> {
     if bytes == 0 { Ok(()) } else { set_int_option(stream, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes) }
 }
 
@@ -217,21 +222,35 @@ pub fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
 /// too few for a burst of reconnecting clients (`config::DEFAULT_LISTEN_BACKLOG`).
 /// `SO_REUSEADDR` as `bind` sets it, so a restarted server binds past TIME_WAIT.
 pub fn listen(addr: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
+    listen_tuned(addr, backlog, |_| Ok(()))
+}
+
+/// `listen`, with `tune` setting socket options on the listening socket before it
+/// listens. Linux creates each accepted connection as a copy of the listening socket, so
+/// the options set here (`TCP_NODELAY`, `SO_SNDBUF`, `TCP_NOTSENT_LOWAT`, …) are every
+/// connection's from its first byte, at no system call per connection. (Stevens, UNIX
+/// Network Programming, 7.4: "inherited by a connected TCP socket from the listening
+/// socket"; the test `accepted_connections_inherit_the_listeners_options` checks it.)
+pub fn listen_tuned(
+    addr: SocketAddr,
+    backlog: usize,
+    tune: impl FnOnce(&TcpSocket) -> io::Result<()>,
+) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    tune(&socket)?;
     socket.bind(addr)?;
     socket.listen(backlog.min(i32::MAX as usize) as u32) // listen(2) takes an int
 }
 
 /// Sets `TCP_NOTSENT_LOWAT` (tcp(7)): the socket refuses writes while more than `bytes`
 /// written are not yet sent (see `DEFAULT_NOTSENT_LOWAT`); 0 leaves it unset.
-pub fn set_notsent_lowat(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+pub fn set_notsent_lowat(stream: &impl AsRawFd, bytes: usize) -> io::Result<()> {
     if bytes == 0 { Ok(()) } else { set_int_option(stream, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, bytes) }
 }
 
 /// `setsockopt` with an `int` value (capped at `c_int::MAX`).
-fn set_int_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int, value: usize) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
+fn set_int_option(stream: &impl AsRawFd, level: libc::c_int, name: libc::c_int, value: usize) -> io::Result<()> {
     let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: a live socket descriptor, and a pointer to a c_int with its true size.
     let r = unsafe {
@@ -352,5 +371,33 @@ mod tests {
             held.push(stream.expect("connect"));
         }
         drop(server);
+    }
+
+    fn int_option(stream: &TcpStream, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let (mut value, mut len): (libc::c_int, libc::socklen_t) = (0, std::mem::size_of::<libc::c_int>() as _);
+        // SAFETY: a live socket descriptor, and pointers to a c_int and its size.
+        let r = unsafe {
+            libc::getsockopt(stream.as_raw_fd(), level, name, (&mut value as *mut libc::c_int).cast(), &mut len)
+        };
+        assert_eq!(r, 0, "getsockopt: {}", io::Error::last_os_error());
+        value
+    }
+
+    /// The server sets TCP_NODELAY, SO_SNDBUF and TCP_NOTSENT_LOWAT once, on its listener:
+    /// each connection it accepts must have them from the start, as if set on it.
+    #[tokio::test]
+    async fn accepted_connections_inherit_the_listeners_options() {
+        let (send_buffer, notsent_lowat) = (96 * 1024, 12 * 1024);
+        let config = Config { addr: "127.0.0.1:0".parse().unwrap(), send_buffer, notsent_lowat, ..Config::default() };
+        let server = Server::bind(config).await.expect("bind");
+        let client = TcpStream::connect(server.local_addr()).await.expect("connect");
+        let (accepted, _) = server.listener.accept().await.expect("accept");
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY");
+        // Linux stores twice the SO_SNDBUF asked for (socket(7)).
+        assert_eq!(int_option(&accepted, libc::SOL_SOCKET, libc::SO_SNDBUF), 2 * send_buffer as libc::c_int);
+        assert_eq!(int_option(&accepted, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT), notsent_lowat as libc::c_int);
+        // The client's socket, never tuned, shows these are not the kernel's defaults.
+        assert!(!client.nodelay().unwrap());
+        assert_ne!(int_option(&client, libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT), notsent_lowat as libc::c_int);
     }
 }
