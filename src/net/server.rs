@@ -1,5 +1,9 @@
 //! The accept loop, the connection limit, and graceful shutdown (mini-redis's shape).
 //!
+//! - The listener: a listen(2) backlog of `--listen-backlog` (a burst of connecting
+//!   clients waits in the kernel's queue instead of having its SYNs dropped), and the
+//!   socket options every connection needs set once on it, which each accepted socket
+//!   inherits (`listen_tuned`).
 //! - A semaphore caps connections at `--max-connections`; one more gets `503` and is
 //!   closed, and the connections already open never notice. With `--reclaim-waiting`,
 //!   the connections that have waited longest for a request head are let go of first to
@@ -228,9 +232,10 @@ pub fn listen(addr: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
 /// `listen`, with `tune` setting socket options on the listening socket before it
 /// listens. Linux creates each accepted connection as a copy of the listening socket, so
 /// the options set here (`TCP_NODELAY`, `SO_SNDBUF`, `TCP_NOTSENT_LOWAT`, …) are every
-/// connection's from its first byte, at no system call per connection. (Stevens, UNIX
-/// Network Programming, 7.4: "inherited by a connected TCP socket from the listening
-/// socket"; the test `accepted_connections_inherit_the_listeners_options` checks it.)
+/// connection's from its first byte, at no system call per connection (a connected
+/// socket inherits its listener's options, as UNIX Network Programming's chapter on
+/// socket options lists them; the test `accepted_connections_inherit_the_listeners_options`
+/// checks it on the kernel at hand).
 pub fn listen_tuned(
     addr: SocketAddr,
     backlog: usize,
