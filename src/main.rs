@@ -124,6 +124,10 @@ struct ProxyArgs {
     /// Delay every byte by this many milliseconds in each direction (a long link).
     #[arg(long, env = "WIRE_ACADEMY_LATENCY", value_name = "MS", default_value_t = 0)]
     latency: u64,
+    /// Connections the kernel may hold completed and not yet accepted (listen(2)'s
+    /// backlog, as for serve).
+    #[arg(long, env = "WIRE_ACADEMY_LISTEN_BACKLOG", value_parser = at_least_one, default_value_t = config::DEFAULT_LISTEN_BACKLOG)]
+    listen_backlog: usize,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -506,7 +510,7 @@ async fn proxy(args: ProxyArgs) -> ExitCode {
         idle_timeout: args.idle_timeout.map(|s| s.0),
         latency: Duration::from_millis(args.latency),
     };
-    let listener = match wire_academy::net::server::listen(cfg.listen, config::DEFAULT_LISTEN_BACKLOG) {
+    let listener = match wire_academy::net::server::listen(cfg.listen, args.listen_backlog) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("wire-academy proxy: cannot listen on {}: {e}", cfg.listen);

@@ -77,10 +77,12 @@ fn a_max_queue_or_listen_backlog_of_zero_is_refused() {
     assert_eq!(out.status.code(), Some(2), "a usage error");
     // listen(2) would read a backlog of 0 as the kernel's least (a queue of one); it is
     // refused with the same answer.
-    let out = wire(&["serve", "--addr", "127.0.0.1:0", "--listen-backlog", "0"], &[]);
-    assert_eq!(out.status.code(), Some(2), "a usage error");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("'--listen-backlog <LISTEN_BACKLOG>'") && err.contains("at least 1"), "{err}");
+    for command in [&["serve", "--addr", "127.0.0.1:0"][..], &["proxy", "--listen", "127.0.0.1:0"]] {
+        let out = wire(&[command, &["--listen-backlog", "0"]].concat(), &[]);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: a usage error");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("'--listen-backlog <LISTEN_BACKLOG>'") && err.contains("at least 1"), "{err}");
+    }
 }
 
 /// docs/reference.md cannot fall behind the program: every flag each command's `--help`
